@@ -1,0 +1,328 @@
+"""The contract layer as Gymnasium environments.
+
+* :class:`PrincipalEnv`, the principal's view: observe the state, act by offering a contract
+  (``Box(0, b_max, (O,))``), receive ``r^p(s, o) - b(o)``. The agent is embedded: by default the exact
+  best responder (:class:`~sb3_contracts.solvers.ExactBestResponder`, the agent's subgame-perfect
+  strategy), or any callable ``(state, contract) -> action``, or any SB3 model trained on the agent's view.
+* :class:`AgentEnv`, the agent's view: observe the state and the contract on offer, act, receive
+  ``r(s, a) + b(o)``. The principal is embedded: the SPE principal by default, or any callable
+  ``state -> contract``.
+
+States are encoded one-hot (for up to :data:`MAX_ONE_HOT_STATES` states) or by the MDP's
+``state_features``. Invalid contracts (wrong shape, NaN, negative, above ``b_max``) raise a ``ValueError``:
+nothing is clipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from envs.binary_tree import random_binary_tree
+from envs.mdp import PrincipalAgentMDP
+from sb3_contracts.solvers import ExactBestResponder, SPESolution, solve_spe
+
+#: Largest MDP encoded one-hot; larger ones need ``state_features``.
+MAX_ONE_HOT_STATES = 1 << 16
+
+AgentCallable = Callable[[int, np.ndarray], int]
+PrincipalCallable = Callable[[int], np.ndarray]
+
+
+class _Predictor(Protocol):
+    def predict(self, observation: np.ndarray, deterministic: bool = ...) -> tuple[Any, Any]: ...
+
+
+class StateEncoder:
+    """
+    Maps state indices to observation vectors.
+
+    :param mdp: the principal-agent MDP.
+    :param encoding: ``"onehot"``, ``"features"`` (the MDP's ``state_features``) or ``"auto"`` (one-hot
+        when the MDP is small enough, else features).
+    """
+
+    def __init__(self, mdp: PrincipalAgentMDP, encoding: str = "auto") -> None:
+        if encoding == "auto":
+            encoding = "onehot" if mdp.n_states <= MAX_ONE_HOT_STATES or mdp.state_features is None else "features"
+        if encoding == "onehot":
+            if mdp.n_states > MAX_ONE_HOT_STATES:
+                raise ValueError(f"encoding='onehot' supports at most {MAX_ONE_HOT_STATES} states, the MDP has "
+                                 f"{mdp.n_states}; give the MDP state_features and use encoding='features'")
+            self.dim = mdp.n_states
+            low, high = 0.0, 1.0
+        elif encoding == "features":
+            if mdp.state_features is None:
+                raise ValueError("encoding='features' needs an MDP with state_features")
+            self._features = mdp.state_features.astype(np.float32)
+            self.dim = self._features.shape[1]
+            low, high = -np.inf, np.inf
+        else:
+            raise ValueError(f"encoding must be 'auto', 'onehot' or 'features', got {encoding!r}")
+        self.encoding = encoding
+        self.space = gym.spaces.Box(low, high, (self.dim,), np.float32)
+
+    def __call__(self, states: np.ndarray | int) -> np.ndarray:
+        """Encode one state (``[dim]``) or a batch (``[n, dim]``)."""
+        states = np.asarray(states)
+        if self.encoding == "features":
+            return self._features[states]
+        out = np.zeros((*states.shape, self.dim), dtype=np.float32)
+        np.put_along_axis(out, states[..., None], 1.0, axis=-1)
+        return out
+
+
+def agent_observation(encoded_state: np.ndarray, contract: np.ndarray) -> np.ndarray:
+    """The agent's observation: the state encoding followed by the contract on offer."""
+    return np.concatenate([encoded_state, np.asarray(contract, dtype=np.float32)], axis=-1)
+
+
+def _default_b_max(solution: SPESolution) -> float:
+    # Room to offer twice the largest equilibrium payment, so that the SPE lies well inside the box.
+    return float(max(1.0, 2.0 * solution.contracts.max()))
+
+
+def _check_b_max(b_max: float) -> float:
+    if not np.isfinite(b_max) or b_max <= 0:
+        raise ValueError(f"b_max must be a positive finite number, got {b_max!r}")
+    return float(b_max)
+
+
+class _ContractGame(gym.Env):
+    """The parts both views share: state, encoding, outcome sampling and transitions."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, mdp: PrincipalAgentMDP, encoding: str, max_episode_steps: int | None,
+                 render_mode: str | None) -> None:
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        if not isinstance(mdp, PrincipalAgentMDP):
+            raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
+        self.mdp = mdp
+        self.encoder = StateEncoder(mdp, encoding)
+        self.max_episode_steps = max_episode_steps
+        self.state = mdp.initial_state
+        self._steps = 0
+
+    def _check_contract(self, contract: Any, b_max: float) -> np.ndarray:
+        contract = np.asarray(contract, dtype=np.float64)
+        n_outcomes = self.mdp.n_outcomes
+        if contract.shape != (n_outcomes,):
+            raise ValueError(f"contract must have shape ({n_outcomes},), one payment per outcome; got {contract.shape}")
+        if not np.all(np.isfinite(contract)):
+            raise ValueError(f"contract must be finite, got {contract}")
+        if np.any(contract < 0):
+            raise ValueError(f"contract payments must be non-negative (limited liability), got {contract}")
+        # float32 actions may exceed a float64 bound by rounding only.
+        if np.any(contract > b_max * (1 + 1e-6)):
+            raise ValueError(f"contract payments must be at most b_max={b_max}, got {contract}")
+        return contract
+
+    def _reset_state(self, seed: int | None) -> None:
+        super().reset(seed=seed)
+        self.state = self.mdp.initial_state
+        self._steps = 0
+        if self.mdp.terminal[self.state]:
+            raise ValueError(f"the initial state {self.state} is terminal: nothing can happen")
+
+    def _advance(self, action: int, contract: np.ndarray) -> tuple[int, float, float, bool, bool]:
+        """Sample the outcome and next state; return outcome, agent and principal rewards, flags."""
+        mdp, state = self.mdp, self.state
+        outcome = int(self.np_random.choice(mdp.n_outcomes, p=mdp.outcome_probs[state, action]))
+        payment = float(contract[outcome])
+        agent_reward = float(mdp.agent_reward[state, action]) + payment
+        principal_reward = float(mdp.principal_reward[state, outcome]) - payment
+        row = mdp.transitions.getrow(state * mdp.n_outcomes + outcome)
+        self.state = int(row.indices[self.np_random.choice(row.nnz, p=row.data / row.data.sum())])
+        self._steps += 1
+        terminated = bool(mdp.terminal[self.state])
+        truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps and not terminated
+        return outcome, agent_reward, principal_reward, terminated, truncated
+
+    def render(self) -> str:
+        return f"step {self._steps}: state {self.state}"
+
+
+class PrincipalEnv(_ContractGame):
+    """
+    The principal's view of a principal-agent MDP.
+
+    Observation: the state's encoding. Action: a contract, one non-negative payment per outcome, in
+    ``Box(0, b_max, (O,))``. Reward: ``r^p(s, o) - b(o)``. ``info`` holds ``outcome``, ``payment``,
+    ``agent_reward`` (``r(s, a) + b(o)``), ``state`` (the state the contract was offered in), and
+    ``agent_action`` when the MDP's actions are observed. ``true_agent_action`` is always there for
+    metrics (e.g. follow rates): a learner of the hidden-action game must not train on it.
+
+    :param mdp: the principal-agent MDP.
+    :param agent: ``"best_response"`` (exact subgame-perfect agent), ``"best_response_strict"``
+        (ties against the principal), a callable ``(state, contract) -> action``, or an SB3 model
+        trained on :class:`AgentEnv` of the same MDP (its ``predict`` gets the agent's observation).
+    :param b_max: the largest payment per outcome; by default twice the largest SPE payment (at least 1).
+    :param encoding: state encoding, see :class:`StateEncoder`.
+    :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
+    :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    """
+
+    def __init__(
+        self,
+        mdp: PrincipalAgentMDP,
+        agent: str | AgentCallable | _Predictor = "best_response",
+        b_max: float | None = None,
+        encoding: str = "auto",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(mdp, encoding, max_episode_steps, render_mode)
+        solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
+        self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+        self.agent = self._make_agent(agent, solution)
+        self.observation_space = self.encoder.space
+        self.action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
+
+    def _make_agent(self, agent: Any, solution: SPESolution | None) -> AgentCallable:
+        if isinstance(agent, str):
+            if agent not in ("best_response", "best_response_strict"):
+                raise ValueError(f"agent must be 'best_response', 'best_response_strict', a callable or an SB3 "
+                                 f"model, got {agent!r}")
+            return ExactBestResponder(self.mdp, strict=agent.endswith("strict"), solution=solution)
+        if hasattr(agent, "predict"):
+            return self._sb3_agent(agent)
+        if callable(agent):
+            return agent
+        raise TypeError(f"agent must be a string, a callable or an SB3 model, got {type(agent).__name__}")
+
+    def _sb3_agent(self, model: _Predictor) -> AgentCallable:
+        def act(state: int, contract: np.ndarray) -> int:
+            action, _ = model.predict(agent_observation(self.encoder(state), contract), deterministic=True)
+            return int(np.asarray(action).reshape(-1)[0])
+
+        return act
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self._reset_state(seed)
+        return self.encoder(self.state), {"state": self.state}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        contract = self._check_contract(action, self.b_max)
+        state = self.state
+        agent_action = int(self.agent(state, contract))
+        if not 0 <= agent_action < self.mdp.n_actions:
+            raise ValueError(f"the embedded agent returned action {agent_action}, "
+                             f"outside [0, {self.mdp.n_actions - 1}]")
+        outcome, agent_reward, principal_reward, terminated, truncated = self._advance(agent_action, contract)
+        info = {"state": state, "outcome": outcome, "payment": float(contract[outcome]),
+                "agent_reward": agent_reward, "true_agent_action": agent_action}
+        if self.mdp.observed_action:
+            info["agent_action"] = agent_action
+        return self.encoder(self.state), principal_reward, terminated, truncated, info
+
+
+class AgentEnv(_ContractGame):
+    """
+    The agent's view of a principal-agent MDP.
+
+    Observation: the state's encoding followed by the contract on offer (``O`` payments). Action: one of
+    the agent's ``A`` actions. Reward: ``r(s, a) + b(o)``. ``info`` holds ``outcome``, ``payment``,
+    ``principal_reward`` (``r^p(s, o) - b(o)``) and ``state``.
+
+    :param mdp: the principal-agent MDP.
+    :param principal: ``"spe"`` (the equilibrium principal), an :class:`SPESolution` (its contracts), an
+        ``[S, O]`` array of contracts, or a callable ``state -> contract``.
+    :param b_max: bound on payments in the observation space; by default twice the largest SPE payment.
+    :param encoding: state encoding, see :class:`StateEncoder`.
+    :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
+    :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    """
+
+    def __init__(
+        self,
+        mdp: PrincipalAgentMDP,
+        principal: str | SPESolution | np.ndarray | PrincipalCallable = "spe",
+        b_max: float | None = None,
+        encoding: str = "auto",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(mdp, encoding, max_episode_steps, render_mode)
+        needs_solution = b_max is None or (isinstance(principal, str) and principal == "spe")
+        solution = solve_spe(mdp) if needs_solution else None
+        self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+        self.principal = self._make_principal(principal, solution)
+        low = np.concatenate([self.encoder.space.low, np.zeros(mdp.n_outcomes, np.float32)])
+        high = np.concatenate([self.encoder.space.high, np.full(mdp.n_outcomes, self.b_max, np.float32)])
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(mdp.n_actions)
+        self._contract = np.zeros(mdp.n_outcomes)
+
+    def _make_principal(self, principal: Any, solution: SPESolution | None) -> PrincipalCallable:
+        if isinstance(principal, str):
+            if principal != "spe":
+                raise ValueError(f"principal must be 'spe', an SPESolution, an [S, O] array or a callable, "
+                                 f"got {principal!r}")
+            principal = solution
+        if isinstance(principal, SPESolution):
+            principal = principal.contracts
+        if isinstance(principal, np.ndarray):
+            table = principal
+            if table.shape != (self.mdp.n_states, self.mdp.n_outcomes):
+                raise ValueError(f"a contract table must have shape [S, O] = "
+                                 f"{(self.mdp.n_states, self.mdp.n_outcomes)}, got {table.shape}")
+            return lambda state: table[state]
+        if callable(principal):
+            return principal
+        raise TypeError(f"principal must be 'spe', an SPESolution, an array or a callable, "
+                        f"got {type(principal).__name__}")
+
+    def _offer(self) -> np.ndarray:
+        self._contract = self._check_contract(self.principal(self.state), self.b_max)
+        return agent_observation(self.encoder(self.state), self._contract)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self._reset_state(seed)
+        return self._offer(), {"state": self.state}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = int(action)
+        if not 0 <= action < self.mdp.n_actions:
+            raise ValueError(f"action must lie in [0, {self.mdp.n_actions - 1}], got {action}")
+        state, contract = self.state, self._contract
+        outcome, agent_reward, principal_reward, terminated, truncated = self._advance(action, contract)
+        info = {"state": state, "outcome": outcome, "payment": float(contract[outcome]),
+                "principal_reward": principal_reward}
+        if terminated:
+            observation = agent_observation(self.encoder(self.state), np.zeros(self.mdp.n_outcomes))
+        else:
+            observation = self._offer()
+        return observation, agent_reward, terminated, truncated, info
+
+
+def make_binary_tree_principal_env(depth: int = 10, seed: int = 0, agent: Any = "best_response",
+                                   **kwargs: Any) -> PrincipalEnv:
+    """
+    Entry point of ``ContractBinaryTree-v0``: the principal's view of a random binary game tree.
+
+    :param depth: tree depth (decision levels).
+    :param seed: seed of the tree generator (the tree itself; episodes are seeded by ``reset``).
+    :param agent: the embedded agent, see :class:`PrincipalEnv`.
+    :param kwargs: further :class:`PrincipalEnv` arguments (``b_max``, ``encoding``, ``max_episode_steps``).
+    """
+    return PrincipalEnv(random_binary_tree(depth, seed), agent=agent, **kwargs)
+
+
+def make_binary_tree_agent_env(depth: int = 10, seed: int = 0, principal: Any = "spe", **kwargs: Any) -> AgentEnv:
+    """
+    Entry point of ``ContractBinaryTreeAgent-v0``: the agent's view of a random binary game tree.
+
+    :param depth: tree depth (decision levels).
+    :param seed: seed of the tree generator.
+    :param principal: the embedded principal, see :class:`AgentEnv`.
+    :param kwargs: further :class:`AgentEnv` arguments.
+    """
+    return AgentEnv(random_binary_tree(depth, seed), principal=principal, **kwargs)
