@@ -156,8 +156,10 @@ class PrincipalEnv(_ContractGame):
 
     Observation: the state's encoding. Action: a contract, one non-negative payment per outcome, in
     ``Box(0, b_max, (O,))``. Reward: ``r^p(s, o) - b(o)``. ``info`` holds ``outcome``, ``payment``,
-    ``agent_reward`` (``r(s, a) + b(o)``), ``state`` (the state the contract was offered in), and
-    ``agent_action`` when the MDP's actions are observed. ``true_agent_action`` is always there for
+    ``agent_reward`` (``r(s, a) + b(o)``), ``state`` (the state the contract was offered in),
+    ``outcome_probs`` and ``next_outcome_probs`` (the known outcome model ``𝒪(s, ·)`` ``[A, O]`` of that
+    state and of the next one, for learners that use it), and ``agent_action`` when the MDP's actions
+    are observed. ``true_agent_action`` is always there for
     metrics (e.g. follow rates): a learner of the hidden-action game must not train on it.
 
     :param mdp: the principal-agent MDP.
@@ -207,7 +209,7 @@ class PrincipalEnv(_ContractGame):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         self._reset_state(seed)
-        return self.encoder(self.state), {"state": self.state}
+        return self.encoder(self.state), {"state": self.state, "outcome_probs": self.mdp.outcome_probs[self.state]}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         contract = self._check_contract(action, self.b_max)
@@ -218,7 +220,9 @@ class PrincipalEnv(_ContractGame):
                              f"outside [0, {self.mdp.n_actions - 1}]")
         outcome, agent_reward, principal_reward, terminated, truncated = self._advance(agent_action, contract)
         info = {"state": state, "outcome": outcome, "payment": float(contract[outcome]),
-                "agent_reward": agent_reward, "true_agent_action": agent_action}
+                "agent_reward": agent_reward, "true_agent_action": agent_action,
+                "outcome_probs": self.mdp.outcome_probs[state],
+                "next_outcome_probs": self.mdp.outcome_probs[self.state]}
         if self.mdp.observed_action:
             info["agent_action"] = agent_action
         return self.encoder(self.state), principal_reward, terminated, truncated, info
