@@ -29,6 +29,8 @@ import torch
 
 #: Probabilities below this are treated as zero when forming likelihood ratios.
 _PROB_EPS = 1e-12
+#: Incentive gaps below this need no payment (the LP solver's feasibility tolerance is far coarser).
+_GAP_EPS = 1e-12
 
 
 def nudge_margin(agent_q_error: float, factor: float = 2.0) -> float:
@@ -187,7 +189,7 @@ def _two_action_contracts(
     # highest lift per unit of expected cost, lift[o] / target_probs[o].
     ratio = torch.where(lift > _PROB_EPS, lift / target_probs.clamp(min=_PROB_EPS), torch.zeros_like(lift))
     best_ratio, best_outcome = ratio.max(dim=-1)
-    needs_payment = gap > 0
+    needs_payment = gap > _GAP_EPS
     feasible = ~needs_payment | (best_ratio > 0)
     best_lift = lift.gather(-1, best_outcome.unsqueeze(-1)).squeeze(-1)
     amount = torch.where(needs_payment & feasible, gap / best_lift.clamp(min=_PROB_EPS), torch.zeros_like(gap))

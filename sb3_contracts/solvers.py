@@ -24,8 +24,10 @@ import numpy as np
 from envs.mdp import PrincipalAgentMDP
 from sb3_contracts.contracts import minimal_contracts
 
-#: Values closer than this (relative to their scale) count as a tie for the agent.
-TIE_TOLERANCE = 1e-9
+#: Values closer than this (relative to their scale, at least 1) count as a tie for the agent. It is
+#: wider than float64 rounding so that a minimal contract passed through a float32 action space (as SB3
+#: policies emit) still implements its target: float32 carries about 7 significant digits.
+TIE_TOLERANCE = 1e-6
 
 Stage = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
 

@@ -209,7 +209,8 @@ class PrincipalEnv(_ContractGame):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         self._reset_state(seed)
-        return self.encoder(self.state), {"state": self.state, "outcome_probs": self.mdp.outcome_probs[self.state]}
+        info = {"state": self.state, "outcome_probs": self.mdp.outcome_probs[self.state].copy()}
+        return self.encoder(self.state), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         contract = self._check_contract(action, self.b_max)
@@ -221,8 +222,8 @@ class PrincipalEnv(_ContractGame):
         outcome, agent_reward, principal_reward, terminated, truncated = self._advance(agent_action, contract)
         info = {"state": state, "outcome": outcome, "payment": float(contract[outcome]),
                 "agent_reward": agent_reward, "true_agent_action": agent_action,
-                "outcome_probs": self.mdp.outcome_probs[state],
-                "next_outcome_probs": self.mdp.outcome_probs[self.state]}
+                "outcome_probs": self.mdp.outcome_probs[state].copy(),
+                "next_outcome_probs": self.mdp.outcome_probs[self.state].copy()}
         if self.mdp.observed_action:
             info["agent_action"] = agent_action
         return self.encoder(self.state), principal_reward, terminated, truncated, info

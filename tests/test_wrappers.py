@@ -1,0 +1,144 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import sb3_contracts  # noqa: F401  (registers the env ids)
+from envs import random_binary_tree, two_state_example
+from sb3_contracts.solvers import solve_spe
+from sb3_contracts.wrappers import AgentEnv, PrincipalEnv
+
+
+@pytest.mark.parametrize("env_id", ["ContractBinaryTree-v0", "ContractBinaryTreeAgent-v0"])
+def test_registered_envs_pass_checkers(env_id):
+    env = gym.make(env_id, depth=3, seed=1)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+
+
+def test_unknown_kwarg_raises():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'speed'"):
+        gym.make("ContractBinaryTree-v0", depth=3, speed=2)
+
+
+def _play_spe(env, solution, episodes, seed=0):
+    returns = []
+    env.reset(seed=seed)
+    for _ in range(episodes):
+        env.reset()
+        total, done = 0.0, False
+        while not done:
+            contract = solution.contracts[env.unwrapped.state].astype(np.float32)
+            _, reward, terminated, truncated, info = env.step(contract)
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    return np.array(returns), info
+
+
+def test_spe_contracts_earn_the_spe_value_in_the_principal_env():
+    mdp = random_binary_tree(4, seed=0)
+    env = PrincipalEnv(mdp)
+    solution = solve_spe(mdp)
+    returns, info = _play_spe(env, solution, episodes=3000)
+    standard_error = returns.std() / np.sqrt(len(returns))
+    assert abs(returns.mean() - solution.principal_value[0]) < 4 * standard_error + 1e-9
+    assert set(info) >= {"outcome", "payment", "agent_reward", "true_agent_action", "outcome_probs"}
+    assert "agent_action" not in info  # hidden action
+
+
+def test_observed_action_info_and_two_state_values():
+    mdp = two_state_example(horizon=1)
+    env = PrincipalEnv(mdp)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+    assert terminated and info["true_agent_action"] == 0
+    assert reward == pytest.approx(14 / 9 - 1.0 if info["outcome"] == 0 else 0.0)
+    assert info["agent_reward"] == pytest.approx(-0.8 + info["payment"])
+    assert "agent_action" not in info
+    # Without payment the agent does not exert effort.
+    env.reset(seed=0)
+    assert env.step(np.zeros(2, dtype=np.float32))[4]["true_agent_action"] == 1
+
+
+@pytest.mark.parametrize(
+    ("contract", "match"),
+    [
+        (np.array([-0.1, 0.0]), "non-negative"),
+        (np.array([np.nan, 0.0]), "finite"),
+        (np.array([0.1, 0.1, 0.1]), "shape"),
+        (np.array([1e6, 0.0]), "b_max"),
+    ],
+)
+def test_invalid_contracts_raise(contract, match):
+    env = PrincipalEnv(random_binary_tree(2, seed=0))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(contract)
+
+
+def test_agent_env_follows_spe_principal():
+    mdp = random_binary_tree(4, seed=0)
+    solution = solve_spe(mdp)
+    env = AgentEnv(mdp)
+    observation, _ = env.reset(seed=0)
+    returns = []
+    for _ in range(2000):
+        total, done = 0.0, False
+        while not done:
+            state = env.state
+            np.testing.assert_allclose(observation[-2:], solution.contracts[state], rtol=1e-6)
+            observation, reward, terminated, truncated, _ = env.step(solution.recommended_action[state])
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+        observation, _ = env.reset()
+    standard_error = np.std(returns) / np.sqrt(len(returns))
+    assert abs(np.mean(returns) - solution.agent_value[0]) < 4 * standard_error + 1e-9
+    with pytest.raises(ValueError, match="action"):
+        env.step(7)
+
+
+def test_callable_and_sb3_agents_can_be_embedded():
+    mdp = random_binary_tree(2, seed=0)
+    always_effort = PrincipalEnv(mdp, agent=lambda state, contract: 1, b_max=5.0)
+    always_effort.reset(seed=0)
+    assert always_effort.step(np.zeros(2, dtype=np.float32))[4]["true_agent_action"] == 1
+
+    agent_env = AgentEnv(mdp, b_max=5.0)
+    model = DQN("MlpPolicy", agent_env, learning_starts=10, buffer_size=100, seed=0)
+    model.learn(50)
+    principal_env = PrincipalEnv(mdp, agent=model, b_max=5.0)
+    principal_env.reset(seed=0)
+    _, _, _, _, info = principal_env.step(np.zeros(2, dtype=np.float32))
+    assert info["true_agent_action"] in (0, 1)
+
+
+def test_agent_env_principal_options():
+    mdp = random_binary_tree(2, seed=0)
+    table = np.full((mdp.n_states, 2), 0.5)
+    env = AgentEnv(mdp, principal=table, b_max=1.0)
+    observation, _ = env.reset(seed=0)
+    np.testing.assert_allclose(observation[-2:], 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        AgentEnv(mdp, principal=np.zeros((2, 2)), b_max=1.0)
+    with pytest.raises(ValueError, match="b_max"):
+        AgentEnv(mdp, principal=lambda state: np.array([2.0, 0.0]), b_max=1.0).reset()
+    with pytest.raises(ValueError, match="principal"):
+        AgentEnv(mdp, principal="random")
+    with pytest.raises(ValueError, match="agent"):
+        PrincipalEnv(mdp, agent="random")
+
+
+def test_large_mdp_needs_features():
+    with pytest.raises(ValueError, match="state_features"):
+        PrincipalEnv(random_binary_tree(16, seed=0), b_max=5.0, agent=lambda s, c: 0)
+
+
+def test_cyclic_mdp_truncates():
+    env = PrincipalEnv(two_state_example(gamma=0.9), max_episode_steps=5)
+    env.reset(seed=0)
+    flags = [env.step(np.array([1.0, 0.0], dtype=np.float32))[2:4] for _ in range(5)]
+    assert flags[-1] == (False, True) and all(f == (False, False) for f in flags[:-1])
