@@ -1,0 +1,115 @@
+"""The ``sb3-contracts`` command line.
+
+Subcommands:
+
+* ``solve``: exact SPE of a random binary game tree (values, share of states where effort is induced,
+  time taken).
+* ``demo``: ``solve``, then one episode of ``ContractBinaryTree-v0`` with the equilibrium contracts,
+  step by step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from envs.binary_tree import random_binary_tree
+from sb3_contracts.solvers import SPESolution, solve_spe
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _solve_tree(depth: int, seed: int) -> tuple[SPESolution, dict]:
+    mdp = random_binary_tree(depth, seed)
+    start = time.perf_counter()
+    solution = solve_spe(mdp)
+    elapsed = time.perf_counter() - start
+    decision = ~mdp.terminal
+    summary = {
+        "depth": depth,
+        "seed": seed,
+        "states": int(mdp.n_states),
+        "decision_states": int(decision.sum()),
+        "principal_value": float(solution.principal_value[mdp.initial_state]),
+        "agent_value": float(solution.agent_value[mdp.initial_state]),
+        "effort_share": float(np.mean(solution.recommended_action[decision] == 1)),
+        "mean_payment": float(solution.contracts[decision].max(axis=1).mean()),
+        "solve_seconds": elapsed,
+    }
+    return solution, summary
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"Random binary tree: depth {summary['depth']}, seed {summary['seed']}, "
+          f"{summary['decision_states']:,} decision states")
+    print(f"  principal value at the root  {summary['principal_value']:.4f}")
+    print(f"  agent value at the root      {summary['agent_value']:.4f}")
+    print(f"  effort induced in            {100 * summary['effort_share']:.1f}% of decision states")
+    print(f"  solved in                    {1000 * summary['solve_seconds']:.1f} ms")
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    _, summary = _solve_tree(args.depth, args.seed)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import sb3_contracts  # noqa: F401  (registers the env ids)
+
+    solution, summary = _solve_tree(args.depth, args.seed)
+    _print_summary(summary)
+    env = gym.make("ContractBinaryTree-v0", depth=args.depth, seed=args.seed)
+    env.reset(seed=args.seed)
+    print("\nOne episode of ContractBinaryTree-v0, the principal offering the SPE contracts:")
+    total, done = 0.0, False
+    while not done:
+        state = env.unwrapped.state
+        contract = solution.contracts[state].astype(np.float32)
+        _, reward, terminated, truncated, info = env.step(contract)
+        total += reward
+        print(f"  state {state:5d}: recommend a{solution.recommended_action[state]}, contract "
+              f"[{contract[0]:.3f}, {contract[1]:.3f}] -> agent a{info['true_agent_action']}, "
+              f"outcome o{info['outcome']}, paid {info['payment']:.3f}, principal reward {reward:+.3f}")
+        done = terminated or truncated
+    print(f"Episode return {total:.4f} (expected value {summary['principal_value']:.4f})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sb3-contracts", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    solve = commands.add_parser("solve", help="exact SPE of a random binary game tree")
+    solve.add_argument("--depth", type=int, default=10, help="tree depth (default 10)")
+    solve.add_argument("--seed", type=int, default=0, help="tree seed (default 0)")
+    solve.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    solve.set_defaults(func=cmd_solve)
+
+    demo = commands.add_parser("demo", help="solve a tree and play one episode of its contract env")
+    demo.add_argument("--depth", type=int, default=6, help="tree depth (default 6)")
+    demo.add_argument("--seed", type=int, default=0, help="tree and episode seed (default 0)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sb3-contracts`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        raise SystemExit(f"sb3-contracts {args.command}: {error}") from error
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
