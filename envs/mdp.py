@@ -12,6 +12,7 @@ has value zero and nothing happens there. A non-terminal state's transition rows
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -174,15 +175,13 @@ class PrincipalAgentMDP:
     def n_outcomes(self) -> int:
         return self.outcome_probs.shape[2]
 
-    @property
+    @cached_property
     def terminal(self) -> np.ndarray:
         """``[S]`` boolean mask of terminal states."""
-        if not hasattr(self, "_terminal"):
-            out_degree = np.diff(self.transitions.indptr).reshape(self.n_states, self.n_outcomes)
-            self._terminal = out_degree.sum(axis=1) == 0
-        return self._terminal
+        out_degree = np.diff(self.transitions.indptr).reshape(self.n_states, self.n_outcomes)
+        return out_degree.sum(axis=1) == 0
 
-    @property
+    @cached_property
     def observed_action(self) -> bool:
         """Whether outcomes reveal actions (``O = A`` and ``𝒪(s, a) = δ_a`` everywhere)."""
         if self.n_outcomes != self.n_actions:
