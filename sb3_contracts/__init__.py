@@ -5,6 +5,7 @@ Importing the package registers its Gymnasium environment ids (Gymnasium 1.x has
 
 import gymnasium
 
+from sb3_contracts.contract_dqn import ContractDQN
 from sb3_contracts.contracts import minimal_contract, minimal_contracts, minimal_contracts_torch, nudge_margin
 from sb3_contracts.solvers import (
     ExactBestResponder,
@@ -14,7 +15,7 @@ from sb3_contracts.solvers import (
     solve_spe,
     value_iteration,
 )
-from sb3_contracts.wrappers import AgentEnv, PrincipalEnv
+from sb3_contracts.wrappers import AgentEnv, PrincipalEnv, PrincipalVecEnv
 
 __version__ = "0.1.0"
 
@@ -28,8 +29,10 @@ for _env_id, _entry_point in _ENV_IDS.items():
 
 __all__ = [
     "AgentEnv",
+    "ContractDQN",
     "ExactBestResponder",
     "PrincipalEnv",
+    "PrincipalVecEnv",
     "SPESolution",
     "best_response",
     "meta_algorithm",

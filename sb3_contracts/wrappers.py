@@ -15,11 +15,13 @@ nothing is clipped silently.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
 from envs.binary_tree import random_binary_tree
 from envs.mdp import PrincipalAgentMDP
@@ -331,3 +333,196 @@ def make_binary_tree_agent_env(depth: int = 10, seed: int = 0, principal: Any = 
     :param kwargs: further :class:`AgentEnv` arguments.
     """
     return AgentEnv(random_binary_tree(depth, seed), principal=principal, **kwargs)
+
+
+BatchedAgent = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class PrincipalVecEnv(VecEnv):
+    """
+    ``n_envs`` copies of :class:`PrincipalEnv` stepped together in NumPy: an SB3 ``VecEnv`` with no Python
+    loop over environments in ``step`` (outcomes, payments, transitions and the exact agent's replies are
+    all batched). Use it instead of ``DummyVecEnv([PrincipalEnv] * n)`` when stepping speed matters.
+
+    Observations, actions, rewards and ``info`` keys are those of :class:`PrincipalEnv`; finished episodes
+    reset automatically and carry ``terminal_observation`` and the Monitor-style ``episode`` summary
+    (``r``, ``l``, ``t``), so no ``Monitor`` wrapper is needed.
+
+    :param mdp: the principal-agent MDP.
+    :param n_envs: number of parallel episodes.
+    :param agent: ``"best_response"``, ``"best_response_strict"``, an object with a batched
+        ``act(states [n], contracts [n, O]) -> actions [n]`` (e.g. an
+        :class:`~sb3_contracts.solvers.ExactBestResponder`), an SB3 model trained on :class:`AgentEnv`
+        (queried in one batch), or a per-state callable ``(state, contract) -> action`` (called in a loop).
+    :param b_max: the largest payment per outcome; by default twice the largest SPE payment (at least 1).
+    :param encoding: state encoding, see :class:`StateEncoder`.
+    :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
+    :param seed: seed of the environments' random generator (``seed()`` before ``reset()`` also works).
+    """
+
+    def __init__(
+        self,
+        mdp: PrincipalAgentMDP,
+        n_envs: int = 8,
+        agent: str | AgentCallable | _Predictor | Any = "best_response",
+        b_max: float | None = None,
+        encoding: str = "auto",
+        max_episode_steps: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(mdp, PrincipalAgentMDP):
+            raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+        if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+            raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
+        if mdp.terminal[mdp.initial_state]:
+            raise ValueError(f"the initial state {mdp.initial_state} is terminal: nothing can happen")
+        self.mdp = mdp
+        self.encoder = StateEncoder(mdp, encoding)
+        solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
+        self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+        self.agent = self._make_agent(agent, solution)
+        self.max_episode_steps = max_episode_steps
+        action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
+        super().__init__(int(n_envs), self.encoder.space, action_space)
+        self._rng = np.random.default_rng(seed)
+        transitions = mdp.transitions
+        self._indptr, self._indices = transitions.indptr, transitions.indices
+        # Global running sum of transition probabilities: sampling a successor of row r is one searchsorted.
+        self._cumulative = np.cumsum(transitions.data)
+        self._observed = mdp.observed_action
+        self.states = np.full(self.num_envs, mdp.initial_state, dtype=np.int64)
+        self._steps = np.zeros(self.num_envs, dtype=np.int64)
+        self._returns = np.zeros(self.num_envs)
+        self._starts = np.zeros(self.num_envs)
+        self._actions: np.ndarray | None = None
+
+    def _make_agent(self, agent: Any, solution: SPESolution | None) -> BatchedAgent:
+        if isinstance(agent, str):
+            if agent not in ("best_response", "best_response_strict"):
+                raise ValueError(f"agent must be 'best_response', 'best_response_strict', a batched agent, an SB3 "
+                                 f"model or a callable, got {agent!r}")
+            return ExactBestResponder(self.mdp, strict=agent.endswith("strict"), solution=solution).act
+        if hasattr(agent, "act"):
+            return agent.act
+        if hasattr(agent, "predict"):
+            def act_sb3(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
+                actions, _ = agent.predict(agent_observation(self.encoder(states), contracts), deterministic=True)
+                return np.asarray(actions).reshape(-1)
+
+            return act_sb3
+        if callable(agent):
+            def act_each(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
+                return np.array([agent(int(s), c) for s, c in zip(states, contracts, strict=True)])
+
+            return act_each
+        raise TypeError(f"agent must be a string, a batched agent, an SB3 model or a callable, "
+                        f"got {type(agent).__name__}")
+
+    def reset(self) -> np.ndarray:
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        self.states[:] = self.mdp.initial_state
+        self._steps[:] = 0
+        self._returns[:] = 0.0
+        self._starts[:] = time.time()
+        self.reset_infos = [self._reset_info(int(s)) for s in self.states]
+        return self.encoder(self.states)
+
+    def _reset_info(self, state: int) -> dict[str, Any]:
+        return {"state": state, "outcome_probs": self.mdp.outcome_probs[state]}
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def _check_contracts(self, contracts: Any) -> np.ndarray:
+        contracts = np.asarray(contracts, dtype=np.float64)
+        shape = (self.num_envs, self.mdp.n_outcomes)
+        if contracts.shape != shape:
+            raise ValueError(f"contracts must have shape {shape}, one payment per env and outcome; "
+                             f"got {contracts.shape}")
+        if not np.all(np.isfinite(contracts)):
+            raise ValueError("contracts must be finite (found NaN or inf)")
+        if np.any(contracts < 0):
+            raise ValueError("contract payments must be non-negative (limited liability)")
+        if np.any(contracts > self.b_max * (1 + 1e-6)):
+            raise ValueError(f"contract payments must be at most b_max={self.b_max}, got max {contracts.max()}")
+        return contracts
+
+    def _sample_rows(self, probs: np.ndarray) -> np.ndarray:
+        """One categorical draw per row of ``probs [n, K]``."""
+        draws = self._rng.random(probs.shape[0])[:, None]
+        return np.minimum((np.cumsum(probs, axis=1) < draws).sum(axis=1), probs.shape[1] - 1)
+
+    def _sample_next(self, rows: np.ndarray) -> np.ndarray:
+        start, end = self._indptr[rows], self._indptr[rows + 1]
+        before = np.where(start > 0, self._cumulative[np.maximum(start - 1, 0)], 0.0)
+        mass = self._cumulative[end - 1] - before
+        point = before + self._rng.random(rows.size) * mass
+        position = np.clip(np.searchsorted(self._cumulative, point, side="right"), start, end - 1)
+        return self._indices[position]
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        if self._actions is None:
+            raise RuntimeError("step_async must be called before step_wait")
+        mdp, states = self.mdp, self.states
+        contracts = self._check_contracts(self._actions)
+        self._actions = None
+        actions = np.asarray(self.agent(states, contracts), dtype=np.int64).reshape(-1)
+        if actions.shape != states.shape or actions.min() < 0 or actions.max() >= mdp.n_actions:
+            raise ValueError(f"the embedded agent must return {self.num_envs} actions in [0, {mdp.n_actions - 1}], "
+                             f"got {actions}")
+        rows = np.arange(self.num_envs)
+        outcomes = self._sample_rows(mdp.outcome_probs[states, actions])
+        payments = contracts[rows, outcomes]
+        agent_rewards = mdp.agent_reward[states, actions] + payments
+        rewards = mdp.principal_reward[states, outcomes] - payments
+        next_states = self._sample_next(states * mdp.n_outcomes + outcomes)
+        self._steps += 1
+        self._returns += rewards
+        terminated = mdp.terminal[next_states]
+        truncated = np.zeros_like(terminated) if self.max_episode_steps is None else (
+            (self._steps >= self.max_episode_steps) & ~terminated)
+        dones = terminated | truncated
+        observations = self.encoder(next_states)
+        infos = []
+        for i in range(self.num_envs):
+            info = {"state": int(states[i]), "outcome": int(outcomes[i]), "payment": float(payments[i]),
+                    "agent_reward": float(agent_rewards[i]), "true_agent_action": int(actions[i]),
+                    "outcome_probs": mdp.outcome_probs[states[i]],
+                    "next_outcome_probs": mdp.outcome_probs[next_states[i]]}
+            if self._observed:
+                info["agent_action"] = int(actions[i])
+            if dones[i]:
+                info["terminal_observation"] = observations[i].copy()
+                info["TimeLimit.truncated"] = bool(truncated[i])
+                info["episode"] = {"r": float(self._returns[i]), "l": int(self._steps[i]),
+                                   "t": round(time.time() - self._starts[i], 6)}
+                self.reset_infos[i] = self._reset_info(mdp.initial_state)
+            infos.append(info)
+        if dones.any():
+            next_states = np.where(dones, mdp.initial_state, next_states)
+            observations[dones] = self.encoder(next_states[dones])
+            self._steps[dones] = 0
+            self._returns[dones] = 0.0
+            self._starts[dones] = time.time()
+        self.states = next_states
+        return observations, rewards.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]

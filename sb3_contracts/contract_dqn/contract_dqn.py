@@ -1,0 +1,579 @@
+"""ContractDQN: the principal's deep contract learner (Algorithm 2 of Ivanov et al. 2024) as an SB3 algorithm.
+
+The principal learns two Q-functions off-policy from the same replay buffer (each with a target copy):
+
+* its contractual Q over recommended actions, ``q_θ(s, a*)``;
+* a model of the agent's truncated Q, ``Q̄_φ(s, a)`` (the agent's value without this step's payment).
+
+Knowing ``Q̄_φ(s, ·)`` and the outcome model ``𝒪(s, ·)``, the minimal contract ``b*(s, a*)`` that makes
+``a*`` the agent's best reply is a closed form, computed in batch by
+:func:`~sb3_contracts.contracts.minimal_contracts_torch`. The principal acts by offering
+``b*(s, argmax_{a*} q_θ(s, a*))``. On a batch ``(s, a*, o, r(s, a), r^p(s, o), done, s')`` the targets are::
+
+    a*' = argmax q_θ(s', ·)                    (double DQN; argmax q_θ'(s', ·) without it)
+    b   = b*(s, a* | Q̄_φ(s, ·)),   b' = b*(s', a*' | Q̄_φ'(s', ·))
+    y^p = r^p(s, o) - E_{o~𝒪(s,a*)} b(o) + γ (1 - done) q_θ'(s', a*')
+    y^a = r(s, a) + γ (1 - done) [E_{o'~𝒪(s',a*')} b'(o') + Q̄_φ'(s', a*')]
+
+Decisions beyond the paper (see ``docs/contract_dqn.md``):
+
+* The payment term of ``y^p`` is the expected payment of the contract under ``𝒪(s, a*)`` rather than the
+  sampled ``b(o)``: same expectation, less variance.
+* ``b'`` comes from the agent model's target network, so ``E b' + Q̄_φ'(s', a*') = max_a Q̄_φ'(s', a)``
+  (plus the nudge) as in the equilibrium: the agent's continuation is consistent with one network.
+* Exploration recommends a random action and offers a *generous* contract for it (the minimal contract
+  with ``exploration_margin`` extra, capped at ``b_max``): the agent then really takes the recommended
+  action, so the ``(s, a*)`` samples used to learn ``Q̄_φ`` and ``𝒪`` are what they claim to be. With
+  underpaying contracts a hidden-action agent deviates, and learning ``Q̄_φ(s, a*)`` from the deviation's
+  reward is self-confirming (the model learns that ``a*`` is cheap, so it keeps underpaying).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import LinearSchedule, polyak_update
+from torch.nn import functional as F
+
+from sb3_contracts.contract_dqn.buffers import ContractReplayBuffer, ContractReplayBufferSamples
+from sb3_contracts.contract_dqn.policies import (
+    OUTCOME_MODELS,
+    CnnPolicy,
+    ContractDQNPolicy,
+    KnownOutcomeModel,
+    MlpPolicy,
+    MultiInputPolicy,
+)
+from sb3_contracts.contracts import nudge_margin
+
+SelfContractDQN = TypeVar("SelfContractDQN", bound="ContractDQN")
+
+LOSSES = ("mse", "huber")
+AGENT_SAMPLES = ("auto", "trusted", "all")
+
+
+def _concat_obs(first: th.Tensor | dict[str, th.Tensor], second: th.Tensor | dict[str, th.Tensor]
+                ) -> th.Tensor | dict[str, th.Tensor]:
+    if isinstance(first, dict):
+        return {key: th.cat([first[key], second[key]]) for key in first}
+    return th.cat([first, second])
+
+
+def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
+    """
+    Exponential interpolation from ``initial_value`` (progress remaining 1) to ``final_value`` (0).
+
+    :param initial_value: value at the start of training (> 0).
+    :param final_value: value at the end of training (> 0).
+    """
+    if initial_value <= 0 or final_value <= 0:
+        raise ValueError(f"exponential schedule values must be positive, got {initial_value}, {final_value}")
+    ratio = initial_value / final_value
+
+    def schedule(progress_remaining: float) -> float:
+        return float(final_value * ratio**progress_remaining)
+
+    return schedule
+
+
+class ContractDQN(OffPolicyAlgorithm):
+    """
+    The principal's deep contract learner: DQN over recommended actions with minimal contracts.
+
+    Works on any principal-view env (:class:`~sb3_contracts.wrappers.PrincipalEnv`,
+    :class:`~sb3_contracts.wrappers.PrincipalVecEnv`, ``ContractBinaryTree-v0``): action = contract
+    ``Box(0, b_max, (O,))``, ``info`` with ``outcome``, ``payment``, ``agent_reward`` and, for the known
+    outcome model, ``outcome_probs`` / ``next_outcome_probs``. ``predict`` returns contracts;
+    :meth:`predict_recommendation` the recommended actions.
+
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class.
+    :param env: the principal's env (or its registered id).
+    :param learning_rate: learning rate (constant or schedule of the progress remaining).
+    :param learning_rate_final: if given, the learning rate decays exponentially from ``learning_rate``
+        (a float) to this value over training (the paper: 1e-3 → 1e-4).
+    :param buffer_size: replay buffer size (transitions).
+    :param learning_starts: env steps of random recommendations before learning.
+    :param batch_size: minibatch size.
+    :param tau: target update coefficient (1: hard copy).
+    :param gamma: discount factor (the MDP's ``gamma``: 1 for the finite trees).
+    :param train_freq: update every ``train_freq`` vec-env steps (or ``(n, "episode")``).
+    :param gradient_steps: gradient steps per update (-1: as many as env steps collected).
+    :param target_update_interval: env steps between target network updates.
+    :param exploration_fraction: fraction of training over which ε decays.
+    :param exploration_initial_eps: initial ε of ε-greedy recommendations.
+    :param exploration_final_eps: final ε (0: greedy at the end).
+    :param exploration_margin: extra margin of the contract offered with an exploratory recommendation
+        (capped at ``b_max``); ``None`` pays ``b_max`` on the target's most telling outcome, ``0``
+        offers the plain minimal contract.
+    :param nudge: nudge margin ``ξ ≥ 0`` of the offered contracts and of the targets: a float or a
+        schedule of the progress remaining (e.g. decaying).
+    :param nudge_td_factor: when ``> 0``, ``ξ`` is at least ``nudge_margin(E, nudge_td_factor)`` with
+        ``E`` a running mean of the agent model's absolute TD error (Proposition 4.1: ``ξ = 2E``).
+        Note that TD errors include the outcome noise, so this bound is conservative.
+    :param double_q: choose ``a*'`` with the online principal network (double DQN).
+    :param loss: ``"mse"`` or ``"huber"`` (smooth L1) for both Q-networks.
+    :param max_grad_norm: gradient-norm clipping per network (``None``: none).
+    :param outcome_model: ``"known"``: the outcome model from the env (``info["outcome_probs"]`` in the
+        targets, the MDP's table for acting); ``"learned"``: a classifier of ``o`` given ``(s, a)`` trained
+        with cross-entropy on the buffer (Algorithm 2's option when the env does not expose ``𝒪``);
+        ignored in observed-action games.
+    :param factorization: ``"outcome"`` (default): the networks output per-outcome values and the
+        Q-values are assembled with the outcome model (the outcome drives the transition, so per-outcome
+        targets carry no outcome noise and need no action label); ``"action"``: one output per action,
+        Algorithm 2 as written. See :class:`~sb3_contracts.contract_dqn.policies.ContractDQNPolicy`.
+    :param agent_samples: which transitions train the agent model (and the outcome classifier):
+        ``"trusted"``, only those whose action label is reliable (the env revealed the action, or an
+        exploratory recommendation came with a generous contract, see ``exploration_margin``); ``"all"``,
+        every transition, assuming the agent took the recommendation; ``"auto"``: ``"trusted"`` in
+        hidden-action games with generous exploration, else ``"all"``.
+    :param outcome_probs: the known outcome model for acting, ``[A, O]`` or ``[S, A, O]`` (one-hot
+        observations); by default taken from the env's ``mdp``.
+    :param n_actions: number of agent actions ``A``; by default from the env's ``mdp``.
+    :param observed_action: whether outcomes are actions; by default from the env's ``mdp``.
+    :param replay_buffer_kwargs: extra arguments of :class:`ContractReplayBuffer`.
+    :param stats_window_size: episodes averaged in the rollout statistics.
+    :param tensorboard_log: TensorBoard log directory (``None``: no logging).
+    :param policy_kwargs: extra arguments of the policy (``net_arch``, ``features_extractor_class``...).
+    :param verbose: 0 silent, 1 info, 2 debug.
+    :param seed: random seed.
+    :param device: torch device.
+    :param _init_setup_model: build the networks at creation.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: ContractDQNPolicy
+    replay_buffer: ContractReplayBuffer
+    exploration_schedule: Schedule
+
+    def __init__(
+        self,
+        policy: str | type[ContractDQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        learning_rate_final: float | None = None,
+        buffer_size: int = 100_000,
+        learning_starts: int = 1_000,
+        batch_size: int = 128,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        target_update_interval: int = 800,
+        exploration_fraction: float = 1.0,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.0,
+        exploration_margin: float | None = None,
+        nudge: float | Schedule = 0.0,
+        nudge_td_factor: float = 0.0,
+        double_q: bool = True,
+        loss: str = "mse",
+        max_grad_norm: float | None = 10.0,
+        outcome_model: str = "known",
+        factorization: str = "outcome",
+        agent_samples: str = "auto",
+        outcome_probs: np.ndarray | None = None,
+        n_actions: int | None = None,
+        observed_action: bool | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if learning_rate_final is not None:
+            if callable(learning_rate):
+                raise ValueError("learning_rate_final needs a float learning_rate, got a schedule")
+            learning_rate = exponential_schedule(float(learning_rate), float(learning_rate_final))
+        super().__init__(
+            policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma, train_freq,
+            gradient_steps, action_noise=None, replay_buffer_class=ContractReplayBuffer,
+            replay_buffer_kwargs=replay_buffer_kwargs, optimize_memory_usage=False, policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
+            seed=seed, sde_support=False, supported_action_spaces=(spaces.Box,), support_multi_env=True,
+        )
+        self._check_options(agent_samples, loss, outcome_model, nudge, nudge_td_factor, exploration_margin,
+                            target_update_interval)
+        self.learning_rate_final = learning_rate_final
+        self.target_update_interval = target_update_interval
+        self.exploration_fraction = exploration_fraction
+        self.exploration_initial_eps = exploration_initial_eps
+        self.exploration_final_eps = exploration_final_eps
+        self.exploration_margin = exploration_margin
+        self.exploration_rate = exploration_initial_eps
+        self.nudge = nudge
+        self.nudge_td_factor = nudge_td_factor
+        self.double_q = double_q
+        self.loss = loss
+        self.max_grad_norm = max_grad_norm
+        self.outcome_model = outcome_model
+        self.factorization = factorization
+        self.agent_samples = agent_samples
+        self._n_calls = 0
+        self._agent_td_error = 0.0
+        self._outcome_table: np.ndarray | None = None
+        # SB3's load() builds the model without an env and restores these attributes from the saved data.
+        if env is not None or _init_setup_model:
+            self._resolve_game(n_actions, observed_action, outcome_probs)
+            if agent_samples == "auto":
+                hidden = not self.observed_action
+                self.agent_samples = "trusted" if (self.generous_exploration and hidden) else "all"
+        if _init_setup_model:
+            self._setup_model()
+
+    @staticmethod
+    def _check_options(agent_samples: str, loss: str, outcome_model: str, nudge: float | Schedule,
+                       nudge_td_factor: float, exploration_margin: float | None, target_update_interval: int) -> None:
+        if agent_samples not in AGENT_SAMPLES:
+            raise ValueError(f"agent_samples must be one of {AGENT_SAMPLES}, got {agent_samples!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if outcome_model not in OUTCOME_MODELS:
+            raise ValueError(f"outcome_model must be one of {OUTCOME_MODELS}, got {outcome_model!r}")
+        if not callable(nudge) and (not np.isfinite(nudge) or nudge < 0):
+            raise ValueError(f"nudge must be a finite non-negative float or a schedule, got {nudge!r}")
+        if not np.isfinite(nudge_td_factor) or nudge_td_factor < 0:
+            raise ValueError(f"nudge_td_factor must be finite and non-negative, got {nudge_td_factor!r}")
+        if exploration_margin is not None and (not np.isfinite(exploration_margin) or exploration_margin < 0):
+            raise ValueError(f"exploration_margin must be None or finite and non-negative, got {exploration_margin!r}")
+        if target_update_interval < 1:
+            raise ValueError(f"target_update_interval must be positive, got {target_update_interval!r}")
+
+    @property
+    def generous_exploration(self) -> bool:
+        """Whether exploratory contracts carry extra margin (then the agent takes the recommendation)."""
+        return self.exploration_margin is None or self.exploration_margin > 0
+
+    def _env_mdp(self) -> Any:
+        if self.env is None:
+            return None
+        try:
+            return self.env.get_attr("mdp", indices=[0])[0]
+        except AttributeError:
+            return None
+
+    def _resolve_game(self, n_actions: int | None, observed_action: bool | None,
+                      outcome_probs: np.ndarray | None) -> None:
+        """Fix ``A``, observed/hidden action and the known outcome table from the arguments or the env's MDP."""
+        mdp = self._env_mdp()
+        n_outcomes = self.action_space.shape[0]
+        if n_actions is None:
+            if mdp is None:
+                raise ValueError("n_actions is required when the env has no `mdp` attribute")
+            n_actions = mdp.n_actions
+        if observed_action is None:
+            observed_action = bool(mdp.observed_action) if mdp is not None else False
+        self.n_actions, self.observed_action = int(n_actions), bool(observed_action)
+        if self.observed_action or self.outcome_model != "known":
+            rows = 1
+        else:
+            if outcome_probs is None:
+                if mdp is None:
+                    raise ValueError("outcome_model='known' needs outcome_probs or an env with an `mdp`; "
+                                     "otherwise use outcome_model='learned'")
+                outcome_probs = mdp.outcome_probs
+            table = np.asarray(outcome_probs, dtype=np.float64)
+            if table.shape[-2:] != (self.n_actions, n_outcomes) or table.ndim not in (2, 3):
+                raise ValueError(f"outcome_probs must be [A, O] or [S, A, O] with A={self.n_actions}, "
+                                 f"O={n_outcomes}; got shape {table.shape}")
+            table = table.reshape(-1, self.n_actions, n_outcomes)
+            # One row suffices when every state has the same outcome model (e.g. the binary trees).
+            self._outcome_table = table[:1] if np.allclose(table, table[:1]) else table
+            rows = self._outcome_table.shape[0]
+        self.policy_kwargs.update(n_actions=self.n_actions, observed_action=self.observed_action,
+                                  outcome_model=self.outcome_model, outcome_table_rows=rows,
+                                  factorization=self.factorization)
+        self.replay_buffer_kwargs.update(n_outcomes=n_outcomes)
+
+    def _setup_model(self) -> None:
+        # OffPolicyAlgorithm._setup_model would build the buffer with the contract space; the buffer stores
+        # recommendations (Discrete(A)), so the same steps are spelled out here.
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        if self.replay_buffer is None:
+            self.replay_buffer = ContractReplayBuffer(
+                self.buffer_size, self.observation_space, spaces.Discrete(self.n_actions), device=self.device,
+                n_envs=self.n_envs, **self.replay_buffer_kwargs,
+            )
+        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule,
+                                        **self.policy_kwargs).to(self.device)
+        self._convert_train_freq()
+        if self._outcome_table is not None:
+            self.policy.set_outcome_table(self._outcome_table)
+        self.exploration_schedule = LinearSchedule(
+            self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction
+        )
+        self._reset_rollout_stats()
+        self._update_margin()
+
+    def _reset_rollout_stats(self) -> None:
+        self._stats = {"payment": 0.0, "gross": 0.0, "followed": 0, "steps": 0}
+        self._episode_utilities: deque[float] = deque(maxlen=self._stats_window_size)
+
+    # -- nudge ---------------------------------------------------------------------------------------------
+
+    def current_margin(self) -> float:
+        """The nudge ``ξ`` now: the schedule's value, raised to ``nudge_margin(E)`` when tied to the TD error."""
+        base = self.nudge(self._current_progress_remaining) if callable(self.nudge) else self.nudge
+        if self.nudge_td_factor > 0:
+            base = max(base, nudge_margin(self._agent_td_error, self.nudge_td_factor))
+        return float(base)
+
+    def _update_margin(self) -> None:
+        self.policy.margin.fill_(self.current_margin())
+
+    # -- acting --------------------------------------------------------------------------------------------
+
+    def predict_with_recommendation(
+        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Contracts and the recommendations they implement.
+
+        :param observation: one observation or a batch.
+        :param deterministic: greedy; otherwise ε-greedy recommendations with generous exploration contracts.
+        :return: ``(contracts [B, O], recommendations [B])`` (without the batch axis for one observation).
+        """
+        self.policy.set_training_mode(False)
+        obs_tensor, vectorized = self.policy.obs_to_tensor(observation)
+        rate = 0.0 if deterministic else self.exploration_rate
+        with th.no_grad():
+            recommendations, contracts, _ = self._act(obs_tensor, rate)
+        if not vectorized:
+            return contracts[0], recommendations[0]
+        return contracts, recommendations
+
+    def _act(self, obs: th.Tensor, exploration_rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ε-greedy recommendations; exploratory ones come with generous contracts (see the module doc)."""
+        batch = obs.shape[0] if isinstance(obs, th.Tensor) else next(iter(obs.values())).shape[0]
+        explore = random_actions = None
+        if exploration_rate > 0:
+            # SB3 seeds the global NumPy generator (set_random_seed), so `seed=` reproduces exploration.
+            explore = th.as_tensor(np.random.rand(batch) < exploration_rate, device=self.device)  # noqa: NPY002
+            random_actions = th.as_tensor(np.random.randint(self.n_actions, size=batch),  # noqa: NPY002
+                                          device=self.device)
+        margin = float(self.action_space.high.max()) if self.exploration_margin is None else self.exploration_margin
+        recommendation, contract = self.policy.recommend_and_contract(obs, explore, random_actions, margin)
+        contracts = np.clip(contract.cpu().numpy(), self.action_space.low, self.action_space.high)
+        explored = np.zeros(batch, dtype=bool) if explore is None else explore.cpu().numpy()
+        return recommendation.cpu().numpy(), contracts, explored
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """
+        The principal's contracts (the env's action). Not deterministic: ε-greedy recommendations.
+
+        :param observation: one observation or a batch.
+        :param state: unused (no recurrent policy).
+        :param episode_start: unused.
+        :param deterministic: greedy contracts.
+        :return: ``(contracts, None)``.
+        """
+        contracts, _ = self.predict_with_recommendation(observation, deterministic)
+        return contracts, state
+
+    def predict_recommendation(self, observation: np.ndarray | dict[str, np.ndarray],
+                               deterministic: bool = True) -> np.ndarray:
+        """The recommended actions ``a*`` whose contracts :meth:`predict` offers."""
+        return self.predict_with_recommendation(observation, deterministic)[1]
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None,
+                       n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        # Warm-up recommends at random (ε = 1) rather than sampling raw contracts, so that the buffer holds
+        # recommendations the contracts implement.
+        rate = 1.0 if self.num_timesteps < learning_starts else self.exploration_rate
+        self.policy.set_training_mode(False)
+        obs_tensor, _ = self.policy.obs_to_tensor(self._last_obs)
+        with th.no_grad():
+            recommendations, contracts, self._last_explored = self._act(obs_tensor, rate)
+        return contracts, recommendations
+
+    # -- rollout bookkeeping ---------------------------------------------------------------------------
+
+    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
+                          reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        stats = self._stats
+        for info, recommendation in zip(infos, buffer_action, strict=True):
+            stats["payment"] += info["payment"]
+            stats["steps"] += 1
+            stats["followed"] += int(info.get("true_agent_action", -1) == recommendation)
+            if "episode" in info:
+                self._episode_utilities.append(info["episode"]["r"])
+        stats["gross"] += float(np.sum(reward)) + sum(info["payment"] for info in infos)
+        # A generous exploratory contract makes the agent take the recommendation: its label is reliable.
+        replay_buffer.next_trusted = getattr(self, "_last_explored", None) if self.generous_exploration else None
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _on_step(self) -> None:
+        self._n_calls += 1
+        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+            for net, target in self.policy.target_pairs():
+                polyak_update(net.parameters(), target.parameters(), self.tau)
+        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
+        self._update_margin()
+
+    def dump_logs(self) -> None:
+        stats = self._stats
+        if stats["steps"]:
+            self.logger.record("principal/mean_payment", stats["payment"] / stats["steps"])
+            self.logger.record("principal/follow_rate", stats["followed"] / stats["steps"])
+            if stats["gross"] != 0:
+                self.logger.record("principal/payment_share", stats["payment"] / stats["gross"])
+        if self._episode_utilities:
+            self.logger.record("principal/episode_utility", float(np.mean(self._episode_utilities)))
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+        self.logger.record("agent_model/margin", float(self.policy.margin))
+        self._stats = {"payment": 0.0, "gross": 0.0, "followed": 0, "steps": 0}
+        super().dump_logs()
+
+    # -- learning ------------------------------------------------------------------------------------------
+
+    def _outcome_models(self, data: ContractReplayBufferSamples) -> tuple[th.Tensor, th.Tensor]:
+        """``𝒪(s, ·)`` and ``𝒪(s', ·)`` ``[B, A, O]``: stored (known) or from the classifier (learned)."""
+        if self.observed_action or self.outcome_model == "learned":
+            with th.no_grad():
+                return self.policy.outcome_probs(data.observations), self.policy.outcome_probs(data.next_observations)
+        return data.outcome_probs, data.next_outcome_probs
+
+    def _next_state(self, data: ContractReplayBufferSamples, next_probs: th.Tensor,
+                    next_principal_online: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The continuation at ``s'`` under the target networks: ``(V^p(s'), V(s'))`` with ``a*'`` the principal's
+        greedy recommendation, ``V^p = q_θ'(s', a*')`` and ``V = E b'(o') + Q̄_φ'(s', a*')``.
+        """
+        policy = self.policy
+        rows = th.arange(next_probs.shape[0], device=next_probs.device)
+        next_agent_q = policy.agent_q(policy.agent_net_target(data.next_observations), next_probs)
+        contracts, feasible = policy.minimal_contracts(next_agent_q, next_probs)
+        next_q = policy.principal_q(policy.principal_net_target(data.next_observations), next_probs, contracts)
+        selector = policy.principal_q(next_principal_online, next_probs, contracts) if self.double_q else next_q
+        next_rec = policy.greedy(selector, feasible)
+        next_pay = (next_probs[rows, next_rec] * contracts[rows, next_rec]).sum(dim=1)
+        return next_q[rows, next_rec], next_pay + next_agent_q[rows, next_rec]
+
+    def _losses(self, data: ContractReplayBufferSamples) -> tuple[th.Tensor, th.Tensor, float]:
+        """Principal loss, agent-model loss and the agent model's mean absolute TD error on one batch."""
+        policy, batch = self.policy, data.actions.shape[0]
+        rows = th.arange(batch, device=self.device)
+        observations = data.observations
+        # One pass of the online principal over s and s' (the latter picks a*' for double DQN).
+        principal_all = policy.principal_net(_concat_obs(observations, data.next_observations))
+        principal_out, next_principal_online = principal_all[:batch], principal_all[batch:].detach()
+        agent_out = policy.agent_net(observations)
+        probs, next_probs = self._outcome_models(data)
+        weights = self._agent_weights(data)
+        with th.no_grad():
+            next_value_p, next_value_a = self._next_state(data, next_probs, next_principal_online)
+            continuation = (1.0 - data.dones) * self.gamma
+        if policy.factorization == "outcome":
+            # Per-outcome values need no action label: every transition trains them.
+            principal_loss = self._loss(principal_out[rows, data.outcomes],
+                                        data.principal_rewards + continuation * next_value_p)
+            post_outcome = agent_out[:, policy.n_actions :][rows, data.outcomes]
+            target = continuation * next_value_a
+            agent_loss = self._loss(post_outcome, target) + self._loss(
+                agent_out[rows, data.agent_actions], data.agent_rewards, weights)
+            return principal_loss, agent_loss, (post_outcome.detach() - target).abs().mean().item()
+        with th.no_grad():
+            contract, _ = policy.minimal_contracts(agent_out.detach(), probs, data.actions)
+            cost = (probs[rows, data.actions] * contract).sum(dim=1)
+            principal_target = data.principal_rewards - cost + continuation * next_value_p
+            agent_target = data.agent_rewards + continuation * next_value_a
+        agent_pred = agent_out[rows, data.agent_actions]
+        principal_loss = self._loss(principal_out[rows, data.actions], principal_target)
+        agent_loss = self._loss(agent_pred, agent_target, weights)
+        return principal_loss, agent_loss, (agent_pred.detach() - agent_target).abs().mean().item()
+
+    def _loss(self, prediction: th.Tensor, target: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
+        if self.loss == "huber":
+            losses = F.smooth_l1_loss(prediction, target, reduction="none")
+        else:
+            losses = F.mse_loss(prediction, target, reduction="none")
+        if weights is None:
+            return losses.mean()
+        return (losses * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def _agent_weights(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
+        return data.trusted if self.agent_samples == "trusted" else None
+
+    def _outcome_loss(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
+        if self.observed_action or self.outcome_model != "learned":
+            return None
+        rows = th.arange(data.outcomes.shape[0], device=self.device)
+        logits = self.policy.outcome_logits(data.observations)[rows, data.agent_actions]
+        losses = F.cross_entropy(logits, data.outcomes, reduction="none")
+        weights = self._agent_weights(data)
+        return losses.mean() if weights is None else (losses * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def train(self, gradient_steps: int, batch_size: int = 128) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        logs: dict[str, list[float]] = {"principal_loss": [], "agent_loss": [], "agent_td_error": [],
+                                        "outcome_loss": []}
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            principal_loss, agent_loss, td_error = self._losses(data)
+            loss = principal_loss + agent_loss
+            outcome_loss = self._outcome_loss(data)
+            if outcome_loss is not None:
+                loss = loss + outcome_loss
+                logs["outcome_loss"].append(outcome_loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            if self.max_grad_norm is not None:
+                for net in (self.policy.principal_net, self.policy.agent_net, self.policy.outcome_net):
+                    if net is not None and not isinstance(net, KnownOutcomeModel):
+                        th.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+            # A slow running mean: the nudge should follow the model's error level, not one batch's noise.
+            self._agent_td_error = td_error if self._n_updates == 0 else 0.99 * self._agent_td_error + 0.01 * td_error
+            self._n_updates += 1
+            logs["principal_loss"].append(principal_loss.item())
+            logs["agent_loss"].append(agent_loss.item())
+            logs["agent_td_error"].append(td_error)
+        self._update_margin()
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/principal_loss", float(np.mean(logs["principal_loss"])))
+        self.logger.record("train/agent_loss", float(np.mean(logs["agent_loss"])))
+        self.logger.record("agent_model/td_error", float(np.mean(logs["agent_td_error"])))
+        if logs["outcome_loss"]:
+            self.logger.record("agent_model/outcome_loss", float(np.mean(logs["outcome_loss"])))
+
+    def learn(
+        self: SelfContractDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 100,
+        tb_log_name: str = "ContractDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfContractDQN:
+        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
+                             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps,
+                             progress_bar=progress_bar)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_outcome_table", "_stats", "_episode_utilities"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        # All networks (online, target, outcome model) and the nudge live in the policy's state dict.
+        return ["policy", "policy.optimizer"], []

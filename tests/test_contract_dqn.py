@@ -1,0 +1,128 @@
+"""ContractDQN: buffer and target shapes, learning on a small tree, save/load, evaluation, options."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+import torch as th
+
+from envs.binary_tree import random_binary_tree
+from sb3_contracts import ContractDQN, PrincipalEnv, PrincipalVecEnv, solve_spe
+from sb3_contracts.contract_dqn import ContractReplayBuffer, OneHotEmbedding
+from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table, evaluate_principal
+
+th.set_num_threads(1)
+POLICY_KWARGS = dict(features_extractor_class=OneHotEmbedding, features_extractor_kwargs=dict(features_dim=64),
+                     net_arch=[64])
+
+
+def make_model(depth: int = 3, seed: int = 0, n_envs: int = 8, **kwargs) -> tuple[ContractDQN, object]:
+    mdp = random_binary_tree(depth, seed)
+    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=seed)
+    args = dict(learning_rate=1e-3, batch_size=64, gamma=1.0, learning_starts=200, target_update_interval=200,
+                buffer_size=20_000, exploration_fraction=0.7, policy_kwargs=POLICY_KWARGS, seed=seed)
+    args.update(kwargs)
+    return ContractDQN("MlpPolicy", env, **args), mdp
+
+
+def test_buffer_and_target_shapes() -> None:
+    model, mdp = make_model(n_envs=4)
+    model.learn(400)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, ContractReplayBuffer)
+    data = buffer.sample(32)
+    assert data.observations.shape == (32, mdp.n_states)
+    assert data.actions.shape == data.outcomes.shape == data.agent_rewards.shape == (32,)
+    assert data.outcome_probs.shape == data.next_outcome_probs.shape == (32, 2, 2)
+    assert th.all(data.actions >= 0) and th.all(data.actions < 2)
+    assert th.allclose(data.outcome_probs.sum(-1), th.ones(32, 2))
+    # r(s, a) is one of the MDP's two agent rewards of that state, never a payment.
+    states = data.observations.argmax(1).numpy()
+    agent_rewards = mdp.agent_reward[states]
+    assert np.all(np.min(np.abs(agent_rewards - data.agent_rewards.numpy()[:, None]), axis=1) < 1e-5)
+    principal_rewards = mdp.principal_reward[states, data.outcomes.numpy()]
+    assert np.allclose(principal_rewards, data.principal_rewards.numpy(), atol=1e-5)
+    with th.no_grad():
+        next_p, next_a = model._next_state(data, data.next_outcome_probs, th.zeros(32, 2))
+        principal_loss, agent_loss, td_error = model._losses(data)
+    assert next_p.shape == next_a.shape == (32,)
+    assert principal_loss.ndim == agent_loss.ndim == 0 and np.isfinite(td_error)
+
+
+def test_predict_returns_contracts_and_recommendations() -> None:
+    model, mdp = make_model()
+    obs = np.eye(mdp.n_states, dtype=np.float32)[:5]
+    contracts, _ = model.predict(obs, deterministic=True)
+    assert contracts.shape == (5, 2) and np.all(contracts >= 0)
+    assert np.all(contracts <= model.action_space.high)
+    both = model.predict_with_recommendation(obs)
+    assert np.array_equal(both[0], contracts)
+    assert np.array_equal(model.predict_recommendation(obs), both[1])
+    single, rec = model.predict_with_recommendation(obs[0])
+    assert single.shape == (2,) and np.ndim(rec) == 0
+
+
+@pytest.mark.parametrize("factorization", ["outcome", "action"])
+def test_learns_spe_recommendations_on_small_tree(factorization: str) -> None:
+    model, mdp = make_model(depth=3, seed=1, factorization=factorization, nudge=0.01)
+    model.learn(12_000)
+    result = evaluate_principal(model, mdp)
+    assert result.accuracy >= 6 / 7
+    assert result.utility_ratio > 0.8
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    model, mdp = make_model(nudge=0.02)
+    model.learn(1_000)
+    obs = np.eye(mdp.n_states, dtype=np.float32)
+    before = model.predict_with_recommendation(obs)
+    model.save(tmp_path / "principal")
+    loaded = ContractDQN.load(tmp_path / "principal")
+    after = loaded.predict_with_recommendation(obs)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    assert float(loaded.policy.margin) == pytest.approx(0.02)
+
+
+def test_works_with_gymnasium_env_and_registered_id() -> None:
+    env = PrincipalEnv(random_binary_tree(2, 0))
+    model = ContractDQN("MlpPolicy", env, learning_starts=10, buffer_size=500, gamma=1.0, seed=0)
+    model.learn(60)
+    # SB3 would make a string id with render_mode="rgb_array", which PrincipalEnv does not offer.
+    model = ContractDQN("MlpPolicy", gymnasium.make("ContractBinaryTree-v0", depth=3), learning_starts=10,
+                        buffer_size=500, seed=0, gamma=1.0)
+    assert model.n_actions == 2 and model.policy.outcome_net is not None
+
+
+def test_evaluation_of_the_spe_itself() -> None:
+    mdp = random_binary_tree(4, 3)
+    spe = solve_spe(mdp)
+    result = evaluate_policy_table(mdp, spe.contracts, spe.recommended_action, spe)
+    assert result.utility_ratio == pytest.approx(1.0)
+    assert result.accuracy == 1.0 and result.follow_rate == 1.0
+    underpaid = evaluate_policy_table(mdp, spe.contracts * 0.9, spe.recommended_action, spe)
+    assert underpaid.utility_ratio < 1.0
+
+
+def test_exact_evaluation_callback_logs_history() -> None:
+    model, mdp = make_model(n_envs=4)
+    callback = ExactEvaluationCallback(mdp, eval_freq=200)
+    model.learn(800, callback=callback)
+    assert len(callback.history) >= 4
+    assert all(0.0 <= e.accuracy <= 1.0 for _, e in callback.history)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(loss="l1"), "loss"),
+        (dict(outcome_model="guess"), "outcome_model"),
+        (dict(nudge=-1.0), "nudge"),
+        (dict(agent_samples="some"), "agent_samples"),
+        (dict(factorization="state"), "factorization"),
+        (dict(outcome_probs=np.ones((3, 2))), "outcome_probs"),
+    ],
+)
+def test_bad_options_raise(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_model(**kwargs)
