@@ -7,6 +7,7 @@ import gymnasium
 
 from sb3_contracts.contract_dqn import ContractDQN
 from sb3_contracts.contracts import minimal_contract, minimal_contracts, minimal_contracts_torch, nudge_margin
+from sb3_contracts.multiagent import ContractAgentsVecEnv, ContractCoinGameEnv
 from sb3_contracts.solvers import (
     ExactBestResponder,
     SPESolution,
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 _ENV_IDS = {
     "ContractBinaryTree-v0": "sb3_contracts.wrappers:make_binary_tree_principal_env",
     "ContractBinaryTreeAgent-v0": "sb3_contracts.wrappers:make_binary_tree_agent_env",
+    "ContractCoinGame-v0": "sb3_contracts.multiagent.contract_coin_game:ContractCoinGameEnv",
 }
 for _env_id, _entry_point in _ENV_IDS.items():
     if _env_id not in gymnasium.registry:
@@ -29,6 +31,8 @@ for _env_id, _entry_point in _ENV_IDS.items():
 
 __all__ = [
     "AgentEnv",
+    "ContractAgentsVecEnv",
+    "ContractCoinGameEnv",
     "ContractDQN",
     "ExactBestResponder",
     "PrincipalEnv",

@@ -93,6 +93,32 @@ def _check_b_max(b_max: float) -> float:
     return float(b_max)
 
 
+def check_contract(contract: Any, shape: tuple[int, ...], b_max: float, name: str = "contract",
+                   meaning: str = "one payment per outcome") -> np.ndarray:
+    """
+    Validate a contract (or a batch of contracts) as float64: nothing is clipped silently.
+
+    :param contract: the payments.
+    :param shape: the expected shape.
+    :param b_max: the largest payment allowed.
+    :param name: what to call the argument in error messages.
+    :param meaning: what the shape means, for error messages.
+    :return: the payments as a float64 array.
+    :raises ValueError: on a wrong shape, NaN or inf, a negative payment or one above ``b_max``.
+    """
+    contract = np.asarray(contract, dtype=np.float64)
+    if contract.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, {meaning}; got {contract.shape}")
+    if not np.all(np.isfinite(contract)):
+        raise ValueError(f"{name} must be finite, got {contract}")
+    if np.any(contract < 0):
+        raise ValueError(f"{name} payments must be non-negative (limited liability), got {contract}")
+    # float32 actions may exceed a float64 bound by rounding only.
+    if np.any(contract > b_max * (1 + 1e-6)):
+        raise ValueError(f"{name} payments must be at most b_max={b_max}, got {contract}")
+    return contract
+
+
 class _ContractGame(gym.Env):
     """The parts both views share: state, encoding, outcome sampling and transitions."""
 
@@ -114,18 +140,7 @@ class _ContractGame(gym.Env):
         self._steps = 0
 
     def _check_contract(self, contract: Any, b_max: float) -> np.ndarray:
-        contract = np.asarray(contract, dtype=np.float64)
-        n_outcomes = self.mdp.n_outcomes
-        if contract.shape != (n_outcomes,):
-            raise ValueError(f"contract must have shape ({n_outcomes},), one payment per outcome; got {contract.shape}")
-        if not np.all(np.isfinite(contract)):
-            raise ValueError(f"contract must be finite, got {contract}")
-        if np.any(contract < 0):
-            raise ValueError(f"contract payments must be non-negative (limited liability), got {contract}")
-        # float32 actions may exceed a float64 bound by rounding only.
-        if np.any(contract > b_max * (1 + 1e-6)):
-            raise ValueError(f"contract payments must be at most b_max={b_max}, got {contract}")
-        return contract
+        return check_contract(contract, (self.mdp.n_outcomes,), b_max)
 
     def _reset_state(self, seed: int | None) -> None:
         super().reset(seed=seed)

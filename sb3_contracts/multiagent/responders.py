@@ -1,0 +1,119 @@
+"""The agents inside the principal's view: who answers a contract, and how.
+
+A responder is a vectorised callable ``(agent_obs [N, n, 4 G G], contracts [N, n, 4], core) -> actions [N, n]``
+over all ``N`` games and ``n`` agents at once (``agent_obs`` is the flat agent-centric observation of
+:meth:`~envs.coin_game.CoinGameBatch.observe`; ``core`` gives scripted responders the positions and the
+random generator). Built-ins (see :func:`make_responder`):
+
+- ``"selfish"``: greedy-selfish moves (toward the coin, whatever its colour); contracts are ignored.
+- ``"follow"``: always takes the recommended action (greedy-selfish when it has none).
+- ``"threshold"`` (the default): a stand-in for a rational agent with a fixed opportunity cost of
+  following. It plays greedy-selfish unless its contract pays at least ``follow_price`` on some action, and
+  then takes the best-paid action (the recommendation).
+- an SB3 model trained on :class:`~sb3_contracts.multiagent.agents_view.ContractAgentsVecEnv` (or, without
+  the contract input, on :class:`~sb3_contracts.coin_vec_env.CoinGameVecEnv`), shared by all agents and
+  queried with **one** ``predict`` call per step on the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from envs.coin_game import CoinGameBatch
+from envs.coin_policies import greedy_selfish_policy
+from sb3_contracts.multiagent.common import recommend
+
+Responder = Callable[[np.ndarray, np.ndarray, CoinGameBatch], np.ndarray]
+RESPONDERS = ("selfish", "follow", "threshold")
+DEFAULT_FOLLOW_PRICE = 0.1
+
+
+def selfish_responder(agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
+    """
+    Greedy-selfish moves; contracts are ignored.
+
+    :param agent_obs: ``[N, n, D]`` agent observations (unused)
+    :param contracts: ``[N, n, 4]`` contracts (unused)
+    :param core: the batch of games (positions, and the random generator for tie-breaks)
+    :return: actions ``[N, n]``
+    """
+    return greedy_selfish_policy(core, core.rng)
+
+
+class ThresholdResponder:
+    """
+    Greedy-selfish unless the contract pays at least ``follow_price`` (and more than zero) on some action;
+    then the best-paid action. With ``follow_price=0`` it follows every recommendation.
+
+    :param follow_price: the smallest payment for which an agent follows (its opportunity cost)
+    """
+
+    def __init__(self, follow_price: float = DEFAULT_FOLLOW_PRICE) -> None:
+        if not np.isfinite(follow_price) or follow_price < 0:
+            raise ValueError(f"follow_price must be a non-negative finite number, got {follow_price!r}")
+        self.follow_price = float(follow_price)
+
+    def __call__(self, agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
+        recommended = recommend(contracts)
+        enough = (recommended >= 0) & (contracts.max(axis=-1) >= self.follow_price)
+        return np.where(enough, recommended, greedy_selfish_policy(core, core.rng))
+
+
+class SB3Responder:
+    """
+    A shared-parameter SB3 model answering for every agent of every game with one ``predict`` call.
+
+    Whether the contract is part of the model's input is read from its observation space: ``4 G G + 4``
+    values (trained on the agents' view) or ``4 G G`` (trained without contracts, e.g. a baseline).
+
+    :param model: an SB3 model (anything with ``predict`` and a flat ``observation_space``)
+    :param deterministic: whether to act greedily
+    """
+
+    def __init__(self, model: Any, deterministic: bool = True) -> None:
+        shape = getattr(getattr(model, "observation_space", None), "shape", None)
+        if shape is None or len(shape) != 1:
+            raise ValueError(f"the SB3 responder needs a model with a flat observation space, got shape {shape}")
+        self.model = model
+        self.deterministic = deterministic
+        self.obs_dim = int(shape[0])
+
+    def __call__(self, agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
+        n_games, n_agents = contracts.shape[:2]
+        flat = agent_obs.reshape(n_games * n_agents, -1)
+        if self.obs_dim == flat.shape[1] + contracts.shape[-1]:
+            flat = np.concatenate([flat, contracts.reshape(n_games * n_agents, -1).astype(np.float32)], axis=1)
+        elif self.obs_dim != flat.shape[1]:
+            raise ValueError(f"the model expects observations of size {self.obs_dim}, but the game gives "
+                             f"{flat.shape[1]} (+{contracts.shape[-1]} with the contract)")
+        actions, _ = self.model.predict(flat, deterministic=self.deterministic)
+        return np.asarray(actions).reshape(n_games, n_agents)
+
+
+def make_responder(
+    agents: str | Responder | Any = "threshold", follow_price: float = DEFAULT_FOLLOW_PRICE
+) -> Responder:
+    """
+    Build a responder from a name, an SB3 model or a callable.
+
+    :param agents: ``"selfish"``, ``"follow"``, ``"threshold"``, an SB3 model (has ``predict``), or a
+        responder callable
+    :param follow_price: the ``"threshold"`` responder's price
+    :return: the responder
+    """
+    if isinstance(agents, str):
+        if agents not in RESPONDERS:
+            raise ValueError(f"agents must be one of {RESPONDERS}, an SB3 model or a responder callable, "
+                             f"got {agents!r}")
+        if agents == "selfish":
+            return selfish_responder
+        return ThresholdResponder(0.0 if agents == "follow" else follow_price)
+    if hasattr(agents, "predict"):
+        return SB3Responder(agents)
+    if callable(agents):
+        return agents
+    raise TypeError(f"agents must be a name in {RESPONDERS}, an SB3 model or a responder callable, "
+                    f"got {type(agents).__name__}")
