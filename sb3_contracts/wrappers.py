@@ -119,13 +119,40 @@ def check_contract(contract: Any, shape: tuple[int, ...], b_max: float, name: st
     return contract
 
 
+START_STATES = ("initial", "uniform")
+
+
+def _check_start_states(start_states: str) -> str:
+    if start_states not in START_STATES:
+        raise ValueError(f"start_states must be one of {START_STATES}, got {start_states!r}")
+    return start_states
+
+
+def draw_start_states(mdp: PrincipalAgentMDP, start_states: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """
+    Where episodes begin: the MDP's initial state, or (``"uniform"``, exploring starts) a uniformly
+    random non-terminal state, so that a learner sees every state however unlikely its path from the
+    root. Exploring starts change the training distribution only: evaluate from the initial state.
+
+    :param mdp: the principal-agent MDP.
+    :param start_states: ``"initial"`` or ``"uniform"``.
+    :param rng: the random generator to draw with.
+    :param n: how many start states.
+    :return: ``[n]`` state indices.
+    """
+    if start_states == "initial":
+        return np.full(n, mdp.initial_state, dtype=np.int64)
+    live = np.flatnonzero(~mdp.terminal)
+    return live[rng.integers(0, live.size, n)]
+
+
 class _ContractGame(gym.Env):
     """The parts both views share: state, encoding, outcome sampling and transitions."""
 
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, mdp: PrincipalAgentMDP, encoding: str, max_episode_steps: int | None,
-                 render_mode: str | None) -> None:
+                 render_mode: str | None, start_states: str = "initial") -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
@@ -136,6 +163,7 @@ class _ContractGame(gym.Env):
         self.mdp = mdp
         self.encoder = StateEncoder(mdp, encoding)
         self.max_episode_steps = max_episode_steps
+        self.start_states = _check_start_states(start_states)
         self.state = mdp.initial_state
         self._steps = 0
 
@@ -144,7 +172,7 @@ class _ContractGame(gym.Env):
 
     def _reset_state(self, seed: int | None) -> None:
         super().reset(seed=seed)
-        self.state = self.mdp.initial_state
+        self.state = int(draw_start_states(self.mdp, self.start_states, self.np_random, 1)[0])
         self._steps = 0
         if self.mdp.terminal[self.state]:
             raise ValueError(f"the initial state {self.state} is terminal: nothing can happen")
@@ -187,6 +215,8 @@ class PrincipalEnv(_ContractGame):
     :param encoding: state encoding, see :class:`StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    :param start_states: ``"initial"`` (every episode starts in the MDP's initial state) or ``"uniform"``
+        (exploring starts, for training: see :func:`draw_start_states`).
     """
 
     def __init__(
@@ -197,8 +227,9 @@ class PrincipalEnv(_ContractGame):
         encoding: str = "auto",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        start_states: str = "initial",
     ) -> None:
-        super().__init__(mdp, encoding, max_episode_steps, render_mode)
+        super().__init__(mdp, encoding, max_episode_steps, render_mode, start_states)
         solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
         self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
         self.agent = self._make_agent(agent, solution)
@@ -261,6 +292,8 @@ class AgentEnv(_ContractGame):
     :param encoding: state encoding, see :class:`StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    :param start_states: ``"initial"`` (every episode starts in the MDP's initial state) or ``"uniform"``
+        (exploring starts, for training: see :func:`draw_start_states`).
     """
 
     def __init__(
@@ -271,8 +304,9 @@ class AgentEnv(_ContractGame):
         encoding: str = "auto",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        start_states: str = "initial",
     ) -> None:
-        super().__init__(mdp, encoding, max_episode_steps, render_mode)
+        super().__init__(mdp, encoding, max_episode_steps, render_mode, start_states)
         needs_solution = b_max is None or (isinstance(principal, str) and principal == "spe")
         solution = solve_spe(mdp) if needs_solution else None
         self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
@@ -373,6 +407,8 @@ class PrincipalVecEnv(VecEnv):
     :param encoding: state encoding, see :class:`StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param seed: seed of the environments' random generator (``seed()`` before ``reset()`` also works).
+    :param start_states: ``"initial"`` or ``"uniform"`` (exploring starts, for training: see
+        :func:`draw_start_states`).
     """
 
     def __init__(
@@ -384,6 +420,7 @@ class PrincipalVecEnv(VecEnv):
         encoding: str = "auto",
         max_episode_steps: int | None = None,
         seed: int | None = None,
+        start_states: str = "initial",
     ) -> None:
         if not isinstance(mdp, PrincipalAgentMDP):
             raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
@@ -399,6 +436,7 @@ class PrincipalVecEnv(VecEnv):
         self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
         self.agent = self._make_agent(agent, solution)
         self.max_episode_steps = max_episode_steps
+        self.start_states = _check_start_states(start_states)
         action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
         super().__init__(int(n_envs), self.encoder.space, action_space)
         self._rng = np.random.default_rng(seed)
@@ -440,7 +478,7 @@ class PrincipalVecEnv(VecEnv):
             self._rng = np.random.default_rng(self._seeds[0])
         self._reset_seeds()
         self._reset_options()
-        self.states[:] = self.mdp.initial_state
+        self.states = draw_start_states(self.mdp, self.start_states, self._rng, self.num_envs)
         self._steps[:] = 0
         self._returns[:] = 0.0
         self._starts[:] = time.time()
@@ -452,20 +490,6 @@ class PrincipalVecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
-
-    def _check_contracts(self, contracts: Any) -> np.ndarray:
-        contracts = np.asarray(contracts, dtype=np.float64)
-        shape = (self.num_envs, self.mdp.n_outcomes)
-        if contracts.shape != shape:
-            raise ValueError(f"contracts must have shape {shape}, one payment per env and outcome; "
-                             f"got {contracts.shape}")
-        if not np.all(np.isfinite(contracts)):
-            raise ValueError("contracts must be finite (found NaN or inf)")
-        if np.any(contracts < 0):
-            raise ValueError("contract payments must be non-negative (limited liability)")
-        if np.any(contracts > self.b_max * (1 + 1e-6)):
-            raise ValueError(f"contract payments must be at most b_max={self.b_max}, got max {contracts.max()}")
-        return contracts
 
     def _sample_rows(self, probs: np.ndarray) -> np.ndarray:
         """One categorical draw per row of ``probs [n, K]``."""
@@ -484,7 +508,8 @@ class PrincipalVecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_async must be called before step_wait")
         mdp, states = self.mdp, self.states
-        contracts = self._check_contracts(self._actions)
+        contracts = check_contract(self._actions, (self.num_envs, mdp.n_outcomes), self.b_max, "contracts",
+                                   "one payment per env and outcome")
         self._actions = None
         actions = np.asarray(self.agent(states, contracts), dtype=np.int64).reshape(-1)
         if actions.shape != states.shape or actions.min() < 0 or actions.max() >= mdp.n_actions:
@@ -503,6 +528,9 @@ class PrincipalVecEnv(VecEnv):
             (self._steps >= self.max_episode_steps) & ~terminated)
         dones = terminated | truncated
         observations = self.encoder(next_states)
+        restarts = draw_start_states(mdp, self.start_states, self._rng, int(dones.sum()))
+        next_states_after_reset = next_states.copy()
+        next_states_after_reset[dones] = restarts
         infos = []
         for i in range(self.num_envs):
             info = {"state": int(states[i]), "outcome": int(outcomes[i]), "payment": float(payments[i]),
@@ -516,10 +544,10 @@ class PrincipalVecEnv(VecEnv):
                 info["TimeLimit.truncated"] = bool(truncated[i])
                 info["episode"] = {"r": float(self._returns[i]), "l": int(self._steps[i]),
                                    "t": round(time.time() - self._starts[i], 6)}
-                self.reset_infos[i] = self._reset_info(mdp.initial_state)
+                self.reset_infos[i] = self._reset_info(int(next_states_after_reset[i]))
             infos.append(info)
         if dones.any():
-            next_states = np.where(dones, mdp.initial_state, next_states)
+            next_states = next_states_after_reset
             observations[dones] = self.encoder(next_states[dones])
             self._steps[dones] = 0
             self._returns[dones] = 0.0

@@ -142,3 +142,31 @@ def test_cyclic_mdp_truncates():
     env.reset(seed=0)
     flags = [env.step(np.array([1.0, 0.0], dtype=np.float32))[2:4] for _ in range(5)]
     assert flags[-1] == (False, True) and all(f == (False, False) for f in flags[:-1])
+
+
+def test_exploring_starts_cover_the_non_terminal_states():
+    mdp = random_binary_tree(3, seed=0)
+    env = PrincipalEnv(mdp, start_states="uniform")
+    starts = {env.reset(seed=seed)[1]["state"] for seed in range(200)}
+    assert starts == set(np.flatnonzero(~mdp.terminal).tolist())
+    assert {PrincipalEnv(mdp).reset(seed=seed)[1]["state"] for seed in range(20)} == {0}
+    with pytest.raises(ValueError, match="start_states"):
+        PrincipalEnv(mdp, start_states="random")
+
+
+def test_vec_env_exploring_starts_and_restarts():
+    from sb3_contracts.wrappers import PrincipalVecEnv
+
+    mdp = random_binary_tree(3, seed=0)
+    env = PrincipalVecEnv(mdp, n_envs=64, seed=0, start_states="uniform")
+    env.reset()
+    seen = set(env.states.tolist())
+    for _ in range(10):
+        _, _, dones, infos = env.step(np.zeros((64, 2), dtype=np.float32))
+        for i in np.flatnonzero(dones):
+            # The next episode's first state is the one the reset info names.
+            assert env.reset_infos[i]["state"] == env.states[i]
+        seen |= set(env.states.tolist())
+    assert seen == set(np.flatnonzero(~mdp.terminal).tolist())
+    with pytest.raises(ValueError, match="contracts"):
+        env.step(-np.ones((64, 2), dtype=np.float32))
