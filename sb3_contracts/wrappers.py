@@ -154,7 +154,9 @@ class _ContractGame(gym.Env):
     def __init__(self, mdp: PrincipalAgentMDP, encoding: str, max_episode_steps: int | None,
                  render_mode: str | None, start_states: str = "initial") -> None:
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            # A TypeError, as for an unknown keyword: SB3 builds envs from ids with render_mode="rgb_array"
+            # and falls back to no render mode on exactly this error.
+            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
         if not isinstance(mdp, PrincipalAgentMDP):
             raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")

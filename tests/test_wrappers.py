@@ -170,3 +170,10 @@ def test_vec_env_exploring_starts_and_restarts():
     assert seen == set(np.flatnonzero(~mdp.terminal).tolist())
     with pytest.raises(ValueError, match="contracts"):
         env.step(-np.ones((64, 2), dtype=np.float32))
+
+
+def test_sb3_can_build_the_env_from_its_id():
+    model = DQN("MlpPolicy", "ContractBinaryTreeAgent-v0", learning_starts=10, buffer_size=100)
+    assert model.env.observation_space.shape[0] == 2**11 - 1 + 2
+    with pytest.raises(TypeError, match="render_mode"):
+        PrincipalEnv(random_binary_tree(2, seed=0), render_mode="human")
