@@ -440,6 +440,7 @@ class PrincipalVecEnv(VecEnv):
         self.max_episode_steps = max_episode_steps
         self.start_states = _check_start_states(start_states)
         action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
+        self.render_mode = None
         super().__init__(int(n_envs), self.encoder.space, action_space)
         self._rng = np.random.default_rng(seed)
         transitions = mdp.transitions
