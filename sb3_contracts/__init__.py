@@ -5,7 +5,7 @@ Importing the package registers its Gymnasium environment ids (Gymnasium 1.x has
 
 import gymnasium
 
-from sb3_contracts.contract_dqn import ContractDQN
+from sb3_contracts.contract_dqn import ContractDQN, MultiAgentContractDQN
 from sb3_contracts.contracts import minimal_contract, minimal_contracts, minimal_contracts_torch, nudge_margin
 from sb3_contracts.multiagent import ContractAgentsVecEnv, ContractCoinGameEnv
 from sb3_contracts.solvers import (
@@ -35,6 +35,7 @@ __all__ = [
     "ContractCoinGameEnv",
     "ContractDQN",
     "ExactBestResponder",
+    "MultiAgentContractDQN",
     "PrincipalEnv",
     "PrincipalVecEnv",
     "SPESolution",

@@ -6,6 +6,9 @@ Subcommands:
   time taken).
 * ``demo``: ``solve``, then one episode of ``ContractBinaryTree-v0`` with the equilibrium contracts,
   step by step.
+* ``coin``: the Coin Game experiment end to end (principal, validation with fresh DQN/PPO agents, SPE/IC
+  best responses, baselines), one TensorBoard run per phase under ``<out>/tb`` and ``<out>/metrics.json``.
+* ``plot``: the Figure 2 panels (PNG) from one or more ``coin`` experiment folders.
 """
 
 from __future__ import annotations
@@ -85,6 +88,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coin(args: argparse.Namespace) -> int:
+    from sb3_contracts.multiagent.pipeline import PipelineConfig, run_pipeline
+
+    if args.grid not in (3, 7):
+        raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
+    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, n_games=args.n_games,
+                            principal_steps=args.principal_steps, agent_steps=args.agent_steps,
+                            baseline_steps=args.baseline_steps, algos=tuple(args.algos))
+    results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print)
+    print(f"metrics: {args.out}/metrics.json, TensorBoard: tensorboard --logdir {args.out}/tb")
+    print(json.dumps(results["summary"]))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from sb3_contracts.multiagent.plots import plot_figure2
+
+    out = args.out or f"{args.runs[0]}/figure2.png"
+    try:
+        print(plot_figure2(args.runs, out))
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from error
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sb3-contracts", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--depth", type=int, default=6, help="tree depth (default 6)")
     demo.add_argument("--seed", type=int, default=0, help="tree and episode seed (default 0)")
     demo.set_defaults(func=cmd_demo)
+
+    coin = commands.add_parser("coin", help="the Coin Game experiment: principal, validation, baselines, metrics")
+    coin.add_argument("--grid", type=int, default=3, help="3 (3x3, 20 steps) or 7 (7x7, 50 steps); default 3")
+    coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
+    coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
+    coin.add_argument("--principal-steps", type=int, default=300_000, help="principal's agent-steps")
+    coin.add_argument("--agent-steps", type=int, default=300_000, help="each validation agent's agent-steps")
+    coin.add_argument("--baseline-steps", type=int, default=300_000, help="each baseline's agent-steps")
+    coin.add_argument("--algos", nargs="+", default=["dqn", "ppo"], help="validation algorithms (dqn, ppo)")
+    coin.add_argument("--no-progress", action="store_true", help="no progress bars")
+    coin.set_defaults(func=cmd_coin)
+
+    plot = commands.add_parser("plot", help="draw the Figure 2 panels from coin experiment folders")
+    plot.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files); several are averaged")
+    plot.add_argument("--out", default=None, help="PNG path (default <first run>/figure2.png)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from sb3_contracts.contract_dqn.buffers import ContractReplayBuffer, ContractReplayBufferSamples
 from sb3_contracts.contract_dqn.contract_dqn import ContractDQN, exponential_schedule
+from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, MultiAgentContractDQNPolicy
 from sb3_contracts.contract_dqn.policies import (
     CnnPolicy,
     ContractDQNPolicy,
@@ -17,6 +18,8 @@ __all__ = [
     "ContractReplayBuffer",
     "ContractReplayBufferSamples",
     "MlpPolicy",
+    "MultiAgentContractDQN",
+    "MultiAgentContractDQNPolicy",
     "MultiInputPolicy",
     "OneHotEmbedding",
     "exponential_schedule",

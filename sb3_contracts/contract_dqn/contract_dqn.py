@@ -156,6 +156,8 @@ class ContractDQN(OffPolicyAlgorithm):
     policy: ContractDQNPolicy
     replay_buffer: ContractReplayBuffer
     exploration_schedule: Schedule
+    #: Action spaces of the envs it learns on (the principal's view: contracts).
+    _env_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box,)
 
     def __init__(
         self,
@@ -204,7 +206,7 @@ class ContractDQN(OffPolicyAlgorithm):
             gradient_steps, action_noise=None, replay_buffer_class=ContractReplayBuffer,
             replay_buffer_kwargs=replay_buffer_kwargs, optimize_memory_usage=False, policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
-            seed=seed, sde_support=False, supported_action_spaces=(spaces.Box,), support_multi_env=True,
+            seed=seed, sde_support=False, supported_action_spaces=self._env_action_spaces, support_multi_env=True,
         )
         self._check_options(agent_samples, loss, outcome_model, nudge, nudge_td_factor, exploration_margin,
                             target_update_interval)
@@ -252,6 +254,11 @@ class ContractDQN(OffPolicyAlgorithm):
             raise ValueError(f"exploration_margin must be None or finite and non-negative, got {exploration_margin!r}")
         if target_update_interval < 1:
             raise ValueError(f"target_update_interval must be positive, got {target_update_interval!r}")
+
+    @property
+    def contract_space(self) -> spaces.Box:
+        """The space of one contract ``Box(0, b_max, (O,))`` (the env's action space in the single-agent case)."""
+        return self.action_space
 
     @property
     def generous_exploration(self) -> bool:
@@ -309,7 +316,7 @@ class ContractDQN(OffPolicyAlgorithm):
                 self.buffer_size, self.observation_space, spaces.Discrete(self.n_actions), device=self.device,
                 n_envs=self.n_envs, **self.replay_buffer_kwargs,
             )
-        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule,
+        self.policy = self.policy_class(self.observation_space, self.contract_space, self.lr_schedule,
                                         **self.policy_kwargs).to(self.device)
         self._convert_train_freq()
         if self._outcome_table is not None:
@@ -366,9 +373,10 @@ class ContractDQN(OffPolicyAlgorithm):
             explore = th.as_tensor(np.random.rand(batch) < exploration_rate, device=self.device)  # noqa: NPY002
             random_actions = th.as_tensor(np.random.randint(self.n_actions, size=batch),  # noqa: NPY002
                                           device=self.device)
-        margin = float(self.action_space.high.max()) if self.exploration_margin is None else self.exploration_margin
+        space = self.contract_space
+        margin = float(space.high.max()) if self.exploration_margin is None else self.exploration_margin
         recommendation, contract = self.policy.recommend_and_contract(obs, explore, random_actions, margin)
-        contracts = np.clip(contract.cpu().numpy(), self.action_space.low, self.action_space.high)
+        contracts = np.clip(contract.cpu().numpy(), space.low, space.high)
         explored = np.zeros(batch, dtype=bool) if explore is None else explore.cpu().numpy()
         return recommendation.cpu().numpy(), contracts, explored
 

@@ -164,12 +164,16 @@ class ContractDQNPolicy(BasePolicy):
                              f"observations of that size, got observation shape {observation_space.shape}; "
                              "use outcome_model='learned'")
 
-    def _make_net(self, n_outputs: int) -> QNetwork:
+    def _make_net(self, n_outputs: int, observation_space: spaces.Space | None = None) -> QNetwork:
+        """A Q-network with ``n_outputs`` heads on ``observation_space`` (the policy's by default)."""
+        space = self.observation_space if observation_space is None else observation_space
+        extractor = None if observation_space is None else self.features_extractor_class(
+            space, **self.features_extractor_kwargs)
         net_args = self._update_features_extractor(
-            {"observation_space": self.observation_space, "action_space": spaces.Discrete(n_outputs),
+            {"observation_space": space, "action_space": spaces.Discrete(n_outputs),
              "net_arch": self.net_arch, "activation_fn": self.activation_fn,
              "normalize_images": self.normalize_images},
-            features_extractor=None,
+            features_extractor=extractor,
         )
         return QNetwork(**net_args).to(self.device)
 

@@ -180,6 +180,7 @@ def train_baseline(
     tensorboard_log: str | None = None,
     p: float | None = None,
     game_kwargs: dict[str, Any] | None = None,
+    progress_bar: bool = False,
     **hyperparams: Any,
 ) -> tuple[BaseAlgorithm, dict[str, Any]]:
     """
@@ -194,6 +195,7 @@ def train_baseline(
     :param tensorboard_log: TensorBoard folder (``baseline/p`` and ``baseline/spend`` are logged there)
     :param p: fixed proportion for ``"proportion"`` without a target (the start value with one)
     :param game_kwargs: Coin Game arguments (``preset``, ``reward_rule``, ``n_agents``, ...)
+    :param progress_bar: show SB3's progress bar
     :param hyperparams: arguments of the SB3 algorithm (DQN's ``buffer_size`` defaults to 100k here)
     :return: the model and ``stats``: ``kind``, ``p`` (final), ``target_budget``, ``spend_per_episode``
         (see :meth:`RewardShapingVecEnv.spend_per_episode`; NaN unless ``"proportion"``) and ``history``
@@ -206,7 +208,8 @@ def train_baseline(
     if algo == "dqn":
         hyperparams.setdefault("buffer_size", 100_000)  # SB3's 1M default is far more than 3x3 games need
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log, **hyperparams)
-    model.learn(total_timesteps, callback=ShapingLogCallback(env), tb_log_name=f"baseline_{kind}")
+    model.learn(total_timesteps, callback=ShapingLogCallback(env), tb_log_name=f"baseline_{kind}",
+                progress_bar=progress_bar)
     stats = {"kind": kind, "p": env.p, "target_budget": target_budget, "spend_per_episode": env.spend_per_episode(),
              "history": list(env.history)}
     return model, stats

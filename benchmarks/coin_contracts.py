@@ -1,0 +1,58 @@
+"""The Coin Game experiment's quality bar (issue 5): training, validation and baselines, one JSON line last.
+
+Runs :func:`sb3_contracts.multiagent.pipeline.run_pipeline` (the same as ``sb3-contracts coin``) and prints
+``welfare_ratio`` (validated welfare of the fresh DQN agents / cooperative baseline welfare),
+``payment_share``, ``follow_rate``, ``spe_ratio``, ``ic_ratio``, ``constant_proportion_welfare_ratio``
+(budget-matched to the principal's validated spend), ``selfish_welfare_ratio``, ``wall_s``, with the PPO
+validation's figures and the budgets used.
+
+Usage::
+
+    python benchmarks/coin_contracts.py --grid 3 --seed 0 [--out runs/bench] [--principal-steps N] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from sb3_contracts.multiagent.pipeline import PipelineConfig, run_pipeline
+
+#: Budgets (agent-steps) per grid: principal, each validation/best-response agent, each baseline.
+BUDGETS = {3: (300_000, 300_000, 300_000), 7: (2_000_000, 1_500_000, 1_500_000)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", type=int, default=3, choices=sorted(BUDGETS), help="3 or 7")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
+    parser.add_argument("--principal-steps", type=int, default=None)
+    parser.add_argument("--agent-steps", type=int, default=None)
+    parser.add_argument("--baseline-steps", type=int, default=None)
+    parser.add_argument("--n-games", type=int, default=16)
+    args = parser.parse_args()
+    principal, agents, baselines = BUDGETS[args.grid]
+    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, n_games=args.n_games,
+                            principal_steps=args.principal_steps or principal, agent_steps=args.agent_steps or agents,
+                            baseline_steps=args.baseline_steps or baselines)
+    start = time.perf_counter()
+    results = run_pipeline(config, args.out, log=print)
+    summary = results["summary"]
+    figures = {key: summary[key] for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
+                                              "constant_proportion_welfare_ratio", "selfish_welfare_ratio")}
+    ppo = results["validation"].get("ppo")
+    if ppo is not None:
+        figures |= {"ppo_welfare_ratio": ppo["welfare"] / summary["cooperative_welfare"],
+                    "ppo_payment_share": ppo["payment_share"], "ppo_follow_rate": ppo["follow_rate"]}
+    figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
+                "grid": args.grid, "seed": args.seed, "principal_steps": config.principal_steps,
+                "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,
+                "timings_s": {key: round(value, 1) for key, value in results["timings"].items()},
+                "wall_s": round(time.perf_counter() - start, 1)}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Figure 2 of Ivanov et al. (2024) from the pipeline's ``metrics.json`` files (matplotlib, Agg backend).
+
+Five panels: (a) social welfare per episode of the principal's validated agents (DQN, PPO) next to the
+selfish, cooperative and budget-matched constant-proportion baselines; (b) share of welfare paid (the
+principal's payments; the proportion baseline's redistributed spend); (c) follow rate; (d) SPE ratio;
+(e) IC ratio. Several runs (seeds) are averaged, with one standard deviation as error bars.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PANEL_COLORS = {"principal": "tab:blue", "baseline": "tab:gray"}
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    """
+    Read one run's metrics.
+
+    :param path: a ``metrics.json`` file or the experiment folder holding it
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.json at {path}: run `sb3-contracts coin --out <folder>` first")
+    return json.loads(path.read_text())
+
+
+def _bars(runs: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Per panel, per bar: the values of every run."""
+    panels: dict[str, dict[str, list[float]]] = {key: {} for key in ("welfare", "paid", "follow", "spe", "ic")}
+
+    def add(panel: str, label: str, value: float) -> None:
+        panels[panel].setdefault(label, []).append(float(value))
+
+    for run in runs:
+        for algo, metrics in run["validation"].items():
+            add("welfare", f"principal\n({algo})", metrics["welfare"])
+            add("paid", f"principal\n({algo})", metrics["payment_share"])
+            add("follow", f"principal\n({algo})", metrics["follow_rate"])
+        for kind, metrics in run["baselines"].items():
+            add("welfare", kind if kind != "proportion" else "constant\nproportion", metrics["welfare"])
+        proportion = run["baselines"]["proportion"]
+        add("paid", "constant\nproportion", proportion["spend_per_episode"] / proportion["welfare"])
+        add("spe", "validation\nagent", run["ratios"]["spe_ratio"])
+        add("ic", "validation\nagent", run["ratios"]["ic_ratio"])
+    return panels
+
+
+def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -> Path:
+    """
+    Draw the five panels into a PNG.
+
+    :param runs: experiment folders, ``metrics.json`` paths or loaded metrics (one per seed)
+    :param out: the PNG file to write
+    :return: the path written
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("runs must name at least one experiment folder or metrics.json")
+    loaded = [run if isinstance(run, dict) else load_metrics(run) for run in runs]
+    panels = _bars(loaded)
+    titles = {"welfare": "(a) social welfare / episode", "paid": "(b) share of welfare paid",
+              "follow": "(c) recommendations followed", "spe": "(d) SPE ratio", "ic": "(e) IC ratio"}
+    fig, axes = plt.subplots(1, 5, figsize=(19, 4.2))
+    for ax, (key, bars) in zip(axes, panels.items(), strict=True):
+        labels = list(bars)
+        means = [np.mean(bars[label]) for label in labels]
+        errors = [np.std(bars[label]) for label in labels]
+        colors = [PANEL_COLORS["principal" if "principal" in label or "agent" in label else "baseline"]
+                  for label in labels]
+        ax.bar(range(len(labels)), means, yerr=errors, color=colors, capsize=4)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_title(titles[key], fontsize=10)
+        for index, mean in enumerate(means):
+            ax.annotate(f"{mean:.2f}", (index, mean), ha="center", va="bottom", fontsize=8)
+        if key in ("spe", "ic", "follow"):
+            ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
+    config = loaded[0].get("config", {})
+    fig.suptitle(f"Coin Game {config.get('preset', '')}: principal-agent RL with contracts "
+                 f"({len(loaded)} run{'s' if len(loaded) > 1 else ''})")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,117 @@
+"""The Coin Game pipeline: phases end to end, validation isolation, best-response envs, CLI and plot."""
+
+import json
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_contracts.cli import main
+from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal
+from sb3_contracts.multiagent.pipeline import (
+    AGENT_HYPERPARAMS,
+    PRINCIPAL_HYPERPARAMS,
+    PipelineConfig,
+    SoloContractVecEnv,
+    alternate,
+    follow_exactly,
+    run_pipeline,
+    train_agents,
+    train_principal,
+)
+
+TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, baseline_steps=800, eval_games=8,
+            eval_episodes=1, principal_kwargs={"learning_starts": 100}, agent_kwargs={
+                "dqn": {"learning_starts": 100}, "ppo": {"n_steps": 16, "batch_size": 64}})
+
+
+def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
+    results = run_pipeline(PipelineConfig(**TINY), tmp_path)
+    summary = results["summary"]
+    for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
+                "constant_proportion_welfare_ratio", "selfish_welfare_ratio"):
+        assert np.isfinite(summary[key]), key
+    assert 0.0 <= summary["follow_rate"] <= 1.0 and summary["payment_share"] >= 0.0
+    # agents that follow exactly under the principal follow every recommendation (all contracts recommend)
+    assert results["principal_follow"]["follow_rate"] == 1.0
+    assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == pytest.approx(summary)
+    runs = {path.name.rsplit("_", 1)[0] for path in (tmp_path / "tb").iterdir()}
+    assert runs == {"principal", "validation_dqn", "validation_ppo", "best_response_spe", "best_response_ic",
+                    "baseline_selfish", "baseline_cooperative", "baseline_proportion"}
+    assert MultiAgentContractDQN.load(tmp_path / "principal.zip").n_agents == 2
+
+
+def test_validation_agents_never_read_the_principals_parameters():
+    config = PipelineConfig(**TINY, algos=("dqn",))
+    principal = train_principal(config)
+    offer = frozen_principal(principal)
+    parameters = {p.data_ptr() for p in principal.policy.parameters()}
+    # the callable holds no reference to the learner; sabotage the learner's networks to prove it
+    cells = [cell.cell_contents for cell in offer.__closure__]
+    assert not any(isinstance(content, MultiAgentContractDQN) for content in cells)
+    assert not any(p.data_ptr() in parameters for content in cells if isinstance(content, th.nn.Module)
+                   for p in content.parameters())
+    networks = principal.policy  # kept alive, so that its memory cannot be reused by the agents' tensors
+    for parameter in networks.parameters():
+        parameter.data.fill_(float("nan"))
+    principal.policy = None
+    agents = train_agents(offer, config, "dqn")
+    assert not any(p.data_ptr() in parameters for p in agents.policy.parameters())
+    assert agents.env.principal is not offer  # validated wrapper around the callable, nothing else
+    assert all(th.isnan(p).all() for p in networks.parameters())  # untouched since the sabotage
+    contracts = agents.env.contracts
+    assert np.isfinite(contracts).all() and (contracts >= 0).all()
+
+
+def test_solo_env_lets_player_zero_learn_while_the_other_follows():
+    offer = lambda state, obs: np.tile([0.0, 0.0, 0.5, 0.0], (obs.shape[0], 2, 1))  # noqa: E731
+    env = SoloContractVecEnv(3, offer, follow_exactly, seed=0, preset="3x3")
+    obs = env.reset()
+    assert obs.shape == (3, 40) and env.num_envs == 3
+    obs, rewards, dones, infos = env.step(np.zeros(3, dtype=np.int64))
+    # player 1 followed (moved down, paid 0.5); player 0 moved right: not paid
+    assert [info["followed"] for info in infos] == [0, 0, 0]
+    assert env.inner.core.n_games == 3 and rewards.shape == (3,)
+
+
+def test_alternation_runs_both_learners():
+    config = PipelineConfig(**{**TINY, "principal_steps": 400, "agent_steps": 400})
+    principal, agents, coordinator = alternate(config, rounds=2)
+    assert [log.round for log in coordinator.history] == [1, 2]
+    assert principal.num_timesteps >= 800 and agents.num_timesteps >= 800
+
+
+def test_zoo_config_matches_the_pipeline_defaults():
+    yaml = pytest.importorskip("yaml")
+    with open("zoo_configs/contract_coin_game.yml") as file:
+        zoo = yaml.safe_load(file)
+    entries = [(zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"], PRINCIPAL_HYPERPARAMS)]
+    entries += [(zoo[algo]["ContractCoinGame-v0"], hyperparams) for algo, hyperparams in AGENT_HYPERPARAMS.items()]
+    for entry, hyperparams in entries:
+        for key, value in hyperparams.items():
+            if key == "policy_kwargs":
+                assert eval(entry[key]) == value  # noqa: S307  (rl-zoo3 evaluates this string the same way)
+            else:
+                assert entry[key] == pytest.approx(value), key
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="principal_steps must be a positive integer"):
+        PipelineConfig(principal_steps=0)
+    with pytest.raises(ValueError, match="algos must be"):
+        PipelineConfig(algos=("a2c",))
+
+
+def test_cli_coin_and_plot(tmp_path, capsys):
+    out = tmp_path / "coin"
+    assert main(["coin", "--grid", "3", "--seed", "1", "--out", str(out), "--n-games", "4", "--principal-steps",
+                 "640", "--agent-steps", "640", "--baseline-steps", "640", "--algos", "dqn", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
+    assert main(["plot", str(out)]) == 0
+    png = out / "figure2.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="--grid must be 3 or 7"):
+        main(["coin", "--grid", "5", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        main(["plot", str(tmp_path / "missing")])
