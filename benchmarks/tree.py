@@ -34,7 +34,9 @@ def contract_dqn_config(iterations: int, n_envs: int) -> dict[str, Any]:
     """The tuned ContractDQN hyperparameters (mirrored in zoo_configs/contract_dqn.yml)."""
     return dict(
         learning_rate=1e-3, learning_rate_final=1e-4, batch_size=256, gamma=1.0, buffer_size=100_000,
-        learning_starts=1_000, target_update_interval=100 * n_envs, exploration_fraction=0.8,
+        # Frequent hard target copies (every 25 iterations): the bootstrapped targets are deterministic on
+        # the trees, and each copy carries the agent's values one level further up (depth 10 needs ten).
+        learning_starts=1_000, target_update_interval=25 * n_envs, exploration_fraction=0.8,
         exploration_final_eps=0.0, nudge=0.01, nudge_td_factor=0.0, factorization="outcome",
         policy_kwargs=dict(features_extractor_class=OneHotEmbedding, features_extractor_kwargs=dict(features_dim=256),
                            net_arch=[256], optimizer_kwargs=dict(fused=True)),
@@ -48,8 +50,9 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
             "utility_ratio_min_last10": float(min(last)) if last else float("nan")}
 
 
-def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrides: dict[str, Any]) -> dict[str, float]:
-    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial)
+def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrides: dict[str, Any],
+                     start_states: str) -> dict[str, float]:
+    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial, start_states=start_states)
     config = contract_dqn_config(iterations, n_envs)
     config.update(overrides)
     model = ContractDQN("MlpPolicy", env, seed=trial, **config)
@@ -61,8 +64,8 @@ def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrid
     return {**summarize(callback, total), "wall_s": wall}
 
 
-def run_direct(mdp: Any, trial: int, steps: int, n_envs: int) -> dict[str, float]:
-    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial)
+def run_direct(mdp: Any, trial: int, steps: int, n_envs: int, start_states: str) -> dict[str, float]:
+    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial, start_states=start_states)
     model = make_direct_baseline(env, "ppo", seed=trial, n_steps=256, batch_size=256, learning_rate=3e-4,
                                  policy_kwargs=dict(features_extractor_class=OneHotEmbedding,
                                                     features_extractor_kwargs=dict(features_dim=256),
@@ -79,9 +82,10 @@ def run_direct(mdp: Any, trial: int, steps: int, n_envs: int) -> dict[str, float
 def run_one(args: argparse.Namespace, tree: int, trial: int) -> dict[str, float]:
     mdp = random_binary_tree(args.depth, tree)
     result: dict[str, Any] = {"depth": args.depth, "tree": tree, "trial": trial}
-    result.update(run_contract_dqn(mdp, trial, args.iterations, args.n_envs, json.loads(args.overrides)))
+    result.update(run_contract_dqn(mdp, trial, args.iterations, args.n_envs, json.loads(args.overrides),
+                                   args.start_states))
     if args.direct_steps > 0:
-        result.update(run_direct(mdp, trial, args.direct_steps, args.n_envs))
+        result.update(run_direct(mdp, trial, args.direct_steps, args.n_envs, args.start_states))
     return result
 
 
@@ -97,6 +101,8 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--direct-steps", type=int, default=200_000, help="PPO env steps (0: skip the baseline)")
     parser.add_argument("--overrides", default="{}", help="JSON dict of ContractDQN keyword overrides")
+    parser.add_argument("--start-states", default="uniform", choices=("uniform", "initial"),
+                        help="training episodes start in a uniformly random state (exploring starts) or at the root")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small MLPs: 1 is fastest)")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
