@@ -211,8 +211,8 @@ class PrincipalEnv(_ContractGame):
 
     :param mdp: the principal-agent MDP.
     :param agent: ``"best_response"`` (exact subgame-perfect agent), ``"best_response_strict"``
-        (ties against the principal), a callable ``(state, contract) -> action``, or an SB3 model
-        trained on :class:`AgentEnv` of the same MDP (its ``predict`` gets the agent's observation).
+        (ties against the principal), a callable ``(state, contract) -> action``, an object with a batched
+        ``act``, or an SB3 model trained on :class:`AgentEnv` of the same MDP (see :func:`make_batched_agent`).
     :param b_max: the largest payment per outcome; by default twice the largest SPE payment (at least 1).
     :param encoding: state encoding, see :class:`StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
@@ -234,28 +234,9 @@ class PrincipalEnv(_ContractGame):
         super().__init__(mdp, encoding, max_episode_steps, render_mode, start_states)
         solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
         self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
-        self.agent = self._make_agent(agent, solution)
+        self.agent = make_batched_agent(agent, mdp, self.encoder, solution)
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
-
-    def _make_agent(self, agent: Any, solution: SPESolution | None) -> AgentCallable:
-        if isinstance(agent, str):
-            if agent not in ("best_response", "best_response_strict"):
-                raise ValueError(f"agent must be 'best_response', 'best_response_strict', a callable or an SB3 "
-                                 f"model, got {agent!r}")
-            return ExactBestResponder(self.mdp, strict=agent.endswith("strict"), solution=solution)
-        if hasattr(agent, "predict"):
-            return self._sb3_agent(agent)
-        if callable(agent):
-            return agent
-        raise TypeError(f"agent must be a string, a callable or an SB3 model, got {type(agent).__name__}")
-
-    def _sb3_agent(self, model: _Predictor) -> AgentCallable:
-        def act(state: int, contract: np.ndarray) -> int:
-            action, _ = model.predict(agent_observation(self.encoder(state), contract), deterministic=True)
-            return int(np.asarray(action).reshape(-1)[0])
-
-        return act
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         self._reset_state(seed)
@@ -265,7 +246,7 @@ class PrincipalEnv(_ContractGame):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         contract = self._check_contract(action, self.b_max)
         state = self.state
-        agent_action = int(self.agent(state, contract))
+        agent_action = int(np.asarray(self.agent(np.array([state]), contract[None])).reshape(-1)[0])
         if not 0 <= agent_action < self.mdp.n_actions:
             raise ValueError(f"the embedded agent returned action {agent_action}, "
                              f"outside [0, {self.mdp.n_actions - 1}]")
@@ -389,6 +370,41 @@ def make_binary_tree_agent_env(depth: int = 10, seed: int = 0, principal: Any = 
 BatchedAgent = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def make_batched_agent(agent: Any, mdp: PrincipalAgentMDP, encoder: StateEncoder,
+                       solution: SPESolution | None) -> BatchedAgent:
+    """
+    The agent embedded in a principal's view, as a batched ``(states [n], contracts [n, O]) -> actions [n]``.
+
+    :param agent: ``"best_response"`` / ``"best_response_strict"`` (exact, from ``solution``), an object
+        with a batched ``act`` (e.g. :class:`~sb3_contracts.solvers.ExactBestResponder`), an SB3 model
+        trained on :class:`AgentEnv` (one ``predict`` per batch), or a per-state callable
+        ``(state, contract) -> action`` (called in a loop).
+    :param mdp: the principal-agent MDP.
+    :param encoder: the state encoding the SB3 model observes.
+    :param solution: the SPE, for the exact agent's continuation (solved when ``None``).
+    """
+    if isinstance(agent, str):
+        if agent not in ("best_response", "best_response_strict"):
+            raise ValueError(f"agent must be 'best_response', 'best_response_strict', a batched agent, an SB3 "
+                             f"model or a callable, got {agent!r}")
+        return ExactBestResponder(mdp, strict=agent.endswith("strict"), solution=solution).act
+    if hasattr(agent, "act"):
+        return agent.act
+    if hasattr(agent, "predict"):
+        def act_sb3(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
+            actions, _ = agent.predict(agent_observation(encoder(states), contracts), deterministic=True)
+            return np.asarray(actions).reshape(-1)
+
+        return act_sb3
+    if callable(agent):
+        def act_each(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
+            return np.array([agent(int(s), c) for s, c in zip(states, contracts, strict=True)])
+
+        return act_each
+    raise TypeError(f"agent must be a string, a batched agent, an SB3 model or a callable, "
+                    f"got {type(agent).__name__}")
+
+
 class PrincipalVecEnv(VecEnv):
     """
     ``n_envs`` copies of :class:`PrincipalEnv` stepped together in NumPy: an SB3 ``VecEnv`` with no Python
@@ -436,7 +452,7 @@ class PrincipalVecEnv(VecEnv):
         self.encoder = StateEncoder(mdp, encoding)
         solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
         self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
-        self.agent = self._make_agent(agent, solution)
+        self.agent = make_batched_agent(agent, mdp, self.encoder, solution)
         self.max_episode_steps = max_episode_steps
         self.start_states = _check_start_states(start_states)
         action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
@@ -453,28 +469,6 @@ class PrincipalVecEnv(VecEnv):
         self._returns = np.zeros(self.num_envs)
         self._starts = np.zeros(self.num_envs)
         self._actions: np.ndarray | None = None
-
-    def _make_agent(self, agent: Any, solution: SPESolution | None) -> BatchedAgent:
-        if isinstance(agent, str):
-            if agent not in ("best_response", "best_response_strict"):
-                raise ValueError(f"agent must be 'best_response', 'best_response_strict', a batched agent, an SB3 "
-                                 f"model or a callable, got {agent!r}")
-            return ExactBestResponder(self.mdp, strict=agent.endswith("strict"), solution=solution).act
-        if hasattr(agent, "act"):
-            return agent.act
-        if hasattr(agent, "predict"):
-            def act_sb3(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
-                actions, _ = agent.predict(agent_observation(self.encoder(states), contracts), deterministic=True)
-                return np.asarray(actions).reshape(-1)
-
-            return act_sb3
-        if callable(agent):
-            def act_each(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
-                return np.array([agent(int(s), c) for s, c in zip(states, contracts, strict=True)])
-
-            return act_each
-        raise TypeError(f"agent must be a string, a batched agent, an SB3 model or a callable, "
-                        f"got {type(agent).__name__}")
 
     def reset(self) -> np.ndarray:
         if self._seeds[0] is not None:
