@@ -25,22 +25,10 @@ from envs.binary_tree import random_binary_tree
 from sb3_contracts import ContractDQN, PrincipalVecEnv
 from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
+from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
 from sb3_contracts.evaluation import ExactEvaluationCallback
 
 N_EVALUATIONS = 50
-
-
-def contract_dqn_config(iterations: int, n_envs: int) -> dict[str, Any]:
-    """The tuned ContractDQN hyperparameters (mirrored in zoo_configs/contract_dqn.yml)."""
-    return dict(
-        learning_rate=1e-3, learning_rate_final=1e-4, batch_size=256, gamma=1.0, buffer_size=100_000,
-        # Frequent hard target copies (every 25 iterations): the bootstrapped targets are deterministic on
-        # the trees, and each copy carries the agent's values one level further up (depth 10 needs ten).
-        learning_starts=1_000, target_update_interval=25 * n_envs, exploration_fraction=0.8,
-        exploration_final_eps=0.0, nudge=0.01, nudge_td_factor=0.0, factorization="outcome",
-        policy_kwargs=dict(features_extractor_class=OneHotEmbedding, features_extractor_kwargs=dict(features_dim=256),
-                           net_arch=[256], optimizer_kwargs=dict(fused=True)),
-    )
 
 
 def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]:
@@ -53,7 +41,7 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
 def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrides: dict[str, Any],
                      start_states: str) -> dict[str, float]:
     env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial, start_states=start_states)
-    config = contract_dqn_config(iterations, n_envs)
+    config = binary_tree_hyperparams(n_envs)
     config.update(overrides)
     model = ContractDQN("MlpPolicy", env, seed=trial, **config)
     total = iterations * n_envs
@@ -97,11 +85,12 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="run --trees trees x --trials trials")
     parser.add_argument("--trees", type=int, default=3)
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=3_000, help="vec-env steps (one gradient step each)")
-    parser.add_argument("--n-envs", type=int, default=16)
+    parser.add_argument("--iterations", type=int, default=TREE_ITERATIONS,
+                        help="vec-env steps (one gradient step each)")
+    parser.add_argument("--n-envs", type=int, default=TREE_N_ENVS)
     parser.add_argument("--direct-steps", type=int, default=200_000, help="PPO env steps (0: skip the baseline)")
     parser.add_argument("--overrides", default="{}", help="JSON dict of ContractDQN keyword overrides")
-    parser.add_argument("--start-states", default="uniform", choices=("uniform", "initial"),
+    parser.add_argument("--start-states", default=TREE_START_STATES, choices=("uniform", "initial"),
                         help="training episodes start in a uniformly random state (exploring starts) or at the root")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small MLPs: 1 is fastest)")
     args = parser.parse_args()

@@ -22,3 +22,36 @@ def test_demo_plays_an_episode(capsys):
 def test_bad_depth_is_a_clear_error():
     with pytest.raises(SystemExit, match="depth must be an integer"):
         main(["solve", "--depth", "0"])
+
+
+def test_tree_trains_and_scores_against_the_spe(tmp_path, capsys):
+    save = tmp_path / "principal.zip"
+    assert main(["tree", "--depth", "3", "--iterations", "200", "--n-envs", "4", "--no-progress",
+                 "--tensorboard-log", str(tmp_path / "tb"), "--save", str(save)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["utility_ratio"] <= 1.0 + 1e-9
+    assert save.exists() and any((tmp_path / "tb").iterdir())
+    with pytest.raises(SystemExit, match="iterations"):
+        main(["tree", "--iterations", "0"])
+
+
+def test_zoo_config_matches_the_tree_presets():
+    import yaml
+
+    from sb3_contracts.contract_dqn import OneHotEmbedding  # noqa: F401  (named in the YAML's policy_kwargs)
+    from sb3_contracts.contract_dqn.presets import (
+        TREE_ITERATIONS,
+        TREE_N_ENVS,
+        TREE_START_STATES,
+        binary_tree_hyperparams,
+    )
+
+    with open("zoo_configs/contract_dqn.yml") as file:
+        entry = yaml.safe_load(file)["ContractBinaryTree-v0"]
+    assert entry["n_envs"] == TREE_N_ENVS and entry["n_timesteps"] == TREE_ITERATIONS * TREE_N_ENVS
+    assert entry["env_kwargs"]["start_states"] == TREE_START_STATES
+    for key, value in binary_tree_hyperparams(TREE_N_ENVS).items():
+        if key == "policy_kwargs":
+            assert eval(entry[key]) == value  # noqa: S307  (rl-zoo3 evaluates this string the same way)
+        else:
+            assert entry[key] == pytest.approx(value), key
