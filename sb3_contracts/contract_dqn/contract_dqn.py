@@ -97,8 +97,8 @@ class ContractDQN(OffPolicyAlgorithm):
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class.
     :param env: the principal's env (or its registered id).
     :param learning_rate: learning rate (constant or schedule of the progress remaining).
-    :param learning_rate_final: if given, the learning rate decays exponentially from ``learning_rate``
-        (a float) to this value over training (the paper: 1e-3 → 1e-4).
+    :param learning_rate_final: if given, the learning rate decays exponentially from ``learning_rate`` (its
+        initial value, if a schedule) to this value over training (the paper: 1e-3 → 1e-4).
     :param buffer_size: replay buffer size (transitions).
     :param learning_starts: env steps of random recommendations before learning.
     :param batch_size: minibatch size.
@@ -198,9 +198,9 @@ class ContractDQN(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         if learning_rate_final is not None:
-            if callable(learning_rate):
-                raise ValueError("learning_rate_final needs a float learning_rate, got a schedule")
-            learning_rate = exponential_schedule(float(learning_rate), float(learning_rate_final))
+            # rl-zoo3 hands floats over as constant schedules: start from the schedule's initial value.
+            initial = learning_rate(1.0) if callable(learning_rate) else learning_rate
+            learning_rate = exponential_schedule(float(initial), float(learning_rate_final))
         super().__init__(
             policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma, train_freq,
             gradient_steps, action_noise=None, replay_buffer_class=ContractReplayBuffer,
