@@ -60,7 +60,7 @@ def evaluate_policy_table(mdp: PrincipalAgentMDP, contracts: np.ndarray, recomme
     :param spe: the MDP's SPE (solved when ``None``; pass it when evaluating repeatedly).
     """
     spe = solve_spe(mdp) if spe is None else spe
-    contracts = np.maximum(np.asarray(contracts, dtype=np.float64), 0.0)
+    contracts = np.asarray(contracts, dtype=np.float64)
     response = best_response(mdp, contracts, recommended)
     s0, decision = mdp.initial_state, ~mdp.terminal
     optimum = spe.principal_value[s0]
