@@ -4,7 +4,9 @@ Runs :func:`sb3_contracts.multiagent.pipeline.run_pipeline` (the same as ``sb3-c
 ``welfare_ratio`` (validated welfare of the fresh DQN agents / cooperative baseline welfare),
 ``payment_share``, ``follow_rate``, ``spe_ratio``, ``ic_ratio``, ``constant_proportion_welfare_ratio``
 (budget-matched to the principal's validated spend), ``selfish_welfare_ratio``, ``wall_s``, with the PPO
-validation's figures and the budgets used.
+validation's figures and the budgets used, and every welfare against the game's exact cooperative optimum
+(``optimal_welfare``; ``optimal_ratio`` is the validated welfare over it, ``<baseline>_optimal_ratio`` the
+baselines'), which shows how much room a principal has above selfish play.
 
 Usage::
 
@@ -46,6 +48,7 @@ def main() -> None:
     if ppo is not None:
         figures |= {"ppo_welfare_ratio": ppo["welfare"] / summary["cooperative_welfare"],
                     "ppo_payment_share": ppo["payment_share"], "ppo_follow_rate": ppo["follow_rate"]}
+    figures |= {key: value for key, value in summary.items() if "optimal" in key}
     figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
                 "grid": args.grid, "seed": args.seed, "principal_steps": config.principal_steps,
                 "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,

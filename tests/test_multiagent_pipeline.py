@@ -8,6 +8,7 @@ import torch as th
 
 from sb3_contracts.cli import main
 from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal
+from sb3_contracts.multiagent.optimum import optimal_welfare
 from sb3_contracts.multiagent.pipeline import (
     AGENT_HYPERPARAMS,
     PRINCIPAL_HYPERPARAMS,
@@ -32,6 +33,11 @@ def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
                 "constant_proportion_welfare_ratio", "selfish_welfare_ratio"):
         assert np.isfinite(summary[key]), key
     assert 0.0 <= summary["follow_rate"] <= 1.0 and summary["payment_share"] >= 0.0
+    # every welfare is also reported against the game's exact optimum, which no policy exceeds
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3"))
+    for key in ("optimal_ratio", "selfish_optimal_ratio", "cooperative_optimal_ratio", "proportion_optimal_ratio"):
+        assert 0.0 <= summary[key] < 1.1, key
+    assert summary["optimal_ratio"] == pytest.approx(summary["welfare"] / summary["optimal_welfare"])
     # agents that follow exactly under the principal follow every recommendation (all contracts recommend)
     assert results["principal_follow"]["follow_rate"] == 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == pytest.approx(summary)

@@ -1,0 +1,95 @@
+"""The Coin Game's exact cooperative optimum: the most social welfare any joint policy can get, by dynamic programming.
+
+The two-player game is a small finite-horizon MDP when both players are controlled together: the state is
+``(position_0, position_1, coin cell, coin colour)`` (``G^6 * 2`` states: 1,458 on 3x3, 235,298 on 7x7) and the
+time step, the joint action one of 16 moves. Backward induction over the ``max_steps`` steps with the game's own
+tables (:func:`~envs.coin_game.move_table`, :func:`~envs.coin_game.event_tables`; a collected coin respawns
+uniformly on a cell no player occupies) gives the optimal expected welfare from every state, averaged over the
+game's start distribution (players and coin on distinct uniform cells, uniform first colour).
+
+This is the reference a welfare ratio needs: no principal, whatever it pays, can make the agents' *welfare*
+exceed it, and a learned cooperative baseline that falls short of it is undertrained. Example::
+
+    from sb3_contracts.multiagent.optimum import optimal_welfare
+
+    optimal_welfare("3x3")   # 15.81 per episode under "parl" (greedy-selfish play: 15.54); "7x7": 16.66 (14.89)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from envs.coin_game import N_ACTIONS, event_tables, move_table, resolve_config
+
+
+def _free_mean(values: np.ndarray) -> np.ndarray:
+    """``values [C, C, C, k]`` → ``[C, C, k]``: mean over the coin cells no player occupies."""
+    n_cells = values.shape[0]
+    total = values.sum(axis=2)
+    cells = np.arange(n_cells)
+    on_first = values[cells[:, None], cells[None, :], cells[:, None]]  # coin under player 0
+    on_second = values[cells[:, None], cells[None, :], cells[None, :]]  # coin under player 1
+    same = cells[:, None] == cells[None, :]
+    excluded = on_first + np.where(same[..., None], 0.0, on_second)
+    n_free = n_cells - np.where(same, 1, 2)
+    return (total - excluded) / n_free[..., None]
+
+
+@functools.cache
+def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl") -> np.ndarray:
+    """
+    Optimal expected welfare-to-go at the start of an episode, per state.
+
+    :param grid_size: side of the grid
+    :param max_steps: episode length
+    :param reward_rule: ``"parl"`` or ``"lola"``
+    :return: ``V_0 [C, C, C, 2]`` indexed by ``(position_0, position_1, coin, colour)``, ``C = grid_size**2``
+    """
+    n_cells = grid_size**2
+    moves = move_table(grid_size).reshape(n_cells, N_ACTIONS)
+    stats, side = event_tables(2, reward_rule)
+    welfare, next_color = stats[:2].sum(axis=0), side[0]
+    cells = np.arange(n_cells)
+    # after moves: destinations [C, A] for each player, broadcast to [p0, p1, coin, colour, a0, a1]
+    dest0 = moves[:, None, None, None, :, None]
+    dest1 = moves[None, :, None, None, None, :]
+    coin = cells[None, None, :, None, None, None]
+    color = np.arange(2)[None, None, None, :, None, None]
+    picked0, picked1 = dest0 == coin, dest1 == coin
+    code = color * 4 + picked0 * 1 + picked1 * 2
+    reward = welfare[code]
+    collected = picked0 | picked1
+    shape = np.broadcast_shapes(dest0.shape, dest1.shape, coin.shape, color.shape)
+    dest0, dest1, coin, color = (np.broadcast_to(x, shape) for x in (dest0, dest1, coin, color))
+    new_color = next_color[code]
+    values = np.zeros((n_cells, n_cells, n_cells, 2))
+    for _ in range(max_steps):
+        respawned = _free_mean(values)  # [C, C, 2]: expected value after a respawn with each colour
+        following = np.where(collected, respawned[dest0, dest1, new_color], values[dest0, dest1, coin, color])
+        values = (reward + following).reshape(*shape[:4], -1).max(axis=-1)
+    return values
+
+
+def optimal_welfare(preset: str | None = "3x3", reward_rule: str = "parl", grid_size: int | None = None,
+                    max_steps: int | None = None) -> float:
+    """
+    The exact optimal expected social welfare per episode of the two-player Coin Game (joint control).
+
+    :param preset: ``"3x3"`` or ``"7x7"`` (or ``None`` with ``grid_size`` and ``max_steps``)
+    :param reward_rule: ``"parl"`` or ``"lola"``
+    :param grid_size: overrides the preset's grid
+    :param max_steps: overrides the preset's episode length
+    :return: the mean over the start distribution of the optimal welfare
+    """
+    config = resolve_config(preset=preset, grid_size=grid_size, max_steps=max_steps, n_agents=2,
+                            reward_rule=reward_rule)
+    values = optimal_values(config["grid_size"], config["max_steps"], config["reward_rule"])
+    n_cells = values.shape[0]
+    p0, p1, coin = np.meshgrid(*(np.arange(n_cells),) * 3, indexing="ij")
+    distinct = (p0 != p1) & (p0 != coin) & (p1 != coin)
+    return float(values[distinct].mean())
+
+
+__all__ = ["optimal_values", "optimal_welfare"]
