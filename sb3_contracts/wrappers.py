@@ -93,6 +93,31 @@ def _check_b_max(b_max: float) -> float:
     return float(b_max)
 
 
+def _solution_and_b_max(mdp: PrincipalAgentMDP, b_max: float | None, needs_solution: bool
+                        ) -> tuple[SPESolution | None, float]:
+    """The SPE when the default ``b_max`` or an equilibrium player needs it, and the checked ``b_max``."""
+    solution = solve_spe(mdp) if (needs_solution or b_max is None) else None
+    return solution, _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+
+
+def _check_game_args(mdp: Any, max_episode_steps: int | None) -> None:
+    if not isinstance(mdp, PrincipalAgentMDP):
+        raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
+
+
+def _principal_step_info(mdp: PrincipalAgentMDP, state: int, next_state: int, outcome: int, payment: float,
+                         agent_reward: float, agent_action: int) -> dict[str, Any]:
+    """The ``info`` of one step of the principal's view (see :class:`PrincipalEnv`)."""
+    info = {"state": state, "outcome": outcome, "payment": payment, "agent_reward": agent_reward,
+            "true_agent_action": agent_action, "outcome_probs": mdp.outcome_probs[state].copy(),
+            "next_outcome_probs": mdp.outcome_probs[next_state].copy()}
+    if mdp.observed_action:
+        info["agent_action"] = agent_action
+    return info
+
+
 def check_contract(contract: Any, shape: tuple[int, ...], b_max: float, name: str = "contract",
                    meaning: str = "one payment per outcome") -> np.ndarray:
     """
@@ -158,10 +183,7 @@ class _ContractGame(gym.Env):
             # and falls back to no render mode on exactly this error.
             raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
-        if not isinstance(mdp, PrincipalAgentMDP):
-            raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
+        _check_game_args(mdp, max_episode_steps)
         self.mdp = mdp
         self.encoder = StateEncoder(mdp, encoding)
         self.max_episode_steps = max_episode_steps
@@ -232,8 +254,7 @@ class PrincipalEnv(_ContractGame):
         start_states: str = "initial",
     ) -> None:
         super().__init__(mdp, encoding, max_episode_steps, render_mode, start_states)
-        solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
-        self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+        solution, self.b_max = _solution_and_b_max(mdp, b_max, isinstance(agent, str))
         self.agent = make_batched_agent(agent, mdp, self.encoder, solution)
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
@@ -251,12 +272,8 @@ class PrincipalEnv(_ContractGame):
             raise ValueError(f"the embedded agent returned action {agent_action}, "
                              f"outside [0, {self.mdp.n_actions - 1}]")
         outcome, agent_reward, principal_reward, terminated, truncated = self._advance(agent_action, contract)
-        info = {"state": state, "outcome": outcome, "payment": float(contract[outcome]),
-                "agent_reward": agent_reward, "true_agent_action": agent_action,
-                "outcome_probs": self.mdp.outcome_probs[state].copy(),
-                "next_outcome_probs": self.mdp.outcome_probs[self.state].copy()}
-        if self.mdp.observed_action:
-            info["agent_action"] = agent_action
+        info = _principal_step_info(self.mdp, state, self.state, outcome, float(contract[outcome]), agent_reward,
+                                    agent_action)
         return self.encoder(self.state), principal_reward, terminated, truncated, info
 
 
@@ -290,9 +307,7 @@ class AgentEnv(_ContractGame):
         start_states: str = "initial",
     ) -> None:
         super().__init__(mdp, encoding, max_episode_steps, render_mode, start_states)
-        needs_solution = b_max is None or (isinstance(principal, str) and principal == "spe")
-        solution = solve_spe(mdp) if needs_solution else None
-        self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+        solution, self.b_max = _solution_and_b_max(mdp, b_max, isinstance(principal, str) and principal == "spe")
         self.principal = self._make_principal(principal, solution)
         low = np.concatenate([self.encoder.space.low, np.zeros(mdp.n_outcomes, np.float32)])
         high = np.concatenate([self.encoder.space.high, np.full(mdp.n_outcomes, self.b_max, np.float32)])
@@ -440,18 +455,14 @@ class PrincipalVecEnv(VecEnv):
         seed: int | None = None,
         start_states: str = "initial",
     ) -> None:
-        if not isinstance(mdp, PrincipalAgentMDP):
-            raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+        _check_game_args(mdp, max_episode_steps)
         if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
             raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
         if mdp.terminal[mdp.initial_state]:
             raise ValueError(f"the initial state {mdp.initial_state} is terminal: nothing can happen")
         self.mdp = mdp
         self.encoder = StateEncoder(mdp, encoding)
-        solution = solve_spe(mdp) if (b_max is None or isinstance(agent, str)) else None
-        self.b_max = _check_b_max(_default_b_max(solution) if b_max is None else b_max)
+        solution, self.b_max = _solution_and_b_max(mdp, b_max, isinstance(agent, str))
         self.agent = make_batched_agent(agent, mdp, self.encoder, solution)
         self.max_episode_steps = max_episode_steps
         self.start_states = _check_start_states(start_states)
@@ -463,7 +474,6 @@ class PrincipalVecEnv(VecEnv):
         self._indptr, self._indices = transitions.indptr, transitions.indices
         # Global running sum of transition probabilities: sampling a successor of row r is one searchsorted.
         self._cumulative = np.cumsum(transitions.data)
-        self._observed = mdp.observed_action
         self.states = np.full(self.num_envs, mdp.initial_state, dtype=np.int64)
         self._steps = np.zeros(self.num_envs, dtype=np.int64)
         self._returns = np.zeros(self.num_envs)
@@ -530,12 +540,8 @@ class PrincipalVecEnv(VecEnv):
         next_states_after_reset[dones] = restarts
         infos = []
         for i in range(self.num_envs):
-            info = {"state": int(states[i]), "outcome": int(outcomes[i]), "payment": float(payments[i]),
-                    "agent_reward": float(agent_rewards[i]), "true_agent_action": int(actions[i]),
-                    "outcome_probs": mdp.outcome_probs[states[i]],
-                    "next_outcome_probs": mdp.outcome_probs[next_states[i]]}
-            if self._observed:
-                info["agent_action"] = int(actions[i])
+            info = _principal_step_info(mdp, int(states[i]), int(next_states[i]), int(outcomes[i]),
+                                        float(payments[i]), float(agent_rewards[i]), int(actions[i]))
             if dones[i]:
                 info["terminal_observation"] = observations[i].copy()
                 info["TimeLimit.truncated"] = bool(truncated[i])
