@@ -243,15 +243,11 @@ def best_response(
         live = recommended[~mdp.terminal]
         if live.size and (live.min() < 0 or live.max() >= mdp.n_actions):
             raise ValueError(f"recommended actions of non-terminal states must lie in [0, {mdp.n_actions - 1}]")
-    expected_pay = np.einsum("sao,so->sa", mdp.outcome_probs, contracts)
 
     def stage(states: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         expected = mdp.expected_next(values, states)  # [n, O, 2]: agent, principal
         agent_q = _truncated_q(mdp, states, expected[..., 0])
-        full_q = agent_q + expected_pay[states]
-        probs = mdp.outcome_probs[states]
-        net = mdp.principal_reward[states] - contracts[states] + mdp.gamma * expected[..., 1]
-        principal_q = np.einsum("nao,no->na", probs, net)
+        full_q, principal_q = _payoffs_under_contracts(mdp, states, agent_q, contracts[states], expected[..., 1])
         rec = None if recommended is None else recommended[states]
         action = _agent_choice(full_q, principal_q, rec, strict)
         rows = np.arange(states.size)
@@ -263,6 +259,19 @@ def best_response(
     action[mdp.terminal] = -1
     return AgentResponse(action=action, agent_value=values[:, 0], principal_value=values[:, 1],
                          agent_q=extras["agent_q"])
+
+
+def _payoffs_under_contracts(mdp: PrincipalAgentMDP, states: np.ndarray, agent_q: np.ndarray,
+                             contracts: np.ndarray, principal_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Both players' payoff of each agent action in ``states`` when ``contracts [n, O]`` are on offer: the agent's
+    full Q (truncated ``agent_q [n, A]`` plus the expected payment) and the principal's Q given its expected
+    value after each outcome ``principal_next [n, O]``.
+    """
+    probs = mdp.outcome_probs[states]
+    full_q = agent_q + np.einsum("nao,no->na", probs, contracts)
+    net = mdp.principal_reward[states] - contracts + mdp.gamma * principal_next
+    return full_q, np.einsum("nao,no->na", probs, net)
 
 
 def _agent_choice(full_q: np.ndarray, principal_q: np.ndarray, recommended: np.ndarray | None,
@@ -409,11 +418,8 @@ class ExactBestResponder:
         :param contracts: ``[n, O]`` the contracts offered there.
         :return: ``[n]`` actions.
         """
-        mdp = self.mdp
-        probs = mdp.outcome_probs[states]
-        full_q = self.agent_q[states] + np.einsum("nao,no->na", probs, contracts)
-        net = mdp.principal_reward[states] - contracts + mdp.gamma * self._principal_next[states]
-        principal_q = np.einsum("nao,no->na", probs, net)
+        full_q, principal_q = _payoffs_under_contracts(self.mdp, states, self.agent_q[states], contracts,
+                                                       self._principal_next[states])
         return _agent_choice(full_q, principal_q, None, self.strict)
 
     def __call__(self, state: int, contract: np.ndarray) -> int:
