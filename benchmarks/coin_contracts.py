@@ -21,24 +21,21 @@ import time
 
 from sb3_contracts.multiagent.pipeline import PipelineConfig, run_pipeline
 
-#: Budgets (agent-steps) per grid: principal, each validation/best-response agent, each baseline.
-BUDGETS = {3: (300_000, 300_000, 300_000), 7: (2_000_000, 1_500_000, 1_500_000)}
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, default=3, choices=sorted(BUDGETS), help="3 or 7")
+    parser.add_argument("--grid", type=int, default=3, choices=(3, 7), help="3 or 7")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
+    # step budgets: the preset's (sb3_contracts.multiagent.pipeline.PRESETS) unless given
     parser.add_argument("--principal-steps", type=int, default=None)
     parser.add_argument("--agent-steps", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=None)
     parser.add_argument("--n-games", type=int, default=16)
     args = parser.parse_args()
-    principal, agents, baselines = BUDGETS[args.grid]
     config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, n_games=args.n_games,
-                            principal_steps=args.principal_steps or principal, agent_steps=args.agent_steps or agents,
-                            baseline_steps=args.baseline_steps or baselines)
+                            principal_steps=args.principal_steps, agent_steps=args.agent_steps,
+                            baseline_steps=args.baseline_steps)
     start = time.perf_counter()
     results = run_pipeline(config, args.out, log=print)
     summary = results["summary"]
@@ -52,6 +49,7 @@ def main() -> None:
     figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
                 "grid": args.grid, "seed": args.seed, "principal_steps": config.principal_steps,
                 "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,
+                "nudge": config.principal_hyperparams()["nudge"],
                 "timings_s": {key: round(value, 1) for key, value in results["timings"].items()},
                 "wall_s": round(time.perf_counter() - start, 1)}
     print(json.dumps(figures))

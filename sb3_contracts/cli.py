@@ -177,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
-    coin.add_argument("--principal-steps", type=int, default=300_000, help="principal's agent-steps")
-    coin.add_argument("--agent-steps", type=int, default=300_000, help="each validation agent's agent-steps")
-    coin.add_argument("--baseline-steps", type=int, default=300_000, help="each baseline's agent-steps")
+    budgets = "the preset's default: 300k on 3x3, 1M on 7x7"
+    coin.add_argument("--principal-steps", type=int, default=None, help=f"principal's agent-steps ({budgets})")
+    coin.add_argument("--agent-steps", type=int, default=None, help=f"each validation agent's agent-steps ({budgets})")
+    coin.add_argument("--baseline-steps", type=int, default=None, help=f"each baseline's agent-steps ({budgets})")
     coin.add_argument("--algos", nargs="+", default=["dqn", "ppo"], help="validation algorithms (dqn, ppo)")
     coin.add_argument("--no-progress", action="store_true", help="no progress bars")
     coin.set_defaults(func=cmd_coin)

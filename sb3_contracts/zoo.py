@@ -14,12 +14,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-#: The names rl-zoo3 must resolve when it evaluates ``policy_kwargs`` strings of our configs.
-_CONFIG_NAMES = ("OneHotEmbedding",)
+#: The names rl-zoo3 must resolve when it evaluates ``policy_kwargs`` strings of our configs, and their modules.
+_CONFIG_NAMES = {"OneHotEmbedding": "sb3_contracts.contract_dqn",
+                 "CenteredCoinExtractor": "sb3_contracts.multiagent.encoders"}
 
 
 def register() -> None:
     """Make ``contract_dqn`` an rl-zoo3 algorithm and our config names resolvable (idempotent)."""
+    import importlib
+
     import rl_zoo3
     import rl_zoo3.exp_manager
 
@@ -27,8 +30,8 @@ def register() -> None:
     from sb3_contracts import contract_dqn
 
     rl_zoo3.ALGOS["contract_dqn"] = contract_dqn.ContractDQN
-    for name in _CONFIG_NAMES:
-        setattr(rl_zoo3.exp_manager, name, getattr(contract_dqn, name))
+    for name, module in _CONFIG_NAMES.items():
+        setattr(rl_zoo3.exp_manager, name, getattr(importlib.import_module(module), name))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

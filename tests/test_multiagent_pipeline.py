@@ -8,10 +8,11 @@ import torch as th
 
 from sb3_contracts.cli import main
 from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal
+from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
 from sb3_contracts.multiagent.optimum import optimal_welfare
 from sb3_contracts.multiagent.pipeline import (
     AGENT_HYPERPARAMS,
-    PRINCIPAL_HYPERPARAMS,
+    PRESETS,
     PipelineConfig,
     SoloContractVecEnv,
     alternate,
@@ -91,12 +92,13 @@ def test_zoo_config_matches_the_pipeline_defaults():
     yaml = pytest.importorskip("yaml")
     with open("zoo_configs/contract_coin_game.yml") as file:
         zoo = yaml.safe_load(file)
-    entries = [(zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"], PRINCIPAL_HYPERPARAMS)]
+    entries = [(zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"], PipelineConfig("3x3").principal_hyperparams())]
     entries += [(zoo[algo]["ContractCoinGame-v0"], hyperparams) for algo, hyperparams in AGENT_HYPERPARAMS.items()]
     for entry, hyperparams in entries:
         for key, value in hyperparams.items():
             if key == "policy_kwargs":
-                assert eval(entry[key]) == value  # noqa: S307  (rl-zoo3 evaluates this string the same way)
+                # rl-zoo3 evaluates this string the same way, with the names sb3_contracts.zoo registers
+                assert eval(entry[key], {"CenteredCoinExtractor": CenteredCoinExtractor}) == value  # noqa: S307
             else:
                 assert entry[key] == pytest.approx(value), key
 
@@ -106,6 +108,19 @@ def test_bad_config_raises():
         PipelineConfig(principal_steps=0)
     with pytest.raises(ValueError, match="algos must be"):
         PipelineConfig(algos=("a2c",))
+    with pytest.raises(ValueError, match="preset must be one of"):
+        PipelineConfig(preset="5x5")
+
+
+def test_presets_set_budgets_and_nudge_unless_overridden():
+    small, large = PipelineConfig("3x3"), PipelineConfig("7x7", agent_steps=5, principal_kwargs={"nudge": 0.2})
+    assert small.principal_steps == PRESETS["3x3"]["principal_steps"]
+    assert small.principal_hyperparams()["nudge"] == PRESETS["3x3"]["nudge"]
+    assert large.baseline_steps == PRESETS["7x7"]["baseline_steps"] and large.agent_steps == 5
+    assert large.principal_hyperparams()["nudge"] == 0.2
+    # every learner reads the same centred encoder, so that no method is compared with a handicap
+    for hyperparams in (small.principal_hyperparams(), *(small.agent_hyperparams(a) for a in AGENT_HYPERPARAMS)):
+        assert hyperparams["policy_kwargs"]["features_extractor_class"] is CenteredCoinExtractor
 
 
 def test_cli_coin_and_plot(tmp_path, capsys):

@@ -52,29 +52,45 @@ from sb3_contracts.coordinator import Coordinator
 from sb3_contracts.multiagent.agents_view import ContractAgentsVecEnv
 from sb3_contracts.multiagent.baselines import ALGOS, collect_rollouts, evaluate_agents, train_baseline
 from sb3_contracts.multiagent.common import DEFAULT_B_MAX, Principal, make_principal
+from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
 from sb3_contracts.multiagent.metrics import ic_ratio, rollout_metrics, spe_ratio
 from sb3_contracts.multiagent.optimum import optimal_welfare
 from sb3_contracts.multiagent.responders import Responder, make_responder
 
-#: Agents' hyperparameters per algorithm, tuned for the 3x3 game (shared parameters over 2 x n_games slots).
+#: Every learner of the experiment (principal, validation and best-response agents, baselines) reads the grid
+#: re-centred on the observing player (:class:`~sb3_contracts.multiagent.encoders.CenteredCoinExtractor`), the
+#: same encoder for all, so that no method is compared with a handicap. It is what made 7x7 learnable on a CPU:
+#: cooperative DQN agents reached 16.54 welfare per episode in 500k agent-steps with it (optimum 16.66) and
+#: 13.61 without (seed 0; ``train_baseline("cooperative", 500_000, n_games=16, ...)``).
+POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor)
+
+#: Agents' hyperparameters per algorithm (shared parameters over 2 x n_games slots).
 #: DQN takes 4 gradient steps per step of the 2 x n_games slots: with 1, the cooperative baseline stayed below
 #: selfish play on 3x3 (15.22 vs 15.61 welfare per episode at 300k agent-steps, seed 0; 15.67 with these values).
 AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": dict(learning_rate=1e-3, buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
                 gradient_steps=4, target_update_interval=4_000, exploration_fraction=0.2,
-                exploration_final_eps=0.02, gamma=0.99, policy_kwargs=dict(net_arch=[64, 64])),
+                exploration_final_eps=0.02, gamma=0.99, policy_kwargs=POLICY_KWARGS),
     "ppo": dict(learning_rate=5e-4, n_steps=64, batch_size=256, n_epochs=4, gamma=0.99, ent_coef=0.01,
-                policy_kwargs=dict(net_arch=[64, 64])),
+                policy_kwargs=POLICY_KWARGS),
 }
 #: The principal's hyperparameters (App. D.2 scaled down; Huber loss and grad-norm clipping 10 by default).
 #: 4 gradient steps per step of the 2 x n_games slots (the paper takes one per env step): with 1, the principal's
 #: own recommendations, followed exactly, were worth less than selfish play on 3x3 (15.33 vs 15.61 per episode at
-#: 300k agent-steps, seed 0; 15.60 with 4). The nudge ξ = 0.1 (paid on every followed step: about 4.0 per 3x3 episode):
-#: with 0.05 fresh DQN agents followed 90-95% of the recommendations (0.898 on seed 2), with 0.1 97% (seed 2).
+#: 300k agent-steps, seed 0; 15.60 with 4). The nudge ξ is set per preset (:data:`PRESETS`).
 PRINCIPAL_HYPERPARAMS: dict[str, Any] = dict(
     learning_rate=5e-4, learning_rate_final=1e-4, buffer_size=100_000, learning_starts=2_000, batch_size=128,
     train_freq=1, gradient_steps=4, target_update_interval=4_000, exploration_initial_eps=0.4,
-    exploration_final_eps=0.0, gamma=0.99, nudge=0.1, policy_kwargs=dict(net_arch=[64, 64]))
+    exploration_final_eps=0.0, gamma=0.99, policy_kwargs=POLICY_KWARGS)
+
+#: Per preset: step budgets (agent-steps) and the nudge ξ, paid on every followed agent-step. ξ trades the
+#: follow rate against the payments: on 3x3 (40 agent-steps per episode) ξ = 0.05 left fresh DQN agents following
+#: 90-95% of the recommendations and ξ = 0.1 97-98%, for payments of about 4.0 per episode. 7x7 episodes have 100
+#: agent-steps, so ξ = 0.1 alone would cost 10 per episode (60% of the optimal welfare); ξ = 0.03 costs 3.
+PRESETS: dict[str, dict[str, Any]] = {
+    "3x3": dict(principal_steps=300_000, agent_steps=300_000, baseline_steps=300_000, nudge=0.1),
+    "7x7": dict(principal_steps=1_000_000, agent_steps=1_000_000, baseline_steps=1_000_000, nudge=0.03),
+}
 
 
 @dataclass
@@ -85,15 +101,15 @@ class PipelineConfig:
     :param preset: Coin Game preset (``"3x3"``: 20 steps, ``"7x7"``: 50 steps)
     :param seed: seed of every phase (each phase offsets it)
     :param n_games: games stepped together in every training phase
-    :param principal_steps: the principal's training budget
-    :param agent_steps: each validation and best-response agent's budget
-    :param baseline_steps: each baseline's budget
+    :param principal_steps: the principal's training budget (the preset's, :data:`PRESETS`, by default)
+    :param agent_steps: each validation and best-response agent's budget (the preset's by default)
+    :param baseline_steps: each baseline's budget (the preset's by default)
     :param algos: validation algorithms (``"dqn"``, ``"ppo"``); the headline metrics use the first
     :param eval_games: games per evaluation round (2 x 1024 episodes: on 3x3 every method lies within 0.6
         welfare of the optimum, and 128 episodes left a standard error of about 0.14 on each mean)
     :param eval_episodes: evaluation rounds
     :param alpha: the principal's weight of welfare against payments
-    :param principal_kwargs: overrides of :data:`PRINCIPAL_HYPERPARAMS`
+    :param principal_kwargs: overrides of :data:`PRINCIPAL_HYPERPARAMS` and of the preset's ``nudge``
     :param agent_kwargs: overrides of :data:`AGENT_HYPERPARAMS`, per algorithm
     :param threads: torch threads (1 is fastest for these small networks)
     """
@@ -101,9 +117,9 @@ class PipelineConfig:
     preset: str = "3x3"
     seed: int = 0
     n_games: int = 16
-    principal_steps: int = 300_000
-    agent_steps: int = 300_000
-    baseline_steps: int = 300_000
+    principal_steps: int | None = None
+    agent_steps: int | None = None
+    baseline_steps: int | None = None
     algos: Sequence[str] = ("dqn", "ppo")
     eval_games: int = 1024
     eval_episodes: int = 2
@@ -113,6 +129,11 @@ class PipelineConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        for name in ("principal_steps", "agent_steps", "baseline_steps"):
+            if getattr(self, name) is None:
+                setattr(self, name, PRESETS[self.preset][name])
         for name in ("n_games", "principal_steps", "agent_steps", "baseline_steps", "eval_games", "eval_episodes",
                      "threads"):
             value = getattr(self, name)
@@ -128,7 +149,8 @@ class PipelineConfig:
 
     def principal_hyperparams(self) -> dict[str, Any]:
         """The principal's hyperparameters with this config's overrides."""
-        return copy.deepcopy({**PRINCIPAL_HYPERPARAMS, **self.principal_kwargs})
+        return copy.deepcopy({**PRINCIPAL_HYPERPARAMS, "nudge": PRESETS[self.preset]["nudge"],
+                              **self.principal_kwargs})
 
 
 def follow_exactly(agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
@@ -433,6 +455,8 @@ def alternate(config: PipelineConfig, rounds: int, algo: str = "dqn", tensorboar
 
 __all__ = [
     "AGENT_HYPERPARAMS",
+    "POLICY_KWARGS",
+    "PRESETS",
     "PRINCIPAL_HYPERPARAMS",
     "PipelineConfig",
     "SoloContractVecEnv",

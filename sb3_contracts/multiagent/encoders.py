@@ -1,0 +1,78 @@
+"""Features extractor for agent-centric Coin Game observations: the grid re-centred on the observing player.
+
+The Coin Game is a torus, so nothing about a situation depends on where on the board it happens: only where the
+coins and the other players are *relative to* the observer. :class:`CenteredCoinExtractor` rolls each observation
+so that the observer sits on the centre cell, which makes the same situation one input wherever it happens (49
+times fewer distinct inputs on 7x7). The observations themselves are unchanged (the environment stays the paper's
+agent-centric grid); this is the encoder a learner chooses, like the paper's convolution (translation
+equivariance), but exact on a torus and cheap on a CPU. Any trailing features after the ``4 G G`` grid (an
+agent's contract in the agents' view, the others' follow bits in the principal's agent model) pass through.
+
+Example::
+
+    from stable_baselines3 import DQN
+    from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
+
+    DQN("MlpPolicy", vec_env, policy_kwargs=dict(features_extractor_class=CenteredCoinExtractor))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+from envs.coin_game import N_OBS_CHANNELS
+
+
+def infer_grid_size(dim: int) -> int:
+    """
+    The grid side ``G`` of a flat observation of ``dim`` features: the largest ``G`` with ``4 G G <= dim``.
+
+    :param dim: length of a flat observation (the grid, then at most ``8 G + 3`` trailing features)
+    """
+    size = math.isqrt(dim // N_OBS_CHANNELS)
+    if size < 1:
+        raise ValueError(f"a Coin Game observation has at least {N_OBS_CHANNELS} features, got {dim}")
+    return size
+
+
+class CenteredCoinExtractor(BaseFeaturesExtractor):
+    """
+    Rolls the agent-centric grid (channels: own position, other players, own coin, other coin) so that the
+    observer is on the centre cell, drops the then-constant own-position channel, and appends the trailing
+    features. Batched in torch with one gather; no parameters.
+
+    :param observation_space: flat ``Box`` of ``4 G G`` grid features followed by any extras
+    :param grid_size: the grid side ``G`` (inferred from the observation length by default)
+    """
+
+    def __init__(self, observation_space: spaces.Box, grid_size: int | None = None) -> None:
+        if len(observation_space.shape) != 1:
+            raise ValueError(f"CenteredCoinExtractor needs flat observations, got shape {observation_space.shape}")
+        dim = int(observation_space.shape[0])
+        size = infer_grid_size(dim) if grid_size is None else int(grid_size)
+        cells = size * size
+        extras = dim - N_OBS_CHANNELS * cells
+        if size < 1 or extras < 0:
+            raise ValueError(f"grid_size={grid_size!r} does not fit observations of {dim} features")
+        super().__init__(observation_space, (N_OBS_CHANNELS - 1) * cells + extras)
+        self.grid_size, self.cells = size, cells
+        # source cell of each centred cell for an observer at cell 0: (row + offset) mod G, flattened
+        offsets = th.arange(size) - size // 2
+        rows = offsets[:, None].expand(size, size)
+        cols = offsets[None, :].expand(size, size)
+        self.register_buffer("_rows", rows.reshape(-1), persistent=False)
+        self.register_buffer("_cols", cols.reshape(-1), persistent=False)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        batch = observations.shape[0]
+        grid = observations[:, : N_OBS_CHANNELS * self.cells].reshape(batch, N_OBS_CHANNELS, self.cells)
+        position = grid[:, 0].argmax(dim=1)
+        size = self.grid_size
+        row, col = position // size, position % size
+        source = ((row[:, None] + self._rows) % size) * size + (col[:, None] + self._cols) % size
+        centred = grid[:, 1:].gather(2, source[:, None, :].expand(batch, N_OBS_CHANNELS - 1, self.cells))
+        return th.cat([centred.reshape(batch, -1), observations[:, N_OBS_CHANNELS * self.cells:]], dim=1)

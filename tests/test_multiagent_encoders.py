@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN
+
+from envs.coin_game import CoinGameBatch
+from sb3_contracts.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, infer_grid_size
+
+
+@pytest.mark.parametrize("preset", ["3x3", "7x7"])
+def test_centred_grid_equals_numpy_roll_and_keeps_the_extras(preset):
+    core = CoinGameBatch(n_games=16, seed=3, preset=preset)
+    core.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # a few positions, so that the observer is not always on the same cell
+        core.step(rng.integers(4, size=(16, 2)))
+    grid = core.observe(flat=True).reshape(32, -1)
+    extras = rng.random((32, 3))
+    size = core.grid_size
+    extractor = CenteredCoinExtractor(spaces.Box(0.0, 2.0, (grid.shape[1] + 3,)))
+    features = extractor(th.as_tensor(np.concatenate([grid, extras], axis=1), dtype=th.float32)).numpy()
+    assert extractor.features_dim == 3 * size * size + 3
+    channels = grid.reshape(32, 4, size, size)
+    for row in range(32):
+        (r, c), = np.argwhere(channels[row, 0])
+        expected = np.roll(channels[row, 1:], (size // 2 - r, size // 2 - c), axis=(1, 2)).reshape(-1)
+        np.testing.assert_array_equal(features[row, :-3], expected)
+        np.testing.assert_allclose(features[row, -3:], extras[row], rtol=1e-6)
+
+
+def test_same_relative_situation_gives_the_same_features():
+    size = 5
+    extractor = CenteredCoinExtractor(spaces.Box(0.0, 1.0, (4 * size * size,)))
+    observations = np.zeros((2, 4, size, size), dtype=np.float32)
+    for k, (r, c) in enumerate([(0, 0), (3, 4)]):  # observer, with the other player one step right (wrapping)
+        observations[k, 0, r, c] = 1
+        observations[k, 1, r, (c + 1) % size] = 1
+        observations[k, 2, (r + 2) % size, c] = 1
+    features = extractor(th.as_tensor(observations.reshape(2, -1)))
+    th.testing.assert_close(features[0], features[1])
+
+
+def test_grid_size_inference_and_bad_inputs():
+    assert infer_grid_size(36) == 3 and infer_grid_size(40) == 3 and infer_grid_size(4 * 49 + 4) == 7
+    with pytest.raises(ValueError, match="at least 4"):
+        infer_grid_size(3)
+    with pytest.raises(ValueError, match="flat observations"):
+        CenteredCoinExtractor(spaces.Box(0.0, 1.0, (4, 3, 3)))
+    with pytest.raises(ValueError, match="grid_size=4"):
+        CenteredCoinExtractor(spaces.Box(0.0, 1.0, (40,)), grid_size=4)
+
+
+def test_sb3_dqn_trains_with_the_centred_extractor():
+    env = CoinGameVecEnv(4, obs_format="flat", seed=0, preset="3x3")
+    model = DQN("MlpPolicy", env, learning_starts=50, buffer_size=1_000, seed=0,
+                policy_kwargs=dict(features_extractor_class=CenteredCoinExtractor, net_arch=[16]))
+    model.learn(200)
+    actions, _ = model.predict(env.reset(), deterministic=True)
+    assert actions.shape == (8,)
