@@ -40,7 +40,8 @@ def main() -> None:
     results = run_pipeline(config, args.out, log=print)
     summary = results["summary"]
     figures = {key: summary[key] for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
-                                              "constant_proportion_welfare_ratio", "selfish_welfare_ratio")}
+                                              "constant_proportion_welfare_ratio", "constant_proportion_margin",
+                                              "constant_proportion_margin_se", "selfish_welfare_ratio")}
     ppo = results["validation"].get("ppo")
     if ppo is not None:
         figures |= {"ppo_welfare_ratio": ppo["welfare"] / summary["cooperative_welfare"],

@@ -167,6 +167,7 @@ def test_metrics_on_hand_made_rollouts():
     metrics = rollout_metrics(rewards, payments, followed, np.array([[0.5, 0.5], [0.0, 1 / 3]]),
                               np.array([[1.0, 0.0], [np.nan, 1.0]]))
     assert metrics["welfare"] == pytest.approx((1.2 + 1.0) / 2)
+    assert metrics["welfare_se"] == pytest.approx(np.std([1.2, 1.0], ddof=1) / np.sqrt(2))
     assert metrics["payments"] == pytest.approx(0.4)
     assert metrics["payment_share"] == pytest.approx(0.8 / 2.2)
     assert metrics["follow_rate"] == pytest.approx(5 / 6)

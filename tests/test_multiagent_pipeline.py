@@ -39,6 +39,9 @@ def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
     for key in ("optimal_ratio", "selfish_optimal_ratio", "cooperative_optimal_ratio", "proportion_optimal_ratio"):
         assert 0.0 <= summary[key] < 1.1, key
     assert summary["optimal_ratio"] == pytest.approx(summary["welfare"] / summary["optimal_welfare"])
+    proportion = results["baselines"]["proportion"]
+    assert summary["constant_proportion_margin"] == pytest.approx(summary["welfare"] - proportion["welfare"])
+    assert summary["constant_proportion_margin_se"] > 0
     # agents that follow exactly under the principal follow every recommendation (all contracts recommend)
     assert results["principal_follow"]["follow_rate"] == 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == pytest.approx(summary)

@@ -76,7 +76,8 @@ def rollout_metrics(
     :param followed: ``[T, E, n]`` follow flags
     :param pick_speed: ``[E, n]`` coins picked per step
     :param pick_own_color: ``[E, n]`` own-colour picks / picks, NaN for an agent with no pick
-    :return: ``welfare`` (mean episode welfare), ``payments`` (mean paid per episode), ``payment_share``,
+    :return: ``welfare`` (mean episode welfare), ``welfare_se`` (its standard error over episodes; NaN for a single
+        episode), ``payments`` (mean paid per episode), ``payment_share``,
         ``follow_rate``, ``pick_speed`` (mean over agents and episodes), ``pick_own_color`` (mean over the
         agents with a pick) and ``episodes``
     """
@@ -88,6 +89,7 @@ def rollout_metrics(
     welfare = rewards.sum(axis=(0, 2))
     return {
         "welfare": float(welfare.mean()),
+        "welfare_se": float(welfare.std(ddof=1) / np.sqrt(welfare.size)) if welfare.size > 1 else float("nan"),
         "payments": float(payments.sum(axis=(0, 2)).mean()),
         "payment_share": payment_share(payments.sum(), welfare.sum()),
         "follow_rate": follow_rate(followed),

@@ -346,9 +346,13 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     :param baselines: metrics per baseline
     :param optimum: the game's optimal welfare per episode; adds ``optimal_welfare`` and every welfare over it
         (``*_optimal_ratio``)
+    :return: the figures of the benchmark, with ``constant_proportion_margin`` (validated welfare minus the
+        budget-matched constant-proportion baseline's, per episode) and its standard error
     """
     headline = next(iter(validation.values()))
-    cooperative = baselines["cooperative"]["welfare"]
+    cooperative, proportion = baselines["cooperative"]["welfare"], baselines["proportion"]
+    # independent standard errors: conservative, as every method plays the same evaluation games
+    margin_se = float(np.hypot(headline.get("welfare_se", np.nan), proportion.get("welfare_se", np.nan)))
     extra = {}
     if optimum is not None:
         extra = {"optimal_welfare": optimum, "optimal_ratio": headline["welfare"] / optimum,
@@ -360,7 +364,9 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
         "follow_rate": headline["follow_rate"],
         "spe_ratio": ratios["spe_ratio"],
         "ic_ratio": ratios["ic_ratio"],
-        "constant_proportion_welfare_ratio": baselines["proportion"]["welfare"] / cooperative,
+        "constant_proportion_welfare_ratio": proportion["welfare"] / cooperative,
+        "constant_proportion_margin": headline["welfare"] - proportion["welfare"],
+        "constant_proportion_margin_se": margin_se,
         "selfish_welfare_ratio": baselines["selfish"]["welfare"] / cooperative,
         "cooperative_welfare": cooperative,
         **extra,
