@@ -59,3 +59,17 @@ def test_sb3_dqn_trains_with_the_centred_extractor():
     model.learn(200)
     actions, _ = model.predict(env.reset(), deterministic=True)
     assert actions.shape == (8,)
+
+
+def test_contract_recommendation_is_appended_as_a_one_hot():
+    size = 3
+    extractor = CenteredCoinExtractor(spaces.Box(0.0, 2.0, (4 * size * size + 4,)), contract_dims=4)
+    observations = np.zeros((4, 4 * size * size + 4), dtype=np.float32)
+    observations[:, 0] = 1  # the observer on cell 0
+    observations[:, -4:] = [[0, 0, 0.03, 0], [0, 0, 0, 0], [0.5, 0, 0.5, 0], [0.1, 0.2, 0, 0.05]]
+    features = extractor(th.as_tensor(observations)).numpy()
+    assert extractor.features_dim == 3 * size * size + 8
+    np.testing.assert_array_equal(features[:, -8:-4], observations[:, -4:])  # the raw contract stays
+    np.testing.assert_array_equal(features[:, -4:], [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    with pytest.raises(ValueError, match="contract_dims must be in"):
+        CenteredCoinExtractor(spaces.Box(0.0, 1.0, (4 * size * size + 2,)), contract_dims=4)

@@ -8,6 +8,12 @@ agent-centric grid); this is the encoder a learner chooses, like the paper's con
 equivariance), but exact on a torus and cheap on a CPU. Any trailing features after the ``4 G G`` grid (an
 agent's contract in the agents' view, the others' follow bits in the principal's agent model) pass through.
 
+With ``contract_dims=4`` (the agents' view, whose last 4 features are the agent's contract) it also appends the
+contract's recommendation as a one-hot (the move paid most, none for an all-zero contract; the convention of
+:mod:`sb3_contracts.multiagent.common`). The nudged payments are small next to the agents' values (0.03 on 7x7,
+values near 10), and a network reads a raw 0.03 input poorly; the one-hot is scale-free. It is a function of the
+agent's own observation only, so validation agents still know nothing of the principal but its contracts.
+
 Example::
 
     from stable_baselines3 import DQN
@@ -47,9 +53,11 @@ class CenteredCoinExtractor(BaseFeaturesExtractor):
 
     :param observation_space: flat ``Box`` of ``4 G G`` grid features followed by any extras
     :param grid_size: the grid side ``G`` (inferred from the observation length by default)
+    :param contract_dims: how many of the trailing features are a contract whose recommendation to append as a
+        one-hot (0: none; 4 in the agents' view)
     """
 
-    def __init__(self, observation_space: spaces.Box, grid_size: int | None = None) -> None:
+    def __init__(self, observation_space: spaces.Box, grid_size: int | None = None, contract_dims: int = 0) -> None:
         if len(observation_space.shape) != 1:
             raise ValueError(f"CenteredCoinExtractor needs flat observations, got shape {observation_space.shape}")
         dim = int(observation_space.shape[0])
@@ -58,8 +66,10 @@ class CenteredCoinExtractor(BaseFeaturesExtractor):
         extras = dim - N_OBS_CHANNELS * cells
         if size < 1 or extras < 0:
             raise ValueError(f"grid_size={grid_size!r} does not fit observations of {dim} features")
-        super().__init__(observation_space, (N_OBS_CHANNELS - 1) * cells + extras)
-        self.grid_size, self.cells = size, cells
+        if not 0 <= contract_dims <= extras:
+            raise ValueError(f"contract_dims must be in [0, {extras}] (the trailing features), got {contract_dims!r}")
+        super().__init__(observation_space, (N_OBS_CHANNELS - 1) * cells + extras + contract_dims)
+        self.grid_size, self.cells, self.contract_dims = size, cells, int(contract_dims)
         # source cell of each centred cell for an observer at cell 0: (row + offset) mod G, flattened
         offsets = th.arange(size) - size // 2
         rows = offsets[:, None].expand(size, size)
@@ -75,4 +85,11 @@ class CenteredCoinExtractor(BaseFeaturesExtractor):
         row, col = position // size, position % size
         source = ((row[:, None] + self._rows) % size) * size + (col[:, None] + self._cols) % size
         centred = grid[:, 1:].gather(2, source[:, None, :].expand(batch, N_OBS_CHANNELS - 1, self.cells))
-        return th.cat([centred.reshape(batch, -1), observations[:, N_OBS_CHANNELS * self.cells:]], dim=1)
+        features = [centred.reshape(batch, -1), observations[:, N_OBS_CHANNELS * self.cells:]]
+        if self.contract_dims:
+            contract = observations[:, -self.contract_dims:]
+            best = contract.max(dim=1)
+            # first maximal entry (ties go to the lowest index), none for an all-zero contract
+            one_hot = th.nn.functional.one_hot(contract.argmax(dim=1), self.contract_dims).to(contract.dtype)
+            features.append(one_hot * (best.values > 0)[:, None].to(contract.dtype))
+        return th.cat(features, dim=1)
