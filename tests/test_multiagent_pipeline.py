@@ -91,12 +91,17 @@ def test_alternation_runs_both_learners():
     assert principal.num_timesteps >= 800 and agents.num_timesteps >= 800
 
 
-def test_zoo_config_matches_the_pipeline_defaults():
+@pytest.mark.parametrize(("path", "preset"), [("zoo_configs/contract_coin_game.yml", "3x3"),
+                                              ("zoo_configs/contract_coin_game_7x7.yml", "7x7")])
+def test_zoo_config_matches_the_pipeline_defaults(path, preset):
     yaml = pytest.importorskip("yaml")
-    with open("zoo_configs/contract_coin_game.yml") as file:
+    with open(path) as file:
         zoo = yaml.safe_load(file)
-    entries = [(zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"], PipelineConfig("3x3").principal_hyperparams())]
-    entries += [(zoo[algo]["ContractCoinGame-v0"], hyperparams) for algo, hyperparams in AGENT_HYPERPARAMS.items()]
+    config = PipelineConfig(preset)
+    principal = zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"]
+    assert principal["env_kwargs"]["preset"] == preset and principal["n_timesteps"] == config.principal_steps
+    entries = [(principal, config.principal_hyperparams())]
+    entries += [(zoo[algo]["ContractCoinGame-v0"], config.agent_hyperparams(algo)) for algo in AGENT_HYPERPARAMS]
     for entry, hyperparams in entries:
         for key, value in hyperparams.items():
             if key == "policy_kwargs":
@@ -104,6 +109,7 @@ def test_zoo_config_matches_the_pipeline_defaults():
                 assert eval(entry[key], {"CenteredCoinExtractor": CenteredCoinExtractor}) == value  # noqa: S307
             else:
                 assert entry[key] == pytest.approx(value), key
+    assert all(zoo[algo]["ContractCoinGame-v0"]["n_timesteps"] == config.agent_steps for algo in AGENT_HYPERPARAMS)
 
 
 def test_bad_config_raises():
