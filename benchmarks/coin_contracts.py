@@ -26,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", type=int, default=3, choices=(3, 7), help="3 or 7")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reward-rule", choices=("parl", "lola"), default="parl", help="the Coin Game's reward rule")
     parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
     # step budgets: the preset's (sb3_contracts.multiagent.pipeline.PRESETS) unless given
     parser.add_argument("--principal-steps", type=int, default=None)
@@ -33,7 +34,8 @@ def main() -> None:
     parser.add_argument("--baseline-steps", type=int, default=None)
     parser.add_argument("--n-games", type=int, default=16)
     args = parser.parse_args()
-    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, n_games=args.n_games,
+    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
+                            n_games=args.n_games,
                             principal_steps=args.principal_steps, agent_steps=args.agent_steps,
                             baseline_steps=args.baseline_steps)
     start = time.perf_counter()
@@ -48,7 +50,8 @@ def main() -> None:
                     "ppo_payment_share": ppo["payment_share"], "ppo_follow_rate": ppo["follow_rate"]}
     figures |= {key: value for key, value in summary.items() if "optimal" in key}
     figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
-                "grid": args.grid, "seed": args.seed, "principal_steps": config.principal_steps,
+                "grid": args.grid, "seed": args.seed, "reward_rule": args.reward_rule,
+                "principal_steps": config.principal_steps,
                 "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,
                 "nudge": config.principal_hyperparams()["nudge"],
                 "timings_s": {key: round(value, 1) for key, value in results["timings"].items()},

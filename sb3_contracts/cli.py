@@ -124,7 +124,8 @@ def cmd_coin(args: argparse.Namespace) -> int:
 
     if args.grid not in (3, 7):
         raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
-    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, n_games=args.n_games,
+    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
+                            n_games=args.n_games,
                             principal_steps=args.principal_steps, agent_steps=args.agent_steps,
                             baseline_steps=args.baseline_steps, algos=tuple(args.algos))
     results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print)
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     coin = commands.add_parser("coin", help="the Coin Game experiment: principal, validation, baselines, metrics")
     coin.add_argument("--grid", type=int, default=3, help="3 (3x3, 20 steps) or 7 (7x7, 50 steps); default 3")
     coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    coin.add_argument("--reward-rule", choices=("parl", "lola"), default="parl",
+                      help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
     budgets = "the preset's default: 300k on 3x3, 1M on 7x7"

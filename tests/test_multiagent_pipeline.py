@@ -119,6 +119,8 @@ def test_bad_config_raises():
         PipelineConfig(algos=("a2c",))
     with pytest.raises(ValueError, match="preset must be one of"):
         PipelineConfig(preset="5x5")
+    with pytest.raises(ValueError, match="reward_rule must be one of"):
+        PipelineConfig(reward_rule="gift")
 
 
 def test_presets_set_budgets_and_nudge_unless_overridden():
@@ -135,9 +137,12 @@ def test_presets_set_budgets_and_nudge_unless_overridden():
 def test_cli_coin_and_plot(tmp_path, capsys):
     out = tmp_path / "coin"
     assert main(["coin", "--grid", "3", "--seed", "1", "--out", str(out), "--n-games", "4", "--principal-steps",
-                 "640", "--agent-steps", "640", "--baseline-steps", "640", "--algos", "dqn", "--no-progress"]) == 0
+                 "640", "--agent-steps", "640", "--baseline-steps", "640", "--algos", "dqn", "--no-progress",
+                 "--reward-rule", "lola"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
+    assert json.loads((out / "metrics.json").read_text())["config"]["reward_rule"] == "lola"
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", "lola"))
     assert main(["plot", str(out)]) == 0
     png = out / "figure2.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -45,7 +45,7 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.coin_game import N_ACTIONS, CoinGameBatch
+from envs.coin_game import N_ACTIONS, CoinGameBatch, resolve_config
 from sb3_contracts.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal, live_principal
 from sb3_contracts.coordinator import Coordinator
@@ -106,6 +106,8 @@ class PipelineConfig:
 
     :param preset: Coin Game preset (``"3x3"``: 20 steps, ``"7x7"``: 50 steps)
     :param seed: seed of every phase (each phase offsets it)
+    :param reward_rule: the Coin Game's reward rule: ``"parl"`` (the paper's) or ``"lola"`` (the classic one, where
+        taking another's coin costs its owner 2: a sharper dilemma)
     :param n_games: games stepped together in every training phase
     :param principal_steps: the principal's training budget (the preset's, :data:`PRESETS`, by default)
     :param agent_steps: each validation and best-response agent's budget (the preset's by default)
@@ -122,6 +124,7 @@ class PipelineConfig:
 
     preset: str = "3x3"
     seed: int = 0
+    reward_rule: str = "parl"
     n_games: int = 16
     principal_steps: int | None = None
     agent_steps: int | None = None
@@ -137,6 +140,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        resolve_config(**self.game_kwargs())  # the game's own checks, before any phase runs
         for name in ("principal_steps", "agent_steps", "baseline_steps"):
             if getattr(self, name) is None:
                 setattr(self, name, PRESETS[self.preset][name])
@@ -148,6 +152,10 @@ class PipelineConfig:
         self.algos = tuple(self.algos)
         if not self.algos or any(algo not in ALGOS for algo in self.algos):
             raise ValueError(f"algos must be a non-empty subset of {sorted(ALGOS)}, got {self.algos!r}")
+
+    def game_kwargs(self) -> dict[str, str]:
+        """The Coin Game arguments of every phase."""
+        return {"preset": self.preset, "reward_rule": self.reward_rule}
 
     def agent_hyperparams(self, algo: str) -> dict[str, Any]:
         """The agents' hyperparameters for ``algo`` with this config's overrides."""
@@ -241,7 +249,7 @@ def train_principal(config: PipelineConfig, tensorboard_log: str | None = None,
     :param tensorboard_log: TensorBoard folder (run ``principal``)
     :param progress_bar: show SB3's progress bar
     """
-    env = CoinGameVecEnv(config.n_games, obs_format="flat", seed=config.seed, preset=config.preset)
+    env = CoinGameVecEnv(config.n_games, obs_format="flat", seed=config.seed, **config.game_kwargs())
     model = MultiAgentContractDQN("MlpPolicy", env, alpha=config.alpha, seed=config.seed,
                                   tensorboard_log=tensorboard_log, **config.principal_hyperparams())
     return model.learn(config.principal_steps, tb_log_name="principal", progress_bar=progress_bar)
@@ -268,17 +276,17 @@ def train_agents(principal: Principal, config: PipelineConfig, algo: str = "dqn"
     """
     seed = config.seed + seed_offset
     if partner is None:
-        env: VecEnv = ContractAgentsVecEnv(config.n_games, principal=principal, seed=seed, preset=config.preset)
+        env: VecEnv = ContractAgentsVecEnv(config.n_games, principal=principal, seed=seed, **config.game_kwargs())
     else:
         # one learner per game: twice the games for the same number of learner slots per step
-        env = SoloContractVecEnv(2 * config.n_games, principal, partner, seed=seed, preset=config.preset)
+        env = SoloContractVecEnv(2 * config.n_games, principal, partner, seed=seed, **config.game_kwargs())
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log,
                         **config.agent_hyperparams(algo))
     return model.learn(config.agent_steps, tb_log_name=tb_log_name or f"validation_{algo}", progress_bar=progress_bar)
 
 
 def _rollouts(responder: Responder, principal: Principal | None, config: PipelineConfig) -> dict[str, np.ndarray]:
-    core = CoinGameBatch(config.eval_games, preset=config.preset, seed=10_000 + config.seed)
+    core = CoinGameBatch(config.eval_games, seed=10_000 + config.seed, **config.game_kwargs())
     offer = make_principal(principal, core.n_games, core.n_agents, DEFAULT_B_MAX)
     return collect_rollouts(responder, offer, core, config.eval_episodes)
 
@@ -335,10 +343,10 @@ def run_baselines(config: PipelineConfig, budget: float, tensorboard_log: str | 
     for offset, kind in enumerate(("selfish", "cooperative", "proportion"), start=20):
         model, stats = train_baseline(kind, config.baseline_steps, n_games=config.n_games, seed=config.seed + offset,
                                       target_budget=budget if kind == "proportion" else None,
-                                      tensorboard_log=tensorboard_log, game_kwargs={"preset": config.preset},
+                                      tensorboard_log=tensorboard_log, game_kwargs=config.game_kwargs(),
                                       progress_bar=progress_bar, **hyperparams)
         metrics = evaluate_agents(model, n_games=config.eval_games, n_episodes=config.eval_episodes,
-                                  seed=10_000 + config.seed, preset=config.preset)
+                                  seed=10_000 + config.seed, **config.game_kwargs())
         results[kind] = {**metrics, "spend_per_episode": stats["spend_per_episode"], "p": stats["p"]}
     return results
 
@@ -404,7 +412,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path | None = None, progress
         timings[name] = now - start - sum(timings.values())
         log(f"[{now - start:7.1f}s] {name} done")
 
-    log(f"principal: {config.principal_steps:,} agent-steps on {config.preset}")
+    log(f"principal: {config.principal_steps:,} agent-steps on {config.preset} ({config.reward_rule} rule)")
     principal = train_principal(config, tb, progress_bar)
     offer = frozen_principal(principal)
     phase("principal")
@@ -427,7 +435,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path | None = None, progress
         "validation": validation,
         "ratios": ratios,
         "baselines": baselines,
-        "summary": summarize(validation, ratios, baselines, optimal_welfare(config.preset)),
+        "summary": summarize(validation, ratios, baselines, optimal_welfare(**config.game_kwargs())),
         "timings": timings,
     }
     if folder is not None:
@@ -453,11 +461,11 @@ def alternate(config: PipelineConfig, rounds: int, algo: str = "dqn", tensorboar
     :return: the principal, the agents and the coordinator (its ``history`` logs the rounds)
     """
     th.set_num_threads(config.threads)
-    env = CoinGameVecEnv(config.n_games, obs_format="flat", seed=config.seed, preset=config.preset)
+    env = CoinGameVecEnv(config.n_games, obs_format="flat", seed=config.seed, **config.game_kwargs())
     principal = MultiAgentContractDQN("MlpPolicy", env, alpha=config.alpha, seed=config.seed,
                                       tensorboard_log=tensorboard_log, **config.principal_hyperparams())
     agents_env = ContractAgentsVecEnv(config.n_games, principal=live_principal(principal), seed=config.seed + 1,
-                                      preset=config.preset)
+                                      **config.game_kwargs())
     agents = ALGOS[algo]("MlpPolicy", agents_env, seed=config.seed + 1, tensorboard_log=tensorboard_log,
                          **config.agent_hyperparams(algo))
     coordinator = Coordinator(principal, agents, None, config.principal_steps, config.agent_steps,
