@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
-    budgets = "the preset's default: 300k on 3x3, 1M on 7x7"
+    budgets = "default: the preset's, PRESETS in sb3_contracts.multiagent.pipeline"
     coin.add_argument("--principal-steps", type=int, default=None, help=f"principal's agent-steps ({budgets})")
     coin.add_argument("--agent-steps", type=int, default=None, help=f"each validation agent's agent-steps ({budgets})")
     coin.add_argument("--baseline-steps", type=int, default=None, help=f"each baseline's agent-steps ({budgets})")

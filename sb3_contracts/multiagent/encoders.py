@@ -88,8 +88,8 @@ class CenteredCoinExtractor(BaseFeaturesExtractor):
         features = [centred.reshape(batch, -1), observations[:, N_OBS_CHANNELS * self.cells:]]
         if self.contract_dims:
             contract = observations[:, -self.contract_dims:]
+            # the first maximal entry (ties go to the lowest index), none for an all-zero contract
             best = contract.max(dim=1)
-            # first maximal entry (ties go to the lowest index), none for an all-zero contract
-            one_hot = th.nn.functional.one_hot(contract.argmax(dim=1), self.contract_dims).to(contract.dtype)
+            one_hot = th.nn.functional.one_hot(best.indices, self.contract_dims).to(contract.dtype)
             features.append(one_hot * (best.values > 0)[:, None].to(contract.dtype))
         return th.cat(features, dim=1)

@@ -367,7 +367,7 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     headline = next(iter(validation.values()))
     cooperative, proportion = baselines["cooperative"]["welfare"], baselines["proportion"]
     # independent standard errors: conservative, as every method plays the same evaluation games
-    margin_se = float(np.hypot(headline.get("welfare_se", np.nan), proportion.get("welfare_se", np.nan)))
+    margin_se = float(np.hypot(headline["welfare_se"], proportion["welfare_se"]))
     extra = {}
     if optimum is not None:
         extra = {"optimal_welfare": optimum, "optimal_ratio": headline["welfare"] / optimum,
