@@ -1,6 +1,7 @@
 """The Coin Game pipeline: phases end to end, validation isolation, best-response envs, CLI and plot."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -101,12 +102,14 @@ def test_zoo_config_matches_the_pipeline_defaults(path, preset):
     principal = zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"]
     assert principal["env_kwargs"]["preset"] == preset and principal["n_timesteps"] == config.principal_steps
     entries = [(principal, config.principal_hyperparams())]
-    entries += [(zoo[algo]["ContractCoinGame-v0"], config.agent_hyperparams(algo)) for algo in AGENT_HYPERPARAMS]
+    entries += [(zoo[algo]["ContractCoinGame-v0"], AGENT_HYPERPARAMS[algo]) for algo in AGENT_HYPERPARAMS]
     for entry, hyperparams in entries:
         for key, value in hyperparams.items():
             if key == "policy_kwargs":
                 # rl-zoo3 evaluates this string the same way, with the names sb3_contracts.zoo registers
                 assert eval(entry[key], {"CenteredCoinExtractor": CenteredCoinExtractor}) == value  # noqa: S307
+            elif isinstance(value, str):
+                assert entry[key] == value, key
             else:
                 assert entry[key] == pytest.approx(value), key
     assert all(zoo[algo]["ContractCoinGame-v0"]["n_timesteps"] == config.agent_steps for algo in AGENT_HYPERPARAMS)
@@ -121,6 +124,21 @@ def test_bad_config_raises():
         PipelineConfig(preset="5x5")
     with pytest.raises(ValueError, match="reward_rule must be one of"):
         PipelineConfig(reward_rule="gift")
+    with pytest.raises(ValueError, match="learning_rate must be"):
+        PipelineConfig(agent_kwargs={"dqn": {"learning_rate": "exp_1e-3"}})
+    with pytest.raises(ValueError, match="agent_kwargs keys must be among"):
+        PipelineConfig(agent_kwargs={"a2c": {}})
+
+
+def test_zoo_learning_rate_strings_become_linear_decays():
+    config = PipelineConfig(agent_kwargs={"ppo": {"learning_rate": "lin_2e-4"}})
+    dqn, ppo = config.agent_hyperparams("dqn")["learning_rate"], config.agent_hyperparams("ppo")["learning_rate"]
+    assert AGENT_HYPERPARAMS["dqn"]["learning_rate"] == "lin_1e-3"
+    assert [dqn(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5e-4, 0.0])
+    assert ppo(0.25) == pytest.approx(5e-5)
+    assert json.loads(json.dumps(asdict(config)))["agent_kwargs"] == {"ppo": {"learning_rate": "lin_2e-4"}}
+    constant = PipelineConfig(agent_kwargs={"dqn": {"learning_rate": 3e-4}})
+    assert constant.agent_hyperparams("dqn")["learning_rate"] == 3e-4
 
 
 def test_presets_set_budgets_and_nudge_unless_overridden():

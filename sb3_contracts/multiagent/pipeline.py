@@ -43,6 +43,8 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from envs.coin_game import N_ACTIONS, CoinGameBatch, resolve_config
@@ -68,11 +70,16 @@ POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class
 #: recommendations with it (welfare 16.46) and 88.6% without (16.02). The baselines see no contract and drop it.
 CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
 
-#: Agents' hyperparameters per algorithm (shared parameters over 2 x n_games slots).
+#: Agents' hyperparameters per algorithm (shared parameters over 2 x n_games slots), as in ``zoo_configs/``: a
+#: learning rate ``"lin_<x>"`` decays linearly from x to 0 over the training (rl-zoo3's convention).
 #: DQN takes 4 gradient steps per step of the 2 x n_games slots: with 1, the cooperative baseline stayed below
 #: selfish play on 3x3 (15.22 vs 15.61 welfare per episode at 300k agent-steps, seed 0; 15.67 with these values).
+#: DQN's learning rate decays because on 7x7 the greedy action of an agent facing a contract is decided by Q
+#: differences of about the nudge (0.035) on values near 10: against the three 7x7 principals of the previous
+#: README table, fresh DQN agents followed 88.8 / 95.0 / 88.7% of the recommendations at a constant 1e-3 and
+#: 97.5 / 96.7 / 97.1% with a linear decay 1e-3 -> 1e-4.
 AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "dqn": dict(learning_rate=1e-3, buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
+    "dqn": dict(learning_rate="lin_1e-3", buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
                 gradient_steps=4, target_update_interval=4_000, exploration_fraction=0.2,
                 exploration_final_eps=0.02, gamma=0.99, policy_kwargs=CONTRACT_POLICY_KWARGS),
     "ppo": dict(learning_rate=5e-4, n_steps=64, batch_size=256, n_epochs=4, gamma=0.99, ent_coef=0.01,
@@ -97,6 +104,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "3x3": dict(principal_steps=300_000, agent_steps=300_000, baseline_steps=300_000, nudge=0.1),
     "7x7": dict(principal_steps=1_000_000, agent_steps=1_000_000, baseline_steps=1_000_000, nudge=0.035),
 }
+
+
+def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
+    """
+    An SB3 learning rate from its zoo form: ``"lin_<x>"`` is rl-zoo3's linear decay from x to 0 over the
+    training; numbers and schedules pass through. Keeping the string in the config keeps ``metrics.json`` and
+    ``zoo_configs/`` readable.
+
+    :param value: the learning rate as configured
+    """
+    if not isinstance(value, str):
+        return value
+    kind, _, initial = value.partition("_")
+    try:
+        start = float(initial)
+    except ValueError:
+        start = float("nan")
+    if kind != "lin" or not start > 0:
+        raise ValueError(f"learning_rate must be a number, a schedule or 'lin_<x>' with x > 0, got {value!r}")
+    return LinearSchedule(start, 0.0, 1.0)
 
 
 @dataclass
@@ -152,14 +179,22 @@ class PipelineConfig:
         self.algos = tuple(self.algos)
         if not self.algos or any(algo not in ALGOS for algo in self.algos):
             raise ValueError(f"algos must be a non-empty subset of {sorted(ALGOS)}, got {self.algos!r}")
+        if not set(self.agent_kwargs) <= set(ALGOS):
+            raise ValueError(f"agent_kwargs keys must be among {sorted(ALGOS)}, got {sorted(self.agent_kwargs)}")
+        for algo in ALGOS:
+            self.agent_hyperparams(algo)  # a bad learning rate fails here, not after the principal's training
 
     def game_kwargs(self) -> dict[str, str]:
         """The Coin Game arguments of every phase."""
         return {"preset": self.preset, "reward_rule": self.reward_rule}
 
     def agent_hyperparams(self, algo: str) -> dict[str, Any]:
-        """The agents' hyperparameters for ``algo`` with this config's overrides."""
-        return copy.deepcopy({**AGENT_HYPERPARAMS[algo], **self.agent_kwargs.get(algo, {})})
+        """SB3 keyword arguments of ``algo``'s agents: :data:`AGENT_HYPERPARAMS` with this config's overrides, a
+        ``"lin_<x>"`` learning rate as its schedule."""
+        hyperparams = copy.deepcopy({**AGENT_HYPERPARAMS[algo], **self.agent_kwargs.get(algo, {})})
+        if "learning_rate" in hyperparams:
+            hyperparams["learning_rate"] = learning_rate_schedule(hyperparams["learning_rate"])
+        return hyperparams
 
     def principal_hyperparams(self) -> dict[str, Any]:
         """The principal's hyperparameters with this config's overrides."""
