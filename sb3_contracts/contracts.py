@@ -73,6 +73,14 @@ def minimal_contract(
     # (p_a - p_target) · b <= Q̄(target) - Q̄(a) - ξ   for every a ≠ target
     a_ub = outcome_probs[others] - outcome_probs[target]
     b_ub = agent_q[target] - agent_q[others] - margin
+    # An action with the target's outcome distribution cannot be priced apart: decide its row exactly, since
+    # HiGHS would accept a violation of 0 <= b_ub up to its feasibility tolerance (1e-7).
+    unpriceable = np.all(np.abs(a_ub) <= _PROB_EPS, axis=1)
+    if np.any(b_ub[unpriceable] < -_GAP_EPS):
+        return None
+    a_ub, b_ub = a_ub[~unpriceable], b_ub[~unpriceable]
+    if not len(b_ub):
+        return np.zeros(n_outcomes)
     result = scipy.optimize.linprog(
         c=outcome_probs[target], A_ub=a_ub, b_ub=b_ub, bounds=[(0, None)] * n_outcomes, method="highs"
     )

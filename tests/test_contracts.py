@@ -194,6 +194,14 @@ def test_nudge_margin():
         nudge_margin(float("nan"))
 
 
+def test_identical_outcome_distributions_cannot_pay_for_a_tiny_gap():
+    # HiGHS alone accepted this within its 1e-7 feasibility tolerance; no contract can move the 6e-8 gap.
+    probs, agent_q = np.full((2, 2), 0.5), np.array([6e-8, 0.0])
+    assert minimal_contract(probs, agent_q, 1) is None
+    assert not minimal_contracts(probs, agent_q, np.array(1))[1]
+    assert np.array_equal(minimal_contract(probs, agent_q, 0), np.zeros(2))
+
+
 @st.composite
 def instances(draw):
     n_actions = draw(st.integers(2, 4))
