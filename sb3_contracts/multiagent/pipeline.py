@@ -76,8 +76,9 @@ CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_
 #: selfish play on 3x3 (15.22 vs 15.61 welfare per episode at 300k agent-steps, seed 0; 15.67 with these values).
 #: DQN's learning rate decays because on 7x7 the greedy action of an agent facing a contract is decided by Q
 #: differences of about the nudge (0.035) on values near 10: against the three 7x7 principals of the previous
-#: README table, fresh DQN agents followed 88.8 / 95.0 / 88.7% of the recommendations at a constant 1e-3 and
-#: 97.5 / 96.7 / 97.1% with a linear decay 1e-3 -> 1e-4.
+#: README table (commit 7f7a38c), fresh DQN agents followed 88.8 / 95.0 / 88.7% of the recommendations at a
+#: constant 1e-3, 97.5 / 96.7 / 97.1% with a linear decay 1e-3 -> 1e-4 and 98.1 / 97.0 / 97.3% with this decay
+#: to 0 (welfare 16.47 / 16.45 / 16.47; ``train_agents`` on each run's ``principal.zip``, agents' seed 1).
 AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": dict(learning_rate="lin_1e-3", buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
                 gradient_steps=4, target_update_interval=4_000, exploration_fraction=0.2,
