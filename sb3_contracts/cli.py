@@ -145,6 +145,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from sb3_contracts.multiagent.plots import results_table
+
+    try:
+        print(results_table(args.runs))
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from error
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sb3-contracts", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files); several are averaged")
     plot.add_argument("--out", default=None, help="PNG path (default <first run>/figure2.png)")
     plot.set_defaults(func=cmd_plot)
+
+    table = commands.add_parser("table", help="the coin experiment folders' results as a Markdown table")
+    table.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files), one row each")
+    table.set_defaults(func=cmd_table)
     return parser
 
 

@@ -152,7 +152,7 @@ def test_presets_set_budgets_and_nudge_unless_overridden():
         assert hyperparams["policy_kwargs"]["features_extractor_class"] is CenteredCoinExtractor
 
 
-def test_cli_coin_and_plot(tmp_path, capsys):
+def test_cli_coin_plot_and_table(tmp_path, capsys):
     out = tmp_path / "coin"
     assert main(["coin", "--grid", "3", "--seed", "1", "--out", str(out), "--n-games", "4", "--principal-steps",
                  "640", "--agent-steps", "640", "--baseline-steps", "640", "--algos", "dqn", "--no-progress",
@@ -168,3 +168,13 @@ def test_cli_coin_and_plot(tmp_path, capsys):
         main(["coin", "--grid", "5", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="no metrics.json"):
         main(["plot", str(tmp_path / "missing")])
+    capsys.readouterr()
+    assert main(["table", str(out), str(out / "metrics.json")]) == 0
+    header, rule, *rows, mean = capsys.readouterr().out.strip().splitlines()
+    assert header.count("|") == rule.count("|") == rows[0].count("|") == 13 and len(rows) == 2
+    margin = f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}"
+    assert rows[0].startswith(f"| 1 | {summary['welfare_ratio']:.3f} |") and margin in rows[0]
+    pooled_se = summary["constant_proportion_margin_se"] * np.sqrt(2) / 2  # two copies of the same run
+    assert mean.startswith("| mean |") and f"{summary['constant_proportion_margin']:+.2f} ± {pooled_se:.2f}" in mean
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        main(["table", str(tmp_path / "missing")])

@@ -6,6 +6,9 @@ principal's payments; the proportion baseline's redistributed spend); (c) follow
 (e) IC ratio. Several runs (seeds) are averaged, with one standard deviation as error bars. Panel (a) draws the
 game's exact cooperative optimum (``summary["optimal_welfare"]``) as a dashed line and zooms onto the bars, since
 on 3x3 every method lies within a few percent of it.
+
+:func:`results_table` writes the same runs as the README's Markdown results table, one row per run and a row
+pooling the seeds.
 """
 
 from __future__ import annotations
@@ -104,3 +107,51 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+#: The results table's columns after ``seed``: summary keys shown as ratios.
+_RATIO_COLUMNS = ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio")
+
+
+def _pooled_margin(runs: list[dict[str, Any]]) -> tuple[float, float]:
+    """Mean constant-proportion margin over runs and its standard error (independent runs)."""
+    margins = [run["summary"]["constant_proportion_margin"] for run in runs]
+    errors = [run["summary"]["constant_proportion_margin_se"] for run in runs]
+    return float(np.mean(margins)), float(np.sqrt(np.sum(np.square(errors)))) / len(runs)
+
+
+def _table_row(run: dict[str, Any]) -> str:
+    summary, baselines = run["summary"], run["baselines"]
+    welfares = [next(iter(run["validation"].values()))["welfare"], run["principal_follow"]["welfare"],
+                *(baselines[kind]["welfare"] for kind in ("selfish", "cooperative", "proportion"))]
+    ppo = run["validation"].get("ppo")
+    ppo_cell = f"{ppo['welfare'] / summary['cooperative_welfare']:.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
+    cells = [str(run["config"]["seed"]), *(f"{summary[key]:.3f}" for key in _RATIO_COLUMNS),
+             f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}",
+             f"{summary['selfish_welfare_ratio']:.3f}",
+             " / ".join(f"{value:.2f}" for value in welfares) + f" (p = {baselines['proportion']['p']:.2f})",
+             f"{summary.get('optimal_ratio', float('nan')):.3f}", ppo_cell,
+             f"{sum(run['timings'].values()) / 60:.0f} min"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def results_table(paths: Sequence[str | Path]) -> str:
+    """
+    The runs' results as a Markdown table: per run (seed) the benchmark's ratios, the margin of the validated
+    welfare over the budget-matched constant-proportion baseline (± one standard error), the welfare per episode
+    of every method, PPO validation and the wall time; then the mean over runs (the margin's standard error
+    assumes independent runs).
+
+    :param paths: experiment folders or ``metrics.json`` files
+    """
+    if not paths:
+        raise ValueError("results_table needs at least one run")
+    runs = [load_metrics(path) for path in paths]
+    header = ("| seed | welfare_ratio | payment_share | follow_rate | spe_ratio | ic_ratio | margin over const.-prop. "
+              "| selfish ratio | welfare: principal / followed exactly / selfish / cooperative / const.-prop. "
+              "| optimal_ratio | PPO welfare ratio / follow | wall |")
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|", *(_table_row(run) for run in runs)]
+    margin, margin_se = _pooled_margin(runs)
+    means = [f"{np.mean([run['summary'][key] for run in runs]):.3f}" for key in _RATIO_COLUMNS]
+    lines.append(f"| mean | {' | '.join(means)} | {margin:+.2f} ± {margin_se:.2f} | | | | | |")
+    return "\n".join(lines)
