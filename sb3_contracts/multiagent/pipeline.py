@@ -99,8 +99,9 @@ PRINCIPAL_HYPERPARAMS: dict[str, Any] = dict(
 #: follow rate against the payments: on 3x3 (40 agent-steps per episode) ξ = 0.05 left fresh DQN agents following
 #: 90-95% of the recommendations and ξ = 0.1 97-98%, for payments of about 4.0 per episode. 7x7 episodes have 100
 #: agent-steps, so ξ = 0.1 alone would cost 10 per episode (60% of the optimal welfare). Against seed 0's 7x7
-#: principal, fresh DQN agents (with the one-hot of :data:`CONTRACT_POLICY_KWARGS`) followed 92.1% at ξ = 0.03
-#: (payment share 0.21) and 94.6% at ξ = 0.04 (0.28): ξ = 0.035 sits between the follow and payment bars.
+#: principal, fresh DQN agents (with the one-hot of :data:`CONTRACT_POLICY_KWARGS`, learning rate 1e-3) followed
+#: 92.1% at ξ = 0.03 (payment share 0.21) and 94.6% at ξ = 0.04 (0.28): ξ = 0.035 sits between the follow and
+#: payment bars.
 PRESETS: dict[str, dict[str, Any]] = {
     "3x3": dict(principal_steps=300_000, agent_steps=300_000, baseline_steps=300_000, nudge=0.1),
     "7x7": dict(principal_steps=1_000_000, agent_steps=1_000_000, baseline_steps=1_000_000, nudge=0.035),
