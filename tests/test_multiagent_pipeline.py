@@ -178,3 +178,6 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     assert mean.startswith("| mean |") and f"{summary['constant_proportion_margin']:+.2f} ± {pooled_se:.2f}" in mean
     with pytest.raises(SystemExit, match="no metrics.json"):
         main(["table", str(tmp_path / "missing")])
+    (tmp_path / "run.log").write_text("principal: 640 agent-steps\n")
+    with pytest.raises(SystemExit, match="run.log is not a coin experiment's metrics.json"):
+        main(["table", str(out), str(tmp_path / "run.log")])

@@ -34,7 +34,13 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
         path = path / "metrics.json"
     if not path.is_file():
         raise FileNotFoundError(f"no metrics.json at {path}: run `sb3-contracts coin --out <folder>` first")
-    return json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a coin experiment's metrics.json (not JSON: {error})") from error
+    if not isinstance(metrics, dict) or not {"config", "summary"} <= metrics.keys():
+        raise ValueError(f"{path} is not a coin experiment's metrics.json (no 'config' and 'summary')")
+    return metrics
 
 
 def _bars(runs: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
