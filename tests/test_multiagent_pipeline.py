@@ -14,6 +14,7 @@ from sb3_contracts.multiagent.optimum import optimal_welfare
 from sb3_contracts.multiagent.pipeline import (
     AGENT_HYPERPARAMS,
     PRESETS,
+    RULE_AGENT_KWARGS,
     PipelineConfig,
     SoloContractVecEnv,
     alternate,
@@ -139,6 +140,15 @@ def test_zoo_learning_rate_strings_become_linear_decays():
     assert json.loads(json.dumps(asdict(config)))["agent_kwargs"] == {"ppo": {"learning_rate": "lin_2e-4"}}
     constant = PipelineConfig(agent_kwargs={"dqn": {"learning_rate": 3e-4}})
     assert constant.agent_hyperparams("dqn")["learning_rate"] == 3e-4
+
+
+def test_the_reward_rule_sets_the_agents_learning_rate_unless_overridden():
+    lola = PipelineConfig(reward_rule="lola")
+    assert lola.agent_hyperparams("dqn")["learning_rate"] == RULE_AGENT_KWARGS["lola"]["dqn"]["learning_rate"]
+    assert callable(PipelineConfig(reward_rule="parl").agent_hyperparams("dqn")["learning_rate"])
+    decayed = PipelineConfig(reward_rule="lola", agent_kwargs={"dqn": {"learning_rate": "lin_1e-3"}})
+    assert decayed.agent_hyperparams("dqn")["learning_rate"](0.5) == pytest.approx(5e-4)
+    assert lola.agent_hyperparams("ppo")["learning_rate"] == AGENT_HYPERPARAMS["ppo"]["learning_rate"]
 
 
 def test_presets_set_budgets_and_nudge_unless_overridden():

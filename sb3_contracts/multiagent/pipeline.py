@@ -79,8 +79,7 @@ CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_
 #: README table (commit 7f7a38c), fresh DQN agents followed 88.8 / 95.0 / 88.7% of the recommendations at a
 #: constant 1e-3, 97.5 / 96.7 / 97.1% with a linear decay 1e-3 -> 1e-4 and 98.1 / 97.0 / 97.3% with this decay
 #: to 0 (welfare 16.47 / 16.45 / 16.47; ``train_agents`` on each run's ``principal.zip``, agents' seed 1).
-#: Under the ``lola`` rule the decay hurt: against a 3x3 principal, 0.68 / 0.94 / 0.73 followed over three agents'
-#: seeds, 0.93 / 0.90 / 0.93 at a constant 1e-3 (README, "Where the dilemma is real").
+#: Under the ``lola`` rule the decay hurt (:data:`RULE_AGENT_KWARGS`).
 AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": dict(learning_rate="lin_1e-3", buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
                 gradient_steps=4, target_update_interval=4_000, exploration_fraction=0.2,
@@ -88,6 +87,12 @@ AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "ppo": dict(learning_rate=5e-4, n_steps=64, batch_size=256, n_epochs=4, gamma=0.99, ent_coef=0.01,
                 policy_kwargs=CONTRACT_POLICY_KWARGS),
 }
+#: Per reward rule, overrides of :data:`AGENT_HYPERPARAMS` (a config's ``agent_kwargs`` override both). Under
+#: ``lola`` DQN agents keep a constant learning rate: against seed 0's 3x3 lola principal they followed 0.929 / 0.899
+#: / 0.933 of the recommendations with it and 0.680 / 0.944 / 0.729 with the decay (agents' seed offsets 1 / 2 / 3):
+#: there, deviating pays the deviator as much as the contract, and a decayed learning rate left agents locked in
+#: early deviations. The decay was measured under ``parl`` only on 7x7 and did not matter on 3x3.
+RULE_AGENT_KWARGS: dict[str, dict[str, dict[str, Any]]] = {"parl": {}, "lola": {"dqn": {"learning_rate": 1e-3}}}
 #: The principal's hyperparameters (App. D.2 scaled down; Huber loss and grad-norm clipping 10 by default).
 #: 4 gradient steps per step of the 2 x n_games slots (the paper takes one per env step): with 1, the principal's
 #: own recommendations, followed exactly, were worth less than selfish play on 3x3 (15.33 vs 15.61 per episode at
@@ -193,9 +198,10 @@ class PipelineConfig:
         return {"preset": self.preset, "reward_rule": self.reward_rule}
 
     def agent_hyperparams(self, algo: str) -> dict[str, Any]:
-        """SB3 keyword arguments of ``algo``'s agents: :data:`AGENT_HYPERPARAMS` with this config's overrides, a
-        ``"lin_<x>"`` learning rate as its schedule."""
-        hyperparams = copy.deepcopy({**AGENT_HYPERPARAMS[algo], **self.agent_kwargs.get(algo, {})})
+        """SB3 keyword arguments of ``algo``'s agents: :data:`AGENT_HYPERPARAMS` with the reward rule's
+        (:data:`RULE_AGENT_KWARGS`) and this config's overrides, a ``"lin_<x>"`` learning rate as its schedule."""
+        rule_kwargs = RULE_AGENT_KWARGS.get(self.reward_rule, {}).get(algo, {})
+        hyperparams = copy.deepcopy({**AGENT_HYPERPARAMS[algo], **rule_kwargs, **self.agent_kwargs.get(algo, {})})
         if "learning_rate" in hyperparams:
             hyperparams["learning_rate"] = learning_rate_schedule(hyperparams["learning_rate"])
         return hyperparams
@@ -518,6 +524,7 @@ __all__ = [
     "CONTRACT_POLICY_KWARGS",
     "POLICY_KWARGS",
     "PRESETS",
+    "RULE_AGENT_KWARGS",
     "PRINCIPAL_HYPERPARAMS",
     "PipelineConfig",
     "SoloContractVecEnv",
