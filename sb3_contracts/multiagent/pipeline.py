@@ -89,9 +89,10 @@ AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
 }
 #: Per reward rule, overrides of :data:`AGENT_HYPERPARAMS` (a config's ``agent_kwargs`` override both). Under
 #: ``lola`` DQN agents keep a constant learning rate: against seed 0's 3x3 lola principal they followed 0.929 / 0.899
-#: / 0.933 of the recommendations with it and 0.680 / 0.944 / 0.729 with the decay (agents' seed offsets 1 / 2 / 3):
-#: there, deviating pays the deviator as much as the contract, and a decayed learning rate left agents locked in
-#: early deviations. The decay was measured under ``parl`` only on 7x7 and did not matter on 3x3.
+#: / 0.933 of the recommendations with it and 0.680 / 0.944 / 0.729 with the decay (agents' seed offsets 1 / 2 / 3);
+#: in the full 3x3 lola runs of seeds 0 / 1 / 2, 0.929 / 0.886 / 0.901 with it and 0.680 / 0.843 / 0.842 with the
+#: decay (README). Our guess at why: deviating pays the deviator about as much as the contract, and a decayed
+#: learning rate leaves early deviations in place. The decay was measured under ``parl`` only on 7x7.
 RULE_AGENT_KWARGS: dict[str, dict[str, dict[str, Any]]] = {"parl": {}, "lola": {"dqn": {"learning_rate": 1e-3}}}
 #: The principal's hyperparameters (App. D.2 scaled down; Huber loss and grad-norm clipping 10 by default).
 #: 4 gradient steps per step of the 2 x n_games slots (the paper takes one per env step): with 1, the principal's
