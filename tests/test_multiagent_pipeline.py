@@ -23,6 +23,7 @@ from sb3_contracts.multiagent.pipeline import (
     train_agents,
     train_principal,
 )
+from sb3_contracts.multiagent.plots import _pooled_margin
 
 TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, baseline_steps=800, eval_games=8,
             eval_episodes=1, principal_kwargs={"learning_starts": 100}, agent_kwargs={
@@ -185,9 +186,20 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     margin = f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}"
     assert rows[0].startswith(f"| 1 | {summary['welfare_ratio']:.3f} |") and margin in rows[0]
     pooled_se = summary["constant_proportion_margin_se"] * np.sqrt(2) / 2  # two copies of the same run
-    assert mean.startswith("| mean |") and f"{summary['constant_proportion_margin']:+.2f} ± {pooled_se:.2f}" in mean
+    mean_margin = f"{summary['constant_proportion_margin']:+.2f} ± {pooled_se:.2f} (± 0.00 over seeds)"
+    assert mean.startswith("| mean |") and mean_margin in mean
     with pytest.raises(SystemExit, match="no metrics.json"):
         main(["table", str(tmp_path / "missing")])
     (tmp_path / "run.log").write_text("principal: 640 agent-steps\n")
     with pytest.raises(SystemExit, match="run.log is not a coin experiment's metrics.json"):
         main(["table", str(out), str(tmp_path / "run.log")])
+
+
+def test_mean_margin_errors_pool_the_evaluation_and_measure_the_seeds_spread():
+    runs = [{"summary": {"constant_proportion_margin": margin, "constant_proportion_margin_se": 0.06}}
+            for margin in (-0.13, 0.04, -0.07)]
+    margin, evaluation_se, over_runs_se = _pooled_margin(runs)
+    assert margin == pytest.approx(-0.16 / 3)
+    assert evaluation_se == pytest.approx(0.06 / np.sqrt(3))
+    assert over_runs_se == pytest.approx(np.std([-0.13, 0.04, -0.07], ddof=1) / np.sqrt(3))
+    assert np.isnan(_pooled_margin(runs[:1])[2])

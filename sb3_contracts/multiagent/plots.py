@@ -119,11 +119,15 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
 _RATIO_COLUMNS = ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio")
 
 
-def _pooled_margin(runs: list[dict[str, Any]]) -> tuple[float, float]:
-    """Mean constant-proportion margin over runs and its standard error (independent runs)."""
+def _pooled_margin(runs: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """
+    Mean constant-proportion margin over runs, its evaluation standard error (independent runs) and its standard
+    error over runs (the seeds' spread, which also holds the training noise; NaN for one run).
+    """
     margins = [run["summary"]["constant_proportion_margin"] for run in runs]
     errors = [run["summary"]["constant_proportion_margin_se"] for run in runs]
-    return float(np.mean(margins)), float(np.sqrt(np.sum(np.square(errors)))) / len(runs)
+    over_runs = float(np.std(margins, ddof=1) / np.sqrt(len(runs))) if len(runs) > 1 else float("nan")
+    return float(np.mean(margins)), float(np.sqrt(np.sum(np.square(errors)))) / len(runs), over_runs
 
 
 def _table_row(run: dict[str, Any]) -> str:
@@ -145,8 +149,9 @@ def results_table(paths: Sequence[str | Path]) -> str:
     """
     The runs' results as a Markdown table: per run (seed) the benchmark's ratios, the margin of the validated
     welfare over the budget-matched constant-proportion baseline (± one standard error), the welfare per episode
-    of every method, PPO validation and the wall time; then the mean over runs (the margin's standard error
-    assumes independent runs).
+    of every method, PPO validation and the wall time; then the mean over runs, the margin with two standard
+    errors: the evaluation's, pooled over independent runs, and the runs' spread (``std / sqrt(n)``), which also
+    holds the training noise that one run's evaluation error leaves out.
 
     :param paths: experiment folders or ``metrics.json`` files
     """
@@ -157,7 +162,8 @@ def results_table(paths: Sequence[str | Path]) -> str:
               "| selfish ratio | welfare: principal / followed exactly / selfish / cooperative / const.-prop. "
               "| optimal_ratio | PPO welfare ratio / follow | wall |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|", *(_table_row(run) for run in runs)]
-    margin, margin_se = _pooled_margin(runs)
+    margin, evaluation_se, over_runs_se = _pooled_margin(runs)
     means = [f"{np.mean([run['summary'][key] for run in runs]):.3f}" for key in _RATIO_COLUMNS]
-    lines.append(f"| mean | {' | '.join(means)} | {margin:+.2f} ± {margin_se:.2f} | | | | | |")
+    lines.append(f"| mean | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f} (± {over_runs_se:.2f} over "
+                 "seeds) | | | | | |")
     return "\n".join(lines)
