@@ -137,21 +137,14 @@ def cmd_coin(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from sb3_contracts.multiagent.plots import plot_figure2
 
-    out = args.out or f"{args.runs[0]}/figure2.png"
-    try:
-        print(plot_figure2(args.runs, out))
-    except FileNotFoundError as error:
-        raise ValueError(str(error)) from error
+    print(plot_figure2(args.runs, args.out or f"{args.runs[0]}/figure2.png"))
     return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
     from sb3_contracts.multiagent.plots import results_table
 
-    try:
-        print(results_table(args.runs))
-    except FileNotFoundError as error:
-        raise ValueError(str(error)) from error
+    print(results_table(args.runs))
     return 0
 
 
@@ -214,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:  # bad arguments and missing input files: a message, no trace
         raise SystemExit(f"sb3-contracts {args.command}: {error}") from error
 
 

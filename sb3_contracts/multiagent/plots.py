@@ -132,7 +132,7 @@ def _pooled_margin(runs: list[dict[str, Any]]) -> tuple[float, float, float]:
 
 def _table_row(run: dict[str, Any]) -> str:
     summary, baselines = run["summary"], run["baselines"]
-    welfares = [next(iter(run["validation"].values()))["welfare"], run["principal_follow"]["welfare"],
+    welfares = [summary["welfare"], run["principal_follow"]["welfare"],
                 *(baselines[kind]["welfare"] for kind in ("selfish", "cooperative", "proportion"))]
     ppo = run["validation"].get("ppo")
     ppo_cell = f"{ppo['welfare'] / summary['cooperative_welfare']:.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
