@@ -30,8 +30,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from envs.coin_game import PRESETS, CoinGameBatch, parallel_env
+from sb3_contracts.envs.coin_game import PRESETS, CoinGameBatch, parallel_env
 
 BATCH_SIZES = (1, 256, 4096)
 TARGETS = {"3x3 core_with_obs n=4096": 5_000_000, "3x3 parallel_env": 50_000}

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import torch
+from sb3_contracts.envs.binary_tree import random_binary_tree
 
-from envs.binary_tree import random_binary_tree
 from sb3_contracts.contracts import minimal_contracts, minimal_contracts_torch
 from sb3_contracts.solvers import solve_spe
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from sb3_contracts.envs.binary_tree import random_binary_tree
 
-from envs.binary_tree import random_binary_tree
 from sb3_contracts import ContractDQN, PrincipalVecEnv
 from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding

@@ -3,8 +3,8 @@
 This package may import numpy, gymnasium and pettingzoo only (never ``sb3_contracts``).
 """
 
-from envs.binary_tree import random_binary_tree
-from envs.examples import two_state_example
-from envs.mdp import PrincipalAgentMDP, transitions_from_next_states
+from .binary_tree import random_binary_tree
+from .examples import two_state_example
+from .mdp import PrincipalAgentMDP, transitions_from_next_states
 
 __all__ = ["PrincipalAgentMDP", "random_binary_tree", "transitions_from_next_states", "two_state_example"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.mdp import PrincipalAgentMDP, transitions_from_next_states
+from .mdp import PrincipalAgentMDP, transitions_from_next_states
 
 #: ``P(o1 | a)`` for the low- and high-effort actions.
 P_SUCCESS = (0.1, 0.9)

@@ -1,4 +1,4 @@
-"""Scripted Coin Game policies, vectorised over the games of a :class:`~envs.coin_game.CoinGameBatch`.
+"""Scripted Coin Game policies, vectorised over the games of a :class:`~sb3_contracts.envs.coin_game.CoinGameBatch`.
 
 Each policy maps ``(core, rng)`` to actions ``[n_games, n_agents]`` with no loop over games or
 players (moves come from per-grid lookup tables):
@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.coin_game import MOVES, N_ACTIONS, CoinGameBatch, move_table
+from .coin_game import MOVES, N_ACTIONS, CoinGameBatch, move_table
 
 Policy = Callable[[CoinGameBatch, np.random.Generator], np.ndarray]
 
@@ -159,7 +159,7 @@ def evaluate_policy(
     :param n_games: games played in parallel
     :param n_episodes: rounds of ``n_games`` episodes
     :param seed: seed of the games and of the policy's random generator
-    :param game_kwargs: arguments of :class:`~envs.coin_game.CoinGameBatch` (``preset``, ``reward_rule``, ...)
+    :param game_kwargs: arguments of :class:`CoinGameBatch` (``preset``, ``reward_rule``, ...)
     :return: mean ``social_welfare``, ``pick_speed`` and ``pick_own_color`` (means over players
         and episodes; ``pick_own_color`` ignores players with no pick) and the number of episodes
     """

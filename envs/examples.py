@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.mdp import PrincipalAgentMDP
+from .mdp import PrincipalAgentMDP
 
 #: Probability that an action produces its own outcome (aL → L, aR → R) in the two-state example.
 OUTCOME_ACCURACY = 0.9

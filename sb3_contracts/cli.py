@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from envs.binary_tree import random_binary_tree
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
+from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.solvers import SPESolution, solve_spe
 
 Command = Callable[[argparse.Namespace], int]

@@ -25,7 +25,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, OBS_FORMATS, CoinGameBatch
+from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, OBS_FORMATS, CoinGameBatch
 
 #: Per-player episode statistics copied into the slot's final ``info`` (with ``social_welfare``).
 EPISODE_STAT_KEYS = ("coins_picked", "own_coins_picked", "pick_speed", "pick_own_color")
@@ -45,7 +45,7 @@ class CoinGameVecEnv(VecEnv):
     :param n_games: number of games (the batch size of the core)
     :param obs_format: ``"flat"`` (``[4 * G * G]``, for ``MlpPolicy``) or ``"grid"`` (``[4, G, G]``)
     :param seed: seed of the core's random generator (``seed()`` then ``reset()`` reseeds it)
-    :param game_kwargs: other arguments of :class:`~envs.coin_game.CoinGameBatch`
+    :param game_kwargs: other arguments of :class:`~sb3_contracts.envs.coin_game.CoinGameBatch`
         (``preset``, ``grid_size``, ``max_steps``, ``n_agents``, ``reward_rule``)
     """
 

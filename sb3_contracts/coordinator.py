@@ -21,7 +21,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from envs.mdp import PrincipalAgentMDP
+from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.evaluation import PrincipalEvaluation, evaluate_principal
 from sb3_contracts.solvers import solve_spe
 from sb3_contracts.wrappers import AgentEnv, PrincipalVecEnv, StateEncoder

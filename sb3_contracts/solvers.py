@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.mdp import PrincipalAgentMDP
 from sb3_contracts.contracts import minimal_contracts
+from sb3_contracts.envs.mdp import PrincipalAgentMDP
 
 #: Values closer than this (relative to their scale, at least 1) count as a tie for the agent. It is
 #: wider than float64 rounding so that a minimal contract passed through a float32 action space (as SB3

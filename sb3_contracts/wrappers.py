@@ -23,8 +23,8 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-from envs.binary_tree import random_binary_tree
-from envs.mdp import PrincipalAgentMDP
+from sb3_contracts.envs.binary_tree import random_binary_tree
+from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.solvers import ExactBestResponder, SPESolution, solve_spe
 
 #: Largest MDP encoded one-hot; larger ones need ``state_features``.
@@ -102,7 +102,7 @@ def _solution_and_b_max(mdp: PrincipalAgentMDP, b_max: float | None, needs_solut
 
 def _check_game_args(mdp: Any, max_episode_steps: int | None) -> None:
     if not isinstance(mdp, PrincipalAgentMDP):
-        raise TypeError(f"mdp must be an envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+        raise TypeError(f"mdp must be a sb3_contracts.envs.PrincipalAgentMDP, got {type(mdp).__name__}")
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
 

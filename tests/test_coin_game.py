@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
-
-from envs.coin_game import (
+from sb3_contracts.envs.coin_game import (
     MOVES,
     PRESETS,
     CoinGameBatch,
@@ -17,7 +16,7 @@ from envs.coin_game import (
     parallel_env,
     raw_env,
 )
-from envs.coin_policies import (
+from sb3_contracts.envs.coin_policies import (
     evaluate_policy,
     greedy_own_policy,
     greedy_selfish_policy,

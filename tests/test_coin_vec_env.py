@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import supersuit as ss
+from sb3_contracts.envs.coin_game import CoinGameBatch, parallel_env
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.vec_env import VecMonitor
 
-from envs.coin_game import CoinGameBatch, parallel_env
 from sb3_contracts.coin_vec_env import CoinGameVecEnv
 
 

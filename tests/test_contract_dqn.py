@@ -6,8 +6,8 @@ import gymnasium
 import numpy as np
 import pytest
 import torch as th
+from sb3_contracts.envs.binary_tree import random_binary_tree
 
-from envs.binary_tree import random_binary_tree
 from sb3_contracts import ContractDQN, PrincipalEnv, PrincipalVecEnv, solve_spe
 from sb3_contracts.contract_dqn import ContractReplayBuffer, OneHotEmbedding
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table, evaluate_principal

@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import torch as th
+from sb3_contracts.envs.binary_tree import random_binary_tree
 from stable_baselines3 import DQN
 
-from envs.binary_tree import random_binary_tree
 from sb3_contracts import ContractDQN, PrincipalVecEnv, solve_spe
 from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch as th
+from sb3_contracts.envs.mdp import PrincipalAgentMDP, transitions_from_next_states
 
-from envs.mdp import PrincipalAgentMDP, transitions_from_next_states
 from sb3_contracts import ContractDQN, PrincipalVecEnv
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.evaluation import evaluate_principal

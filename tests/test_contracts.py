@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sb3_contracts.envs.examples import two_state_example
 
-from envs.examples import two_state_example
 from sb3_contracts.contracts import (
     expected_payment,
     is_observed_action,

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from envs import PrincipalAgentMDP, random_binary_tree, transitions_from_next_states, two_state_example
+from sb3_contracts.envs import PrincipalAgentMDP, random_binary_tree, transitions_from_next_states, two_state_example
 
 
 def _tiny(**overrides):

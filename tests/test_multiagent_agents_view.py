@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from sb3_contracts.envs.coin_game import CoinGameBatch
 from stable_baselines3 import DQN, PPO
 
-from envs.coin_game import CoinGameBatch
 from sb3_contracts.multiagent import ContractAgentsVecEnv
 
 

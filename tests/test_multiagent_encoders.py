@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from sb3_contracts.envs.coin_game import CoinGameBatch
 from stable_baselines3 import DQN
 
-from envs.coin_game import CoinGameBatch
 from sb3_contracts.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, infer_grid_size
 

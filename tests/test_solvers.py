@@ -2,8 +2,8 @@ import itertools
 
 import numpy as np
 import pytest
+from sb3_contracts.envs import PrincipalAgentMDP, random_binary_tree, two_state_example
 
-from envs import PrincipalAgentMDP, random_binary_tree, two_state_example
 from sb3_contracts.contracts import minimal_contract
 from sb3_contracts.solvers import (
     ExactBestResponder,

@@ -2,11 +2,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from sb3_contracts.envs import random_binary_tree, two_state_example
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
-from envs import random_binary_tree, two_state_example
 from sb3_contracts.solvers import solve_spe
 from sb3_contracts.wrappers import AgentEnv, PrincipalEnv
 

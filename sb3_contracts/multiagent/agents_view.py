@@ -23,8 +23,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from envs.coin_game import N_ACTIONS
 from sb3_contracts.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.envs.coin_game import N_ACTIONS
 from sb3_contracts.multiagent.common import DEFAULT_B_MAX, Principal, follow_flags, make_principal, pay, recommend
 
 

@@ -37,8 +37,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from envs.coin_game import CoinGameBatch
 from sb3_contracts.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.multiagent.common import DEFAULT_B_MAX, Principal, make_principal, step_with_contracts
 from sb3_contracts.multiagent.metrics import rollout_metrics
 from sb3_contracts.multiagent.responders import Responder, make_responder

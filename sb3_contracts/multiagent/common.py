@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from envs.coin_game import N_ACTIONS, CoinGameBatch
+from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameBatch
 from sb3_contracts.wrappers import _check_b_max, check_contract
 
 #: Default largest payment per action. A coin is worth 1 to its owner (``"parl"``), so paying up to two

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.coin_game import N_ACTIONS, OBS_FORMATS, CoinGameBatch
+from sb3_contracts.envs.coin_game import N_ACTIONS, OBS_FORMATS, CoinGameBatch
 from sb3_contracts.multiagent.common import DEFAULT_B_MAX, step_with_contracts
 from sb3_contracts.multiagent.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
 from sb3_contracts.wrappers import _check_b_max, check_contract

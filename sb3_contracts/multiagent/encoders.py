@@ -30,7 +30,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from envs.coin_game import N_OBS_CHANNELS
+from sb3_contracts.envs.coin_game import N_OBS_CHANNELS
 
 
 def infer_grid_size(dim: int) -> int:

@@ -3,9 +3,9 @@
 The two-player game is a small finite-horizon MDP when both players are controlled together: the state is
 ``(position_0, position_1, coin cell, coin colour)`` (``G^6 * 2`` states: 1,458 on 3x3, 235,298 on 7x7) and the
 time step, the joint action one of 16 moves. Backward induction over the ``max_steps`` steps with the game's own
-tables (:func:`~envs.coin_game.move_table`, :func:`~envs.coin_game.event_tables`; a collected coin respawns
-uniformly on a cell no player occupies) gives the optimal expected welfare from every state, averaged over the
-game's start distribution (players and coin on distinct uniform cells, uniform first colour).
+tables (:func:`~sb3_contracts.envs.coin_game.move_table`, :func:`~sb3_contracts.envs.coin_game.event_tables`; a
+collected coin respawns uniformly on a cell no player occupies) gives the optimal expected welfare from every state,
+averaged over the game's start distribution (players and coin on distinct uniform cells, uniform first colour).
 
 This is the reference a welfare ratio needs: no principal, whatever it pays, can make the agents' *welfare*
 exceed it, and a learned cooperative baseline that falls short of it is undertrained. Example::
@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-from envs.coin_game import N_ACTIONS, event_tables, move_table, resolve_config
+from sb3_contracts.envs.coin_game import N_ACTIONS, event_tables, move_table, resolve_config
 
 
 def _free_mean(values: np.ndarray) -> np.ndarray:

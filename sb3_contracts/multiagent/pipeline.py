@@ -47,10 +47,10 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.coin_game import N_ACTIONS, CoinGameBatch, resolve_config
 from sb3_contracts.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal, live_principal
 from sb3_contracts.coordinator import Coordinator
+from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameBatch, resolve_config
 from sb3_contracts.multiagent.agents_view import ContractAgentsVecEnv
 from sb3_contracts.multiagent.baselines import ALGOS, collect_rollouts, evaluate_agents, train_baseline
 from sb3_contracts.multiagent.common import DEFAULT_B_MAX, Principal, make_principal

@@ -2,7 +2,7 @@
 
 A responder is a vectorised callable ``(agent_obs [N, n, 4 G G], contracts [N, n, 4], core) -> actions [N, n]``
 over all ``N`` games and ``n`` agents at once (``agent_obs`` is the flat agent-centric observation of
-:meth:`~envs.coin_game.CoinGameBatch.observe`; ``core`` gives scripted responders the positions and the
+:meth:`~sb3_contracts.envs.coin_game.CoinGameBatch.observe`; ``core`` gives scripted responders the positions and the
 random generator). Built-ins (see :func:`make_responder`):
 
 - ``"selfish"``: greedy-selfish moves (toward the coin, whatever its colour); contracts are ignored.
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.coin_game import CoinGameBatch
-from envs.coin_policies import greedy_selfish_policy
+from sb3_contracts.envs.coin_game import CoinGameBatch
+from sb3_contracts.envs.coin_policies import greedy_selfish_policy
 from sb3_contracts.multiagent.common import recommend
 
 Responder = Callable[[np.ndarray, np.ndarray, CoinGameBatch], np.ndarray]
