@@ -19,6 +19,8 @@ import argparse
 import json
 import time
 
+from sb3_contracts.envs.coin_game import REWARD_RULES
+
 from sb3_contracts.multiagent.pipeline import PipelineConfig, run_pipeline
 
 
@@ -26,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", type=int, default=3, choices=(3, 7), help="3 or 7")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reward-rule", choices=("parl", "lola"), default="parl", help="the Coin Game's reward rule")
+    parser.add_argument("--reward-rule", choices=REWARD_RULES, default="parl", help="the Coin Game's reward rule")
     parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
     # step budgets: the preset's (sb3_contracts.multiagent.pipeline.PRESETS) unless given
     parser.add_argument("--principal-steps", type=int, default=None)

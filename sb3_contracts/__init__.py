@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 
 #: Every registered env id and its entry point.
 ENV_IDS = {
-    "ContractBinaryTree-v0": "sb3_contracts.wrappers:make_binary_tree_principal_env",
-    "ContractBinaryTreeAgent-v0": "sb3_contracts.wrappers:make_binary_tree_agent_env",
+    "ContractBinaryTree-v0": "sb3_contracts.game.principal_view:make_binary_tree_principal_env",
+    "ContractBinaryTreeAgent-v0": "sb3_contracts.game.agent_view:make_binary_tree_agent_env",
     "ContractCoinGame-v0": "sb3_contracts.multiagent.contract_coin_game:ContractCoinGameEnv",
 }
 for _env_id, _entry_point in ENV_IDS.items():
@@ -26,14 +26,14 @@ for _env_id, _entry_point in ENV_IDS.items():
 
 #: Public names and the module each is loaded from on first use.
 _EXPORTS = {
-    "AgentEnv": "sb3_contracts.wrappers",
+    "AgentEnv": "sb3_contracts.game",
     "ContractAgentsVecEnv": "sb3_contracts.multiagent",
     "ContractCoinGameEnv": "sb3_contracts.multiagent",
     "ContractDQN": "sb3_contracts.contract_dqn",
     "ExactBestResponder": "sb3_contracts.solvers",
     "MultiAgentContractDQN": "sb3_contracts.contract_dqn",
-    "PrincipalEnv": "sb3_contracts.wrappers",
-    "PrincipalVecEnv": "sb3_contracts.wrappers",
+    "PrincipalEnv": "sb3_contracts.game",
+    "PrincipalVecEnv": "sb3_contracts.game",
     "SPESolution": "sb3_contracts.solvers",
     "best_response": "sb3_contracts.solvers",
     "meta_algorithm": "sb3_contracts.solvers",

@@ -21,8 +21,8 @@ def make_direct_baseline(env: GymEnv, algo: str = "ppo", seed: int | None = None
     """
     An SB3 learner whose action is the contract itself.
 
-    :param env: a principal-view env (:class:`~sb3_contracts.wrappers.PrincipalEnv` or
-        :class:`~sb3_contracts.wrappers.PrincipalVecEnv`).
+    :param env: a principal-view env (:class:`~sb3_contracts.game.PrincipalEnv` or
+        :class:`~sb3_contracts.game.PrincipalVecEnv`).
     :param algo: ``"ppo"`` or ``"sac"``.
     :param seed: random seed.
     :param kwargs: further arguments of the SB3 algorithm (``policy_kwargs``, ``learning_rate``...).

@@ -23,6 +23,7 @@ import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.envs.binary_tree import random_binary_tree
+from sb3_contracts.envs.coin_game import REWARD_RULES
 from sb3_contracts.solvers import SPESolution, solve_spe
 
 Command = Callable[[argparse.Namespace], int]
@@ -96,7 +97,7 @@ def cmd_tree(args: argparse.Namespace) -> int:
     from sb3_contracts.contract_dqn import ContractDQN
     from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
     from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_principal
-    from sb3_contracts.wrappers import PrincipalVecEnv
+    from sb3_contracts.game import PrincipalVecEnv
 
     if args.iterations < 1:
         raise ValueError(f"--iterations must be positive, got {args.iterations}")
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     coin = commands.add_parser("coin", help="the Coin Game experiment: principal, validation, baselines, metrics")
     coin.add_argument("--grid", type=int, default=3, help="3 (3x3, 20 steps) or 7 (7x7, 50 steps); default 3")
     coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    coin.add_argument("--reward-rule", choices=("parl", "lola"), default="parl",
+    coin.add_argument("--reward-rule", choices=REWARD_RULES, default="parl",
                       help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")

@@ -23,6 +23,8 @@ Three ways to compute it live here, and they agree:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.optimize
 import torch
@@ -50,6 +52,46 @@ def nudge_margin(agent_q_error: float, factor: float = 2.0) -> float:
 def _check_margin(margin: float) -> None:
     if not np.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite non-negative number, got {margin!r}")
+
+
+def check_b_max(b_max: float, name: str = "b_max") -> float:
+    """
+    Validate the cap on payments (the most the principal can commit to per outcome or action).
+
+    :param b_max: the cap.
+    :param name: what to call it in error messages.
+    :return: the cap as a float.
+    :raises ValueError: unless it is a positive finite number.
+    """
+    if not np.isfinite(b_max) or b_max <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {b_max!r}")
+    return float(b_max)
+
+
+def check_contract(contract: Any, shape: tuple[int, ...], b_max: float, name: str = "contract",
+                   meaning: str = "one payment per outcome") -> np.ndarray:
+    """
+    Validate a contract (or a batch of contracts) as float64: nothing is clipped silently.
+
+    :param contract: the payments.
+    :param shape: the expected shape.
+    :param b_max: the largest payment allowed.
+    :param name: what to call the argument in error messages.
+    :param meaning: what the shape means, for error messages.
+    :return: the payments as a float64 array.
+    :raises ValueError: on a wrong shape, NaN or inf, a negative payment or one above ``b_max``.
+    """
+    contract = np.asarray(contract, dtype=np.float64)
+    if contract.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, {meaning}; got {contract.shape}")
+    if not np.all(np.isfinite(contract)):
+        raise ValueError(f"{name} must be finite, got {contract}")
+    if np.any(contract < 0):
+        raise ValueError(f"{name} payments must be non-negative (limited liability), got {contract}")
+    # float32 actions may exceed a float64 bound by rounding only.
+    if np.any(contract > b_max * (1 + 1e-6)):
+        raise ValueError(f"{name} payments must be at most b_max={b_max}, got {contract}")
+    return contract
 
 
 def minimal_contract(
@@ -165,17 +207,39 @@ def minimal_contracts_torch(
     return _two_action_contracts(outcome_probs, agent_q, target, margin)
 
 
+def observed_action_payments(agent_q: torch.Tensor, margin: float | torch.Tensor = 0.0,
+                             always_recommend: bool = False) -> torch.Tensor:
+    """
+    The observed-action closed form: the minimal payment on each target action ``a*`` (paid on ``a*`` only),
+    ``max(max_{a ≠ a*} Q̄(a) + ξ − Q̄(a*), 0)``.
+
+    With ``always_recommend`` the max runs over *all* actions, ``max_a Q̄(a) − Q̄(a*) + ξ`` (the paper's form
+    for many agents): the payment is at least ``ξ`` even on the agent's own favourite action, so every
+    contract carries a recommendation. It differs from the minimal payment only on that favourite action.
+
+    :param agent_q: ``[..., A]`` truncated Q-values.
+    :param margin: nudge ``ξ ≥ 0``, a float or a tensor broadcastable to ``[..., 1]``.
+    :param always_recommend: pay at least ``ξ`` on every target (see above).
+    :return: ``[..., A]`` the payment implementing each target.
+    """
+    if always_recommend:
+        return agent_q.amax(dim=-1, keepdim=True) - agent_q + margin
+    n_actions = agent_q.shape[-1]
+    eye = torch.eye(n_actions, dtype=torch.bool, device=agent_q.device)
+    # best_other[..., a*] = max over a != a* (-inf with a single action: the gap then clamps to zero)
+    best_other = agent_q.unsqueeze(-2).masked_fill(eye, -torch.inf).amax(dim=-1)
+    return torch.clamp(best_other + margin - agent_q, min=0.0)
+
+
 def _observed_action_contracts(
     agent_q: torch.Tensor, target: torch.Tensor, margin: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     agent_q, target = torch.broadcast_tensors(agent_q, target.unsqueeze(-1))
     target = target[..., 0]
-    target_mask = torch.nn.functional.one_hot(target, agent_q.shape[-1]).bool()
-    best_other = agent_q.masked_fill(target_mask, -torch.inf).amax(dim=-1)
-    target_q = agent_q.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    # With a single action there is no one to beat: best_other is -inf and the gap clamps to zero.
-    gap = torch.clamp(best_other + margin - target_q, min=0.0)
-    payments = target_mask.to(agent_q.dtype) * gap.unsqueeze(-1)
+    if isinstance(margin, torch.Tensor) and margin.dim():
+        margin = margin.unsqueeze(-1)  # broadcast over the batch, as the gap's shape, then over the actions
+    gap = observed_action_payments(agent_q, margin).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    payments = torch.nn.functional.one_hot(target, agent_q.shape[-1]).to(agent_q.dtype) * gap.unsqueeze(-1)
     return payments, torch.ones_like(gap, dtype=torch.bool)
 
 

@@ -3,9 +3,9 @@
 Algorithm 1 of Ivanov et al. alternates exact best responses; here each side is a learner that gets a
 budget of env steps per round while the other is frozen:
 
-1. the principal learns on its view, :class:`~sb3_contracts.wrappers.PrincipalVecEnv`, with the agent
+1. the principal learns on its view, :class:`~sb3_contracts.game.PrincipalVecEnv`, with the agent
    embedded (its deterministic ``predict``, not learning);
-2. the agent learns on its view, :class:`~sb3_contracts.wrappers.AgentEnv`, with the principal embedded
+2. the agent learns on its view, :class:`~sb3_contracts.game.AgentEnv`, with the principal embedded
    as a callable that queries the frozen ContractDQN.
 
 Both call ``learn(..., reset_num_timesteps=False)`` with a fixed ``tb_log_name``, so each learner keeps one
@@ -23,8 +23,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.evaluation import PrincipalEvaluation, evaluate_principal
+from sb3_contracts.game import AgentEnv, PrincipalVecEnv, StateEncoder
 from sb3_contracts.solvers import solve_spe
-from sb3_contracts.wrappers import AgentEnv, PrincipalVecEnv, StateEncoder
 
 
 def frozen_principal(principal: Any, mdp: PrincipalAgentMDP, encoding: str = "auto") -> Any:

@@ -17,8 +17,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
+from sb3_contracts.game import StateEncoder
 from sb3_contracts.solvers import SPESolution, best_response, solve_spe
-from sb3_contracts.wrappers import StateEncoder
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """The Coin Game: PettingZoo API, pinned mechanics on hand-built states, batch/ParallelEnv identity,
 scripted policies and argument checks."""
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,13 +12,14 @@ from sb3_contracts.envs.coin_game import (
     MOVES,
     PRESETS,
     CoinGameBatch,
+    coin_game_v0,
     event_rewards,
     free_cell_table,
     kth_free_cell,
     parallel_env,
     raw_env,
 )
-from sb3_contracts.envs.coin_policies import (
+from sb3_contracts.envs.coin_game.policies import (
     evaluate_policy,
     greedy_own_policy,
     greedy_selfish_policy,
@@ -60,6 +63,15 @@ def test_seed_tests_and_aec_view():
     parallel_seed_test(lambda: parallel_env(n_agents=3, obs_format="flat"))
     api_test(raw_env(), num_cycles=30)
     seed_test(lambda: raw_env(), num_cycles=30)
+    api_test(coin_game_v0.env(), num_cycles=30)
+
+
+def test_the_versioned_module_wraps_the_aec_view_as_pettingzoo_does():
+    aec = coin_game_v0.env(preset="3x3")
+    aec.reset(seed=0)
+    with pytest.raises(AssertionError, match="action"):  # PettingZoo's AssertOutOfBoundsWrapper
+        aec.step(4)
+    assert coin_game_v0.parallel_env().metadata["name"] == "coin_game_v0"
 
 
 def test_metadata_agents_and_spaces():
@@ -441,3 +453,21 @@ def test_render_ansi():
     env.reset(seed=0)
     text = env.render()
     assert text.count("\n") == 4 and "0" in text and "1" in text
+
+
+def test_a_snapshot_restores_the_whole_state_and_replays_identically():
+    core = CoinGameBatch(n_games=16, preset="3x3", seed=0)
+    actions = np.random.default_rng(1).integers(0, 4, (30, 16, 2))
+    for step in actions[:7]:
+        core.step(step)
+    snapshot, generator = core.state, copy.deepcopy(core.rng.bit_generator.state)
+    first = [core.step(step)[0] for step in actions[7:19]]
+    core.restore(snapshot)
+    core.rng.bit_generator.state = generator
+    np.testing.assert_array_equal(core.state.stats, snapshot.stats)
+    second = [core.step(step)[0] for step in actions[7:19]]
+    np.testing.assert_array_equal(np.stack(first), np.stack(second))
+    with pytest.raises(ValueError, match="stats"):
+        core.restore(snapshot._replace(stats=snapshot.stats[:, :2]))
+    with pytest.raises(ValueError, match="coin_color"):
+        core.restore(snapshot._replace(coin_color=snapshot.coin_color + 5))

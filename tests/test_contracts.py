@@ -15,6 +15,7 @@ from sb3_contracts.contracts import (
     minimal_contracts,
     minimal_contracts_torch,
     nudge_margin,
+    observed_action_payments,
 )
 
 TOL = 1e-7
@@ -93,6 +94,22 @@ def test_observed_action_closed_form_equals_lp():
                 np.testing.assert_allclose(closed, lp, atol=1e-7)
                 expected = max(0.0, np.delete(agent_q, target).max() + margin - agent_q[target])
                 assert closed[target] == pytest.approx(expected)
+
+
+def test_observed_action_menu_with_and_without_a_recommendation_everywhere():
+    rng = np.random.default_rng(3)
+    agent_q = rng.normal(size=(50, 4))
+    minimal = observed_action_payments(torch.from_numpy(agent_q), 0.05).numpy()
+    paper = observed_action_payments(torch.from_numpy(agent_q), 0.05, always_recommend=True).numpy()
+    for q, row in zip(agent_q, minimal, strict=True):
+        for target in range(4):
+            assert row[target] == pytest.approx(minimal_contract(np.eye(4), q, target, 0.05)[target], abs=1e-7)
+    favourite = agent_q.argmax(axis=1)
+    others = np.ones_like(paper, dtype=bool)
+    others[np.arange(50), favourite] = False
+    np.testing.assert_allclose(paper[others], minimal[others])  # the two forms differ on the favourite only
+    np.testing.assert_allclose(paper[np.arange(50), favourite], 0.05)
+    assert (minimal[np.arange(50), favourite] < 0.05).all()
 
 
 def test_closed_forms_equal_brute_force_grid():

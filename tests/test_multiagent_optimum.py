@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 from sb3_contracts.envs.coin_game import CoinGameBatch
-from sb3_contracts.envs.coin_policies import evaluate_policy
+from sb3_contracts.envs.coin_game.policies import evaluate_policy
 
 from sb3_contracts.multiagent.optimum import optimal_values, optimal_welfare
 

@@ -42,7 +42,7 @@ class ContractReplayBuffer(ReplayBuffer):
     Replay buffer for :class:`~sb3_contracts.contract_dqn.ContractDQN`.
 
     Besides SB3's ``(s, a, r, s', done)`` it reads from each step's ``info`` (see
-    :class:`~sb3_contracts.wrappers.PrincipalEnv`): the outcome ``o``, the agent's own reward
+    :class:`~sb3_contracts.game.PrincipalEnv`): the outcome ``o``, the agent's own reward
     ``r(s, a) = agent_reward - payment``, the principal's gross reward ``r^p(s, o) = reward + payment``,
     the outcome models ``outcome_probs`` / ``next_outcome_probs`` and, when the env reveals it, the
     agent's action. The stored action is the recommendation ``a*`` (a ``Discrete(A)`` space).
@@ -106,7 +106,7 @@ class ContractReplayBuffer(ReplayBuffer):
             self.agent_rewards[pos] = np.array([info["agent_reward"] for info in infos]) - payment
         except KeyError as error:
             raise KeyError(f"ContractDQN needs info[{error.args[0]!r}] from the principal's env "
-                           "(see sb3_contracts.wrappers.PrincipalEnv)") from error
+                           "(see sb3_contracts.game.PrincipalEnv)") from error
         self.principal_rewards[pos] = np.asarray(reward, dtype=np.float64).reshape(self.n_envs) + payment
         self.agent_actions[pos] = [info.get("agent_action", a) for info, a in zip(infos, recommendation, strict=True)]
         revealed = np.array(["agent_action" in info for info in infos])

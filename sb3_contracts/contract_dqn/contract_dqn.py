@@ -15,7 +15,7 @@ Knowing ``Q̄_φ(s, ·)`` and the outcome model ``𝒪(s, ·)``, the minimal con
     y^p = r^p(s, o) - E_{o~𝒪(s,a*)} b(o) + γ (1 - done) q_θ'(s', a*')
     y^a = r(s, a) + γ (1 - done) [E_{o'~𝒪(s',a*')} b'(o') + Q̄_φ'(s', a*')]
 
-Decisions beyond the paper (see ``docs/contract_dqn.md``):
+Decisions beyond the paper (measured in the README's ContractDQN section):
 
 * The payment term of ``y^p`` is the expected payment of the contract under ``𝒪(s, a*)`` rather than the
   sampled ``b(o)``: same expectation, less variance.
@@ -88,8 +88,8 @@ class ContractDQN(OffPolicyAlgorithm):
     """
     The principal's deep contract learner: DQN over recommended actions with minimal contracts.
 
-    Works on any principal-view env (:class:`~sb3_contracts.wrappers.PrincipalEnv`,
-    :class:`~sb3_contracts.wrappers.PrincipalVecEnv`, ``ContractBinaryTree-v0``): action = contract
+    Works on any principal-view env (:class:`~sb3_contracts.game.PrincipalEnv`,
+    :class:`~sb3_contracts.game.PrincipalVecEnv`, ``ContractBinaryTree-v0``): action = contract
     ``Box(0, b_max, (O,))``, ``info`` with ``outcome``, ``payment``, ``agent_reward`` and, for the known
     outcome model, ``outcome_probs`` / ``next_outcome_probs``. ``predict`` returns contracts;
     :meth:`predict_recommendation` the recommended actions.

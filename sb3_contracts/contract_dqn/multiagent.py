@@ -44,6 +44,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_contracts.contract_dqn.contract_dqn import ContractDQN
 from sb3_contracts.contract_dqn.policies import ContractDQNPolicy
+from sb3_contracts.contracts import observed_action_payments
 
 #: Default largest payment per move: the Coin Game's ``DEFAULT_B_MAX`` (two coins' worth).
 DEFAULT_B_MAX = 2.0
@@ -154,19 +155,15 @@ class MultiAgentContractDQNPolicy(ContractDQNPolicy):
 
     def following_payments(self, obs: th.Tensor, margin: th.Tensor | float | None = None) -> th.Tensor:
         """
-        Payment implementing each move ``[B, A]``: ``max_a Q_φ((o_i, 1), a) - Q_φ((o_i, 1), a*) + ξ``.
-
-        The paper's form of the observed-action closed form: the max runs over *all* moves, so the payment is at
-        least ``ξ`` even on the agent's own favourite move (:func:`~sb3_contracts.contracts.minimal_contracts_torch`
-        would pay 0 there), and every contract carries a recommendation (the convention of
-        :mod:`sb3_contracts.multiagent.common`: an all-zero contract recommends nothing).
+        Payment implementing each move ``[B, A]``: ``max_a Q_φ((o_i, 1), a) - Q_φ((o_i, 1), a*) + ξ``, the
+        observed-action closed form with every contract carrying a recommendation
+        (:func:`~sb3_contracts.contracts.observed_action_payments` with ``always_recommend=True``).
 
         :param obs: ``[B, D]`` agent observations
         :param margin: nudge ``ξ`` (the policy's by default), a float or ``[B, 1]``
         """
-        q_values = self.following_q(obs)
         margin = self.margin if margin is None else margin
-        return q_values.max(dim=1, keepdim=True).values - q_values + margin
+        return observed_action_payments(self.following_q(obs), margin, always_recommend=True)
 
     def contract_menu(self, obs: th.Tensor, margin: th.Tensor | float | None = None
                       ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:

@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sb3_contracts.contracts import check_b_max, check_contract
 from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameBatch
-from sb3_contracts.wrappers import _check_b_max, check_contract
 
 #: Default largest payment per action. A coin is worth 1 to its owner (``"parl"``), so paying up to two
 #: coins' worth for one move leaves the minimal contracts well inside the box.
@@ -83,7 +83,7 @@ def make_principal(principal: Principal | np.ndarray | None, n_games: int, n_age
     :return: the principal as a callable returning float64 ``[N, n, 4]``
     """
     shape = (n_games, n_agents, N_ACTIONS)
-    b_max = _check_b_max(b_max)
+    b_max = check_b_max(b_max)
     meaning = "one payment per game, agent and action"
     if principal is None:
         zeros = np.zeros(shape)

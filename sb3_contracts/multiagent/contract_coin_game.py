@@ -24,10 +24,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_contracts.contracts import check_b_max, check_contract
 from sb3_contracts.envs.coin_game import N_ACTIONS, OBS_FORMATS, CoinGameBatch
 from sb3_contracts.multiagent.common import DEFAULT_B_MAX, step_with_contracts
 from sb3_contracts.multiagent.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
-from sb3_contracts.wrappers import _check_b_max, check_contract
 
 DEFAULT_ALPHA = 0.1
 
@@ -82,7 +82,7 @@ class ContractCoinGameEnv(gym.Env):
         self.core = CoinGameBatch(1, grid_size, max_steps, n_agents, reward_rule, preset)
         self.responder = make_responder(agents, follow_price)
         self.alpha = float(alpha)
-        self.b_max = _check_b_max(b_max)
+        self.b_max = check_b_max(b_max)
         self.obs_format = obs_format
         self.render_mode = render_mode
         n, g = self.core.n_agents, self.core.grid_size

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sb3_contracts.envs.coin_game import CoinGameBatch
-from sb3_contracts.envs.coin_policies import greedy_selfish_policy
+from sb3_contracts.envs.coin_game.policies import greedy_selfish_policy
 from sb3_contracts.multiagent.common import recommend
 
 Responder = Callable[[np.ndarray, np.ndarray, CoinGameBatch], np.ndarray]

@@ -1,19 +1,16 @@
-"""The Coin Game: a fast, faithful multi-agent social dilemma.
+"""The Coin Game's batched core: a fast, faithful multi-agent social dilemma.
 
 Two to four players walk on a toroidal grid on which one coin lies at a time. Each player owns a
 colour; picking a coin of one's own colour is good for oneself, picking another's coin hurts the
 owner (or forgoes the owner's larger reward), so selfish play lowers social welfare. This is the
 rllib/LOLA Coin Game as used by Ivanov et al. (2024), section 4 of the design notes.
 
-Two layers:
-
-- :class:`CoinGameBatch`: ``n_games`` games held in numpy arrays and advanced together; ``step``
-  has no Python loop over games or agents. Observations are lazy: ``step`` returns rewards and
-  truncations only, :meth:`CoinGameBatch.observe` and :meth:`CoinGameBatch.global_state` build the
-  observations into preallocated buffers on request.
-- :class:`CoinGameParallelEnv`: a PettingZoo ``ParallelEnv`` that wraps a batch of one game
-  (``parallel_env(...)``; ``raw_env(...)``/``env(...)`` give the AEC view, PettingZoo's
-  convention). With the same seed and actions both produce identical trajectories.
+This module is the core: :class:`CoinGameBatch`, ``n_games`` games held in numpy arrays and
+advanced together; ``step`` has no Python loop over games or agents. Observations are lazy: ``step``
+returns rewards and truncations only, :meth:`CoinGameBatch.observe` and
+:meth:`CoinGameBatch.global_state` build the observations into preallocated buffers on request. The
+PettingZoo env (:mod:`~sb3_contracts.envs.coin_game.coin_game_v0`) is a thin view over a batch of one
+game, and the scripted policies (:mod:`~sb3_contracts.envs.coin_game.policies`) act on the core.
 
 Mechanics (pinned)
 ------------------
@@ -75,12 +72,9 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils.conversions import parallel_to_aec
 
 PRESETS: dict[str, dict[str, int]] = {
     "3x3": {"grid_size": 3, "max_steps": 20},
@@ -90,7 +84,6 @@ REWARD_RULES = ("parl", "lola")
 OBS_FORMATS = ("grid", "flat")
 #: ``(dy, dx)`` per action, in the LOLA implementation's order.
 MOVES: tuple[tuple[int, int], ...] = ((0, 1), (0, -1), (1, 0), (-1, 0))
-ACTION_NAMES = ("right", "left", "down", "up")
 N_ACTIONS = len(MOVES)
 N_OBS_CHANNELS = 4
 MIN_AGENTS, MAX_AGENTS = 2, 4
@@ -288,6 +281,24 @@ def free_cell_table(grid_size: int, n_agents: int) -> tuple[np.ndarray, np.ndarr
     return cells, n_free
 
 
+class CoinGameState(NamedTuple):
+    """
+    The whole state of a batch of games, game-major, cells numbered ``y * grid_size + x`` (a snapshot: copies).
+
+    :param positions: ``[n_games, n_agents]`` every player's cell
+    :param coin_pos: ``[n_games]`` the coin's cell
+    :param coin_color: ``[n_games]`` the coin's colour (its owner)
+    :param t: ``[n_games]`` steps taken in the current episode
+    :param stats: ``[n_games, 3 n_agents]`` the episode so far: returns, picks, own-colour picks per player
+    """
+
+    positions: np.ndarray
+    coin_pos: np.ndarray
+    coin_color: np.ndarray
+    t: np.ndarray
+    stats: np.ndarray
+
+
 class CoinGameBatch:
     """
     ``n_games`` Coin Games held in numpy arrays and stepped together (see the module docstring for
@@ -414,6 +425,26 @@ class CoinGameBatch:
                 f"got dtype {mask.dtype} and shape {mask.shape}"
             )
         return np.flatnonzero(mask)
+
+    @property
+    def state(self) -> CoinGameState:
+        """A snapshot of the whole state (copies), for debugging and for :meth:`restore`."""
+        return CoinGameState(self._pos.T.copy(), self._coin.copy(), self._color.copy(), self._t.copy(),
+                             self._stats.T.copy())
+
+    def restore(self, state: CoinGameState) -> None:
+        """
+        Put every game back in a snapshot taken with :attr:`state` (checked as :meth:`set_state` checks).
+
+        :param state: the snapshot
+        """
+        stats = np.asarray(state.stats, dtype=np.float64)
+        if stats.shape != (self.n_games, 3 * self.n_agents):
+            raise ValueError(f"state.stats must have shape ({self.n_games}, {3 * self.n_agents}), got {stats.shape}")
+        positions, coin = (np.stack(np.divmod(np.asarray(cells), self.grid_size), axis=-1)
+                           for cells in (state.positions, state.coin_pos))
+        self.set_state(positions=positions, coin_pos=coin, coin_color=state.coin_color, t=state.t)
+        self._stats[:] = stats.T
 
     def set_state(
         self,
@@ -638,157 +669,3 @@ class CoinGameBatch:
             cells[cell] = "*" if cells[cell].isdigit() else str(player)
         rows = cells.reshape(self.grid_size, self.grid_size)
         return "\n".join("".join(row) for row in rows) + f"\nstep {self._t[game]}/{self.max_steps}\n"
-
-
-class CoinGameParallelEnv(ParallelEnv):
-    """
-    The Coin Game as a PettingZoo ``ParallelEnv``: a thin layer over a :class:`CoinGameBatch` of
-    one game (available as ``self.core``), so both give identical trajectories for the same seed
-    and actions. Agents are ``"player_0"``, ... and ``"player_i"`` owns colour ``i``.
-
-    :param grid_size: side of the toroidal grid
-    :param max_steps: episode length (truncation)
-    :param n_agents: number of players (2 to 4)
-    :param reward_rule: ``"parl"`` or ``"lola"``
-    :param preset: ``"3x3"`` or ``"7x7"``
-    :param obs_format: ``"grid"`` for ``(4, G, G)`` observations, ``"flat"`` for ``(4 * G * G,)``
-    :param render_mode: ``None``, ``"ansi"`` (``render`` returns a string) or ``"human"`` (prints it)
-    """
-
-    metadata = {"name": "coin_game_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
-
-    def __init__(
-        self,
-        grid_size: int | None = None,
-        max_steps: int | None = None,
-        n_agents: int = 2,
-        reward_rule: str = "parl",
-        preset: str | None = None,
-        obs_format: str = "grid",
-        render_mode: str | None = None,
-    ) -> None:
-        if obs_format not in OBS_FORMATS:
-            raise ValueError(f"obs_format must be one of {OBS_FORMATS}, got {obs_format!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.core = CoinGameBatch(1, grid_size, max_steps, n_agents, reward_rule, preset)
-        self.obs_format = obs_format
-        self.render_mode = render_mode
-        self.possible_agents = [f"player_{i}" for i in range(self.core.n_agents)]
-        self.agents: list[str] = []
-        g = self.core.grid_size
-        shape = (N_OBS_CHANNELS * g * g,) if obs_format == "flat" else (N_OBS_CHANNELS, g, g)
-        self._observation_spaces = {
-            agent: spaces.Box(0.0, 1.0, shape, dtype=np.float32) for agent in self.possible_agents
-        }
-        self._action_spaces = {agent: spaces.Discrete(N_ACTIONS) for agent in self.possible_agents}
-        self.state_space = spaces.Box(0.0, 1.0, (2 * self.core.n_agents, g, g), dtype=np.float32)
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self._action_spaces[agent]
-
-    def reset(
-        self, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-        """
-        Start a new episode.
-
-        :param seed: seed of the game's random generator
-        :param options: unused
-        :return: observations and (empty) infos per agent
-        """
-        self.core.reset(seed=seed)
-        self.agents = self.possible_agents[:]
-        return self._observations(), {agent: {} for agent in self.agents}
-
-    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        """
-        Advance the game by one step.
-
-        :param actions: one action in ``0..3`` per live agent
-        :return: observations, rewards, terminations (always False), truncations and infos per
-            agent; at the last step the infos hold the episode statistics
-        """
-        if not self.agents:
-            raise RuntimeError("the episode is over: call reset() before step()")
-        agents = self.agents
-        try:
-            joint = np.asarray([[actions[agent] for agent in agents]])
-        except KeyError as missing:
-            raise ValueError(f"actions must hold one action per agent {agents}, missing {missing}") from None
-        if len(actions) != len(agents):
-            raise ValueError(f"actions must hold exactly one action per agent {agents}, got keys {list(actions)}")
-        rewards, truncated = self.core.step(joint)
-        observations = self._observations()
-        done = bool(truncated[0])
-        infos = self._episode_infos() if done else {agent: {} for agent in agents}
-        if done:
-            self.agents = []
-        if self.render_mode == "human":
-            self.render()
-        return (
-            observations,
-            dict(zip(agents, rewards[0].tolist(), strict=True)),
-            dict.fromkeys(agents, False),
-            dict.fromkeys(agents, done),
-            infos,
-        )
-
-    def _observations(self) -> dict[str, np.ndarray]:
-        obs = self.core.observe(flat=self.obs_format == "flat")[0].copy()
-        return dict(zip(self.agents, obs, strict=True))
-
-    def _episode_infos(self) -> dict[str, dict[str, Any]]:
-        stats = self.core.episode_stats()
-        welfare = float(stats["social_welfare"][0])
-        length = int(stats["episode_length"][0])
-        per_agent = ("episode_return", "coins_picked", "own_coins_picked", "pick_speed", "pick_own_color")
-        return {
-            agent: {
-                **{key: stats[key][0, i].item() for key in per_agent},
-                "social_welfare": welfare,
-                "episode_length": length,
-            }
-            for i, agent in enumerate(self.agents)
-        }
-
-    def state(self) -> np.ndarray:
-        """The global state (``2 * n_agents`` channels, see the module docstring)."""
-        return self.core.global_state()[0].copy()
-
-    def render(self) -> str | None:
-        """Draw the game as text (``render_mode="ansi"`` returns it, ``"human"`` prints it)."""
-        if self.render_mode is None:
-            return None
-        text = self.core.render_ansi(0)
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
-
-    def close(self) -> None:
-        pass
-
-
-def parallel_env(**kwargs: Any) -> CoinGameParallelEnv:
-    """
-    Make the Coin Game ``ParallelEnv`` (``coin_game_v0``).
-
-    :param kwargs: arguments of :class:`CoinGameParallelEnv`
-    """
-    return CoinGameParallelEnv(**kwargs)
-
-
-def raw_env(**kwargs: Any) -> AECEnv:
-    """
-    Make the Coin Game's AEC view (PettingZoo's ``parallel_to_aec`` conversion).
-
-    :param kwargs: arguments of :class:`CoinGameParallelEnv`
-    """
-    return parallel_to_aec(parallel_env(**kwargs))
-
-
-env = raw_env

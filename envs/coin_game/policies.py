@@ -1,4 +1,4 @@
-"""Scripted Coin Game policies, vectorised over the games of a :class:`~sb3_contracts.envs.coin_game.CoinGameBatch`.
+"""Scripted Coin Game policies, vectorised over the games of a :class:`~.core.CoinGameBatch`.
 
 Each policy maps ``(core, rng)`` to actions ``[n_games, n_agents]`` with no loop over games or
 players (moves come from per-grid lookup tables):
@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .coin_game import MOVES, N_ACTIONS, CoinGameBatch, move_table
+from .core import MOVES, N_ACTIONS, CoinGameBatch, move_table
 
 Policy = Callable[[CoinGameBatch, np.random.Generator], np.ndarray]
 

@@ -7,8 +7,8 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
+from sb3_contracts.game import AgentEnv, PrincipalEnv
 from sb3_contracts.solvers import solve_spe
-from sb3_contracts.wrappers import AgentEnv, PrincipalEnv
 
 
 @pytest.mark.parametrize("env_id", ["ContractBinaryTree-v0", "ContractBinaryTreeAgent-v0"])
@@ -155,7 +155,7 @@ def test_exploring_starts_cover_the_non_terminal_states():
 
 
 def test_vec_env_exploring_starts_and_restarts():
-    from sb3_contracts.wrappers import PrincipalVecEnv
+    from sb3_contracts.game import PrincipalVecEnv
 
     mdp = random_binary_tree(3, seed=0)
     env = PrincipalVecEnv(mdp, n_envs=64, seed=0, start_states="uniform")
@@ -177,3 +177,43 @@ def test_sb3_can_build_the_env_from_its_id():
     assert model.env.observation_space.shape[0] == 2**11 - 1 + 2
     with pytest.raises(TypeError, match="render_mode"):
         PrincipalEnv(random_binary_tree(2, seed=0), render_mode="human")
+
+
+@pytest.mark.parametrize(("mdp", "start_states", "max_steps"), [
+    (random_binary_tree(4, seed=3), "uniform", None),
+    (two_state_example(gamma=0.9), "initial", 7),  # cyclic: episodes end by truncation
+])
+def test_single_and_batched_views_play_identical_trajectories(mdp, start_states, max_steps):
+    from sb3_contracts.game import PrincipalVecEnv
+
+    contracts = np.random.default_rng(0).uniform(0.0, 1.0, (300, mdp.n_outcomes)).astype(np.float32)
+    single = PrincipalEnv(mdp, b_max=1.0, start_states=start_states, max_episode_steps=max_steps)
+    batch = PrincipalVecEnv(mdp, n_envs=1, b_max=1.0, start_states=start_states, max_episode_steps=max_steps,
+                            seed=11)
+    observation, info = single.reset(seed=11)
+    np.testing.assert_array_equal(batch.reset()[0], observation)
+    assert batch.reset_infos[0]["state"] == info["state"]
+    episodes = 0
+    for contract in contracts:
+        observation, reward, terminated, truncated, info = single.step(contract)
+        batch_obs, batch_reward, dones, batch_infos = batch.step(contract[None])
+        assert batch_reward[0] == np.float32(reward)
+        assert dones[0] == (terminated or truncated)
+        for key in ("state", "outcome", "payment", "agent_reward", "true_agent_action"):
+            assert batch_infos[0][key] == info[key], key
+        if terminated or truncated:
+            episodes += 1
+            np.testing.assert_array_equal(batch_infos[0]["terminal_observation"], observation)
+            assert batch_infos[0]["TimeLimit.truncated"] == truncated
+            observation, info = single.reset()
+            assert batch.reset_infos[0]["state"] == info["state"]
+        np.testing.assert_array_equal(batch_obs[0], observation)
+    assert episodes >= 20
+
+
+def test_stepping_an_ended_episode_asks_for_a_reset():
+    env = PrincipalEnv(two_state_example(horizon=1))
+    env.reset(seed=0)
+    assert env.step(np.zeros(2, dtype=np.float32))[2]
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(2, dtype=np.float32))
