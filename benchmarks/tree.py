@@ -40,9 +40,8 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
 
 def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrides: dict[str, Any],
                      start_states: str) -> dict[str, float]:
-    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial, start_states=start_states)
-    config = binary_tree_hyperparams(n_envs)
-    config.update(overrides)
+    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial)
+    config = {**binary_tree_hyperparams(n_envs), "training_start_states": start_states, **overrides}
     model = ContractDQN("MlpPolicy", env, seed=trial, **config)
     total = iterations * n_envs
     callback = ExactEvaluationCallback(mdp, eval_freq=max(total // N_EVALUATIONS, 1))

@@ -14,24 +14,37 @@ import gymnasium
 
 __version__ = "0.1.0"
 
-#: Every registered env id and its entry point.
-ENV_IDS = {
-    "ContractBinaryTree-v0": "sb3_contracts.game.principal_view:make_binary_tree_principal_env",
-    "ContractBinaryTreeAgent-v0": "sb3_contracts.game.agent_view:make_binary_tree_agent_env",
-    "ContractCoinGame-v0": "sb3_contracts.multiagent.contract_coin_game:ContractCoinGameEnv",
+#: Every registered env id: its entry point and default arguments (variants as Gymnasium's ``FrozenLake8x8-v1``).
+ENV_IDS: dict[str, tuple[str, dict]] = {
+    "ContractBinaryTree-v0": ("sb3_contracts.game.principal_view:make_binary_tree_principal_env", {}),
+    "ContractBinaryTreeAgent-v0": ("sb3_contracts.game.agent_view:make_binary_tree_agent_env", {}),
+    "ContractCoinGame-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", {"preset": "3x3"}),
+    "ContractCoinGame7x7-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", {"preset": "7x7"}),
+    "ContractCoinGameAgents-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv",
+                                  {"preset": "3x3"}),
+    "ContractCoinGameAgents7x7-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv",
+                                     {"preset": "7x7"}),
 }
-for _env_id, _entry_point in ENV_IDS.items():
+for _env_id, (_entry_point, _kwargs) in ENV_IDS.items():
     if _env_id not in gymnasium.registry:
-        gymnasium.register(id=_env_id, entry_point=_entry_point)
+        gymnasium.register(id=_env_id, entry_point=_entry_point, kwargs=_kwargs)
+
+#: Env ids with a batched SB3 VecEnv (``entry(n_envs, seed=..., **env_kwargs)``): the learners build it from the id
+#: (:func:`~sb3_contracts.common.vec_env.make_batched_vec_env`) rather than a DummyVecEnv of single envs.
+BATCHED_VEC_ENVS = {
+    "ContractCoinGame-v0": "sb3_contracts.multiagent.principal_view:ContractCoinGameVecEnv",
+    "ContractCoinGame7x7-v0": "sb3_contracts.multiagent.principal_view:ContractCoinGameVecEnv",
+}
 
 #: Public names and the module each is loaded from on first use.
 _EXPORTS = {
     "AgentEnv": "sb3_contracts.game",
     "ContractAgentsVecEnv": "sb3_contracts.multiagent",
     "ContractCoinGameEnv": "sb3_contracts.multiagent",
+    "ContractCoinGameVecEnv": "sb3_contracts.multiagent",
     "ContractDQN": "sb3_contracts.contract_dqn",
     "ExactBestResponder": "sb3_contracts.solvers",
-    "MultiAgentContractDQN": "sb3_contracts.contract_dqn",
+    "MultiAgentContractDQN": "sb3_contracts.contract_dqn_multiagent",
     "PrincipalEnv": "sb3_contracts.game",
     "PrincipalVecEnv": "sb3_contracts.game",
     "SPESolution": "sb3_contracts.solvers",

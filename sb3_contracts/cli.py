@@ -104,9 +104,9 @@ def cmd_tree(args: argparse.Namespace) -> int:
     # Small MLPs train fastest on one thread here; more threads only add synchronisation.
     th.set_num_threads(1)
     mdp = random_binary_tree(args.depth, args.seed)
-    env = PrincipalVecEnv(mdp, n_envs=args.n_envs, seed=args.trial, start_states=args.start_states)
-    model = ContractDQN("MlpPolicy", env, seed=args.trial, tensorboard_log=args.tensorboard_log,
-                        **binary_tree_hyperparams(args.n_envs))
+    env = PrincipalVecEnv(mdp, n_envs=args.n_envs, seed=args.trial)
+    hyperparams = {**binary_tree_hyperparams(args.n_envs), "training_start_states": args.start_states}
+    model = ContractDQN("MlpPolicy", env, seed=args.trial, tensorboard_log=args.tensorboard_log, **hyperparams)
     total = args.iterations * args.n_envs
     callback = ExactEvaluationCallback(mdp, eval_freq=max(total // 20, 1))
     start = time.perf_counter()
@@ -121,14 +121,16 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_coin(args: argparse.Namespace) -> int:
-    from sb3_contracts.multiagent.pipeline import PipelineConfig, run_pipeline
+    from sb3_contracts.multiagent.pipeline import run_pipeline
+    from sb3_contracts.multiagent.settings import CoinExperimentConfig, read_zoo_overrides
 
     if args.grid not in (3, 7):
         raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
-    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
-                            n_games=args.n_games,
-                            principal_steps=args.principal_steps, agent_steps=args.agent_steps,
-                            baseline_steps=args.baseline_steps, algos=tuple(args.algos))
+    preset = f"{args.grid}x{args.grid}"
+    overrides = read_zoo_overrides(args.conf_file, preset) if args.conf_file else {}
+    config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule, n_games=args.n_games,
+                                  principal_steps=args.principal_steps, agent_steps=args.agent_steps,
+                                  baseline_steps=args.baseline_steps, algos=tuple(args.algos), **overrides)
     results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print)
     print(f"metrics: {args.out}/metrics.json, TensorBoard: tensorboard --logdir {args.out}/tb")
     print(json.dumps(results["summary"]))
@@ -184,11 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
-    budgets = "default: the preset's, PRESETS in sb3_contracts.multiagent.pipeline"
-    coin.add_argument("--principal-steps", type=int, default=None, help=f"principal's agent-steps ({budgets})")
+    budgets = "default: the preset's, PRESETS in sb3_contracts.multiagent.settings"
+    coin.add_argument("--principal-steps", type=int, default=None, help=f"principal's game steps ({budgets})")
     coin.add_argument("--agent-steps", type=int, default=None, help=f"each validation agent's agent-steps ({budgets})")
     coin.add_argument("--baseline-steps", type=int, default=None, help=f"each baseline's agent-steps ({budgets})")
     coin.add_argument("--algos", nargs="+", default=["dqn", "ppo"], help="validation algorithms (dqn, ppo)")
+    coin.add_argument("--conf-file", nargs="+", default=None,
+                      help="rl-zoo3 files whose hyperparameters to use: contract_dqn_multiagent.yml (the principal), "
+                           "dqn.yml, ppo.yml (the agents); default: the settings those files are generated from")
     coin.add_argument("--no-progress", action="store_true", help="no progress bars")
     coin.set_defaults(func=cmd_coin)
 

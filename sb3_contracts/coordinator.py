@@ -6,7 +6,7 @@ budget of env steps per round while the other is frozen:
 1. the principal learns on its view, :class:`~sb3_contracts.game.PrincipalVecEnv`, with the agent
    embedded (its deterministic ``predict``, not learning);
 2. the agent learns on its view, :class:`~sb3_contracts.game.AgentEnv`, with the principal embedded
-   as a callable that queries the frozen ContractDQN.
+   as a callable that queries the ContractDQN (not learning meanwhile).
 
 Both call ``learn(..., reset_num_timesteps=False)`` with a fixed ``tb_log_name``, so each learner keeps one
 TensorBoard run across rounds (``principal_0``, ``agent_0`` under its ``tensorboard_log``).
@@ -21,21 +21,11 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_contracts.common.principal import live_principal
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.evaluation import PrincipalEvaluation, evaluate_principal
 from sb3_contracts.game import AgentEnv, PrincipalVecEnv, StateEncoder
 from sb3_contracts.solvers import solve_spe
-
-
-def frozen_principal(principal: Any, mdp: PrincipalAgentMDP, encoding: str = "auto") -> Any:
-    """A callable ``state -> contract`` that queries ``principal`` greedily (for :class:`AgentEnv`)."""
-    encoder = StateEncoder(mdp, encoding)
-
-    def offer(state: int) -> np.ndarray:
-        contract, _ = principal.predict(encoder(state), deterministic=True)
-        return np.asarray(contract, dtype=np.float64)
-
-    return offer
 
 
 class EmbeddedAgent:
@@ -66,9 +56,10 @@ def principal_env(mdp: PrincipalAgentMDP, agent: Any, b_max: float, n_envs: int 
 
 
 def agent_env(mdp: PrincipalAgentMDP, principal: Any, b_max: float, n_envs: int = 1) -> DummyVecEnv:
-    """The agent's view with the frozen ``principal`` embedded."""
-    offer = frozen_principal(principal, mdp)
-    return DummyVecEnv([lambda: AgentEnv(mdp, principal=offer, b_max=b_max) for _ in range(n_envs)])
+    """The agent's view with ``principal`` embedded (its current contracts; it does not learn meanwhile)."""
+    offer, encoder = live_principal(principal), StateEncoder(mdp)
+    return DummyVecEnv([lambda: AgentEnv(mdp, principal=lambda state: offer(encoder(state)[None])[0], b_max=b_max)
+                        for _ in range(n_envs)])
 
 
 @dataclass

@@ -49,9 +49,12 @@ def test_zoo_config_matches_the_tree_presets():
     with open("zoo_configs/contract_dqn.yml") as file:
         entry = yaml.safe_load(file)["ContractBinaryTree-v0"]
     assert entry["n_envs"] == TREE_N_ENVS and entry["n_timesteps"] == TREE_ITERATIONS * TREE_N_ENVS
-    assert entry["env_kwargs"]["start_states"] == TREE_START_STATES
+    # exploring starts are the learner's (training env only): rl-zoo3's evaluation and enjoy start at the root
+    assert "start_states" not in entry["env_kwargs"] and entry["training_start_states"] == TREE_START_STATES
     for key, value in binary_tree_hyperparams(TREE_N_ENVS).items():
         if key == "policy_kwargs":
             assert eval(entry[key]) == value  # noqa: S307  (rl-zoo3 evaluates this string the same way)
+        elif isinstance(value, str):
+            assert entry[key] == value, key
         else:
             assert entry[key] == pytest.approx(value), key

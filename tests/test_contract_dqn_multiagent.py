@@ -1,100 +1,135 @@
-"""MultiAgentContractDQN: VDN over agents with follow bits (Algorithm 3's training phase)."""
+"""MultiAgentContractDQN: VDN over agents with follow bits (Algorithm 3's training phase) on ContractCoinGame-v0."""
 
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_contracts.coin_vec_env import CoinGameVecEnv
-from sb3_contracts.contract_dqn import ContractDQN
-from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal
-from sb3_contracts.multiagent.common import recommend
+import sb3_contracts  # noqa: F401  (registers the env ids)
+from sb3_contracts import MultiAgentContractDQN
+from sb3_contracts.common.principal import frozen_principal
+from sb3_contracts.contract_dqn_multiagent import FollowBitAgents
+from sb3_contracts.multiagent import ContractCoinGameVecEnv
+from sb3_contracts.multiagent.settlement import recommend
 
 th.set_num_threads(1)
 
 
-def _model(n_games=4, n_agents=2, **kwargs):
-    env = CoinGameVecEnv(n_games, preset="3x3", seed=0, n_agents=n_agents)
+def _model(n_envs=4, n_agents=2, **kwargs):
     kwargs = {"learning_starts": 64, "batch_size": 32, "seed": 0, "policy_kwargs": {"net_arch": [32]}, **kwargs}
-    return MultiAgentContractDQN("MlpPolicy", env, **kwargs)
+    return MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=n_envs,
+                                 env_kwargs={"preset": "3x3", "n_agents": n_agents}, **kwargs)
 
 
-def test_is_a_contract_dqn_with_shared_networks_on_agent_observations():
-    model = _model(n_agents=3)
-    assert isinstance(model, ContractDQN)
+def test_trains_on_the_registered_id_with_shared_networks_on_each_agents_row():
+    model = _model(n_agents=3).learn(300)
+    assert isinstance(model.env, ContractCoinGameVecEnv) and model.env.num_envs == 4
     assert model.policy.principal_net.q_net[-1].out_features == 4
-    # the agent model reads the observation and the two other agents' follow bits
+    # the agent model reads an agent's row and the two other agents' follow bits
     assert model.policy.agent_net.features_extractor.features_dim == 4 * 9 + 2
+    # after learn() the env's own agents are back
+    assert not isinstance(model.env.responder, FollowBitAgents)
 
 
-def test_buffer_holds_joint_transitions_and_targets_have_game_shapes():
-    model = _model(n_games=4, n_agents=3).learn(600)
+def test_trains_on_sb3s_make_vec_env_too():
+    env = make_vec_env("ContractCoinGame-v0", n_envs=2, env_kwargs={"preset": "3x3"})
+    model = MultiAgentContractDQN("MlpPolicy", env, learning_starts=32, batch_size=16,
+                                  policy_kwargs={"net_arch": [16]}, seed=0).learn(120)
+    assert model.replay_buffer.pos == 60 and model.num_timesteps == 120
+
+
+def test_buffer_holds_joint_transitions_and_the_follow_bits_the_env_reported():
+    model = _model(n_envs=4, n_agents=3).learn(600)
     buffer = model.replay_buffer
     assert buffer.observations.shape[1:] == (4, 3, 36) and buffer.agent_rewards.shape[1:] == (4, 3)
     data = buffer.sample(16)
     assert data.observations.shape == (16, 3, 36) and data.actions.shape == (16, 3)
     assert data.rewards.shape == (16, 3) and data.follow.shape == (16, 3) and data.dones.shape == (16,)
-    assert set(np.unique(data.follow.numpy())) <= {0.0, 1.0}
+    assert set(np.unique(buffer.follow[: buffer.pos])) == {0.0, 1.0}
     # the stored rewards are the game's own rewards: 0, 0.2 or 1 under the paper's rule
     assert set(np.round(np.unique(buffer.agent_rewards[: buffer.pos]).astype(float), 3)) <= {0.0, 0.2, 1.0}
-    principal_loss, agent_loss, td_error = model._losses(data)
-    assert principal_loss.shape == () and agent_loss.shape == () and np.isfinite(td_error)
-    assert model.others_follow(np.array([[1, 0, 1]])).tolist() == [[[0, 1], [1, 1], [1, 0]]]
 
 
-def test_follow_bits_drive_the_rollout_actions():
-    model = _model(n_games=8, exploration_initial_eps=0.0, exploration_final_eps=0.0)
-    model.learn(64)  # sets up the rollout state (last observations, follow bits)
-    model.num_timesteps = 10**6  # past learning_starts: greedy
-    actions, _ = model._sample_action(0)
-    obs = th.as_tensor(model._last_obs)
-    recommended = model.policy.principal_net(obs).argmax(1).numpy()
-    followers = model._follow.reshape(-1).astype(bool)
-    np.testing.assert_array_equal(actions[followers], recommended[followers])
+def test_predict_returns_the_envs_action_paying_only_the_recommended_move():
+    model = _model().learn(200)
+    env = model.env
+    obs = env.reset()
+    contracts, _ = model.predict(obs, deterministic=True)
+    assert contracts.shape == (4, 2, 4) and contracts.dtype == np.float32
+    assert model.predict(obs[0], deterministic=True)[0].shape == (2, 4)
+    assert (contracts >= 0).all() and (contracts <= 2.0).all()
+    assert ((contracts > 0).sum(axis=2) == 1).all()  # one paid move per agent: the recommendation
+    recommended = model.predict_recommendation(obs)
+    np.testing.assert_array_equal(recommend(contracts), recommended)
+    with th.no_grad():
+        payments = model.policy.following_payments(th.as_tensor(obs.reshape(8, -1)))
+    expected = np.minimum(payments.numpy()[np.arange(8), recommended.reshape(-1)], 2.0)
+    np.testing.assert_allclose(contracts.max(axis=2).reshape(-1), expected, rtol=1e-6)
 
 
-def test_contracts_pay_only_the_recommended_move_and_never_negative():
-    model = _model().learn(800)
-    obs = np.random.default_rng(0).random((50, 36)).astype(np.float32)
-    contracts, recommendations = model.predict_with_recommendation(obs)
-    assert contracts.shape == (50, 4) and (contracts >= 0).all()
-    off = np.ones_like(contracts, dtype=bool)
-    off[np.arange(50), recommendations] = False
-    assert (contracts[off] == 0).all()
-    # the nudge makes every payment positive, so every contract recommends a move (the convention)
-    assert (contracts[~off] >= model.current_margin() - 1e-6).all()
-    np.testing.assert_array_equal(recommend(contracts), recommendations)
-    q_values = model.policy.following_q(th.as_tensor(obs)).detach().numpy()
-    expected = q_values.max(1) - q_values[np.arange(50), recommendations] + model.current_margin()
-    np.testing.assert_allclose(contracts[~off], np.minimum(expected, 2.0), rtol=1e-5, atol=1e-6)
+def test_follow_bits_decide_who_takes_the_recommendation():
+    model = _model(learning_starts=0, exploration_initial_eps=0.0)
+    env = model.env
+    obs = env.reset()
+    contracts, _ = model.predict(obs, deterministic=True)
+    agent_obs = env.core.observe(flat=True)
+    np.testing.assert_array_equal(agent_obs, obs)
+    always, never = FollowBitAgents(model, 1.0), FollowBitAgents(model, 0.0)
+    np.testing.assert_array_equal(always(agent_obs, contracts, env.core), recommend(contracts))
+    selfish = never(agent_obs, contracts, env.core)
+    with th.no_grad():
+        rows = th.as_tensor(agent_obs.reshape(8, -1))
+        q = model.policy.agent_net(model.policy.with_bits(rows, th.zeros(8, 1))).numpy()
+    np.testing.assert_array_equal(selfish.reshape(-1), q.argmax(axis=1))
+    assert always.info(env.core)["follow_bits"].tolist() == [[1.0, 1.0]] * 4
+
+
+def test_training_metrics_count_the_payments_paid_and_the_recommendations_followed():
+    model = _model(learning_starts=0)
+    env = model.env
+    model._setup_learn(100)
+    model._plug_training_agents(env)
+    model._reset_rollout_stats()
+    contracts, buffer_actions = model._sample_action(0)
+    new_obs, rewards, dones, infos = env.step(contracts)
+    model._store_transition(model.replay_buffer, buffer_actions, new_obs, rewards, dones, infos)
+    # by hand: each agent is paid its contract on the move it took; it followed if that move is the one paid
+    moves = np.stack([info["actions"] for info in infos])
+    paid = np.take_along_axis(contracts, moves[..., None], axis=2)[..., 0]
+    followed = moves == contracts.argmax(axis=2)
+    np.testing.assert_allclose(model._stats["payment"], paid.sum(), rtol=1e-6)
+    assert model._stats["followed"] == followed.sum() and model._stats["steps"] == moves.size
+    welfare = np.stack([info["agent_rewards"] for info in infos]).sum()
+    assert model._stats["gross"] == pytest.approx(welfare)
+    bits = np.stack([info["follow_bits"] for info in infos]).astype(bool)
+    assert followed[bits].all()  # followers take the recommendation (ε-greedy recommendations included)
+    np.testing.assert_allclose(rewards, (welfare_per_game := np.stack([i["welfare"] for i in infos])) / 0.1
+                               - paid.sum(axis=1), rtol=1e-5)
+    assert welfare_per_game.sum() == pytest.approx(welfare)
 
 
 def test_save_load_predicts_the_same(tmp_path):
-    model = _model().learn(800)
-    obs = np.random.default_rng(1).random((20, 36)).astype(np.float32)
+    model = _model().learn(200)
+    obs = model.env.reset()
     model.save(tmp_path / "principal.zip")
     loaded = MultiAgentContractDQN.load(tmp_path / "principal.zip")
-    for before, after in zip(model.predict_with_recommendation(obs), loaded.predict_with_recommendation(obs),
-                             strict=True):
-        np.testing.assert_array_equal(before, after)
-    assert loaded.alpha == model.alpha and loaded.n_agents == 2
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
 
 def test_frozen_principal_is_a_copy():
-    model = _model().learn(300)
+    model = _model().learn(200)
+    obs = model.env.reset()
     offer = frozen_principal(model)
-    core = model.env.core
-    before = offer(core.global_state(), core.observe(flat=True)).copy()
+    before = offer(obs)
     for parameter in model.policy.parameters():
-        parameter.data.zero_()
-    np.testing.assert_array_equal(offer(core.global_state(), core.observe(flat=True)), before)
-    assert before.shape == (4, 2, 4)
+        parameter.data.fill_(float("nan"))
+    np.testing.assert_array_equal(offer(obs), before)
 
 
 def test_bad_arguments_raise():
-    env = CoinGameVecEnv(2, preset="3x3")
     with pytest.raises(ValueError, match="alpha"):
-        MultiAgentContractDQN("MlpPolicy", env, alpha=0.0)
+        _model(alpha=0.0)
     with pytest.raises(ValueError, match="follow_prob"):
-        MultiAgentContractDQN("MlpPolicy", env, follow_prob=1.5)
-    with pytest.raises(ValueError, match="b_max"):
-        MultiAgentContractDQN("MlpPolicy", env, b_max=-1.0)
+        _model(follow_prob=1.5)
+    with pytest.raises(ValueError, match="observation_space"):
+        MultiAgentContractDQN("MlpPolicy", make_vec_env("ContractCoinGame-v0", env_kwargs={"obs_format": "flat"}))

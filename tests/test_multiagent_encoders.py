@@ -5,7 +5,7 @@ from gymnasium import spaces
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from stable_baselines3 import DQN
 
-from sb3_contracts.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, infer_grid_size
 
 

@@ -14,14 +14,60 @@ from sb3_contracts.multiagent.metrics import follow_rate, ic_ratio, payment_shar
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("obs_format", ["flat", "grid"])
-def test_passes_gymnasium_and_sb3_checks(obs_format):
+@pytest.mark.parametrize(("obs_format", "expected"), [("agents", (2, 36)), ("flat", (36,)), ("grid", (4, 3, 3))])
+def test_passes_gymnasium_and_sb3_checks(obs_format, expected):
     env = gym.make("ContractCoinGame-v0", preset="3x3", obs_format=obs_format)
     check_env(env.unwrapped)
     sb3_check_env(env.unwrapped)
     assert env.action_space == Box(0.0, 2.0, (2, 4), np.float32)
-    expected = (36,) if obs_format == "flat" else (4, 3, 3)
     assert env.observation_space.shape == expected
+
+
+def test_the_default_observation_stacks_every_agents_view():
+    env = gym.make("ContractCoinGame-v0", preset="3x3")
+    obs, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(obs, env.unwrapped.core.observe(flat=True)[0])
+    obs, *_ = env.step(env.action_space.sample())
+    np.testing.assert_array_equal(obs, env.unwrapped.core.observe(flat=True)[0])
+
+
+def test_sb3_and_gymnasium_vectorise_every_registered_id():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    for env_id in ("ContractCoinGame-v0", "ContractBinaryTree-v0", "ContractBinaryTreeAgent-v0"):
+        kwargs = {"depth": 3} if "Tree" in env_id else {}
+        vec = make_vec_env(env_id, n_envs=2, env_kwargs=kwargs)
+        vec.reset()
+        vec.step(np.stack([vec.action_space.sample() for _ in range(2)]))
+        vector = gym.make_vec(env_id, num_envs=2, **kwargs)
+        vector.reset(seed=0)
+        vector.step(vector.action_space.sample())
+    with pytest.raises(TypeError, match="render_mode"):
+        gym.make("ContractCoinGame-v0", render_mode="rgb_array")
+
+
+def test_the_batched_view_plays_the_single_views_trajectory():
+    from sb3_contracts.multiagent import ContractCoinGameVecEnv
+
+    single = gym.make("ContractCoinGame-v0", preset="3x3", max_steps=5).unwrapped
+    batch = ContractCoinGameVecEnv(1, preset="3x3", max_steps=5)
+    single.reset(seed=4)
+    batch.reset()
+    batch.games.reset(seed=int(np.random.default_rng(4).integers(2**31)))  # the core's seed from reset(seed=4)
+    rng = np.random.default_rng(1)
+    obs = single.games.observe()[0]
+    np.testing.assert_array_equal(batch.games.observe()[0], obs)
+    for _ in range(12):
+        contract = (rng.uniform(0, 2, (2, 4)) * (rng.random((2, 4)) < 0.3)).astype(np.float32)
+        obs, reward, _, truncated, info = single.step(contract)
+        batch_obs, batch_reward, dones, infos = batch.step(contract[None])
+        assert batch_reward[0] == pytest.approx(reward) and dones[0] == truncated
+        np.testing.assert_array_equal(infos[0]["actions"], info["actions"])
+        if truncated:
+            np.testing.assert_array_equal(infos[0]["terminal_observation"], obs)
+            assert infos[0]["episode_welfare"] == info["episode_welfare"]
+            break
+        np.testing.assert_array_equal(batch_obs[0], obs)
 
 
 def _hand_state(env):
@@ -114,7 +160,8 @@ def test_bad_arguments_raise_clearly():
     with pytest.raises(ValueError, match="reward_rule"):
         ContractCoinGameEnv(reward_rule="nice")
     env = ContractCoinGameEnv(preset="7x7", n_agents=3)
-    assert env.action_space.shape == (3, 4) and env.observation_space.shape == (6 * 49,)
+    assert env.action_space.shape == (3, 4) and env.observation_space.shape == (3, 4 * 49)
+    assert ContractCoinGameEnv(preset="7x7", n_agents=3, obs_format="flat").observation_space.shape == (6 * 49,)
 
 
 def test_recommendation_convention():

@@ -8,22 +8,21 @@ import pytest
 import torch as th
 
 from sb3_contracts.cli import main
-from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, frozen_principal
+from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
+from sb3_contracts.multiagent.agents_view import SoloContractVecEnv, coin_principal
 from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
 from sb3_contracts.multiagent.optimum import optimal_welfare
-from sb3_contracts.multiagent.pipeline import (
+from sb3_contracts.multiagent.pipeline import alternate, run_pipeline, train_agents, train_principal
+from sb3_contracts.multiagent.plots import _pooled_margin
+from sb3_contracts.multiagent.responders import make_responder
+from sb3_contracts.multiagent.settings import (
     AGENT_HYPERPARAMS,
     PRESETS,
     RULE_AGENT_KWARGS,
-    PipelineConfig,
-    SoloContractVecEnv,
-    alternate,
-    follow_exactly,
-    run_pipeline,
-    train_agents,
-    train_principal,
+    CoinExperimentConfig,
+    read_zoo_overrides,
+    zoo_hyperparams,
 )
-from sb3_contracts.multiagent.plots import _pooled_margin
 
 TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, baseline_steps=800, eval_games=8,
             eval_episodes=1, principal_kwargs={"learning_starts": 100}, agent_kwargs={
@@ -31,7 +30,7 @@ TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, basel
 
 
 def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
-    results = run_pipeline(PipelineConfig(**TINY), tmp_path)
+    results = run_pipeline(CoinExperimentConfig(**TINY), tmp_path)
     summary = results["summary"]
     for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
                 "constant_proportion_welfare_ratio", "selfish_welfare_ratio"):
@@ -48,19 +47,25 @@ def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
     # agents that follow exactly under the principal follow every recommendation (all contracts recommend)
     assert results["principal_follow"]["follow_rate"] == 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"] == pytest.approx(summary)
-    runs = {path.name.rsplit("_", 1)[0] for path in (tmp_path / "tb").iterdir()}
+    runs = {path.name.rsplit("_", 1)[0] for path in (tmp_path / "tb").iterdir() if path.name != "summary"}
     assert runs == {"principal", "validation_dqn", "validation_ppo", "best_response_spe", "best_response_ic",
                     "baseline_selfish", "baseline_cooperative", "baseline_proportion"}
-    assert MultiAgentContractDQN.load(tmp_path / "principal.zip").n_agents == 2
+    assert MultiAgentContractDQN.load(tmp_path / "principal.zip").action_space.shape == (2, 4)
+    assert {path.name for path in (tmp_path / "tb").iterdir()} >= {"summary"}
 
 
 def test_validation_agents_never_read_the_principals_parameters():
-    config = PipelineConfig(**TINY, algos=("dqn",))
+    config = CoinExperimentConfig(**TINY, algos=("dqn",))
     principal = train_principal(config)
-    offer = frozen_principal(principal)
+    offer = coin_principal(principal)
     parameters = {p.data_ptr() for p in principal.policy.parameters()}
-    # the callable holds no reference to the learner; sabotage the learner's networks to prove it
-    cells = [cell.cell_contents for cell in offer.__closure__]
+    # the callable holds no reference to the learner (nor do the functions it closes over); sabotage the
+    # learner's networks to prove it
+    cells, functions = [], [offer]
+    while functions:
+        contents = [cell.cell_contents for cell in functions.pop().__closure__ or ()]
+        cells += contents
+        functions += [content for content in contents if callable(content) and hasattr(content, "__closure__")]
     assert not any(isinstance(content, MultiAgentContractDQN) for content in cells)
     assert not any(p.data_ptr() in parameters for content in cells if isinstance(content, th.nn.Module)
                    for p in content.parameters())
@@ -78,7 +83,7 @@ def test_validation_agents_never_read_the_principals_parameters():
 
 def test_solo_env_lets_player_zero_learn_while_the_other_follows():
     offer = lambda state, obs: np.tile([0.0, 0.0, 0.5, 0.0], (obs.shape[0], 2, 1))  # noqa: E731
-    env = SoloContractVecEnv(3, offer, follow_exactly, seed=0, preset="3x3")
+    env = SoloContractVecEnv(3, offer, make_responder("follow"), seed=0, preset="3x3")
     obs = env.reset()
     assert obs.shape == (3, 40) and env.num_envs == 3
     obs, rewards, dones, infos = env.step(np.zeros(3, dtype=np.int64))
@@ -88,72 +93,69 @@ def test_solo_env_lets_player_zero_learn_while_the_other_follows():
 
 
 def test_alternation_runs_both_learners():
-    config = PipelineConfig(**{**TINY, "principal_steps": 400, "agent_steps": 400})
+    config = CoinExperimentConfig(**{**TINY, "principal_steps": 400, "agent_steps": 400})
     principal, agents, coordinator = alternate(config, rounds=2)
     assert [log.round for log in coordinator.history] == [1, 2]
     assert principal.num_timesteps >= 800 and agents.num_timesteps >= 800
 
 
-@pytest.mark.parametrize(("path", "preset"), [("zoo_configs/contract_coin_game.yml", "3x3"),
-                                              ("zoo_configs/contract_coin_game_7x7.yml", "7x7")])
-def test_zoo_config_matches_the_pipeline_defaults(path, preset):
+def test_the_zoo_files_are_what_the_settings_generate(tmp_path):
     yaml = pytest.importorskip("yaml")
-    with open(path) as file:
-        zoo = yaml.safe_load(file)
-    config = PipelineConfig(preset)
-    principal = zoo["contract_dqn_multiagent"]["ContractCoinGame-v0"]
-    assert principal["env_kwargs"]["preset"] == preset and principal["n_timesteps"] == config.principal_steps
-    entries = [(principal, config.principal_hyperparams())]
-    entries += [(zoo[algo]["ContractCoinGame-v0"], AGENT_HYPERPARAMS[algo]) for algo in AGENT_HYPERPARAMS]
-    for entry, hyperparams in entries:
-        for key, value in hyperparams.items():
-            if key == "policy_kwargs":
-                # rl-zoo3 evaluates this string the same way, with the names sb3_contracts.zoo registers
-                assert eval(entry[key], {"CenteredCoinExtractor": CenteredCoinExtractor}) == value  # noqa: S307
-            elif isinstance(value, str):
-                assert entry[key] == value, key
-            else:
-                assert entry[key] == pytest.approx(value), key
-    assert all(zoo[algo]["ContractCoinGame-v0"]["n_timesteps"] == config.agent_steps for algo in AGENT_HYPERPARAMS)
+    for name, entries in zoo_hyperparams().items():
+        with open(f"zoo_configs/{name}.yml") as file:
+            written = yaml.safe_load(file)
+        for env_id, entry in entries.items():
+            assert written[env_id].pop("env_kwargs") == entry.pop("env_kwargs")
+            assert written[env_id] == pytest.approx(entry), (name, env_id)
+    # and read back, they give the settings' own hyperparameters
+    overrides = read_zoo_overrides(["zoo_configs/contract_dqn_multiagent.yml", "zoo_configs/dqn.yml",
+                                    "zoo_configs/ppo.yml"], "7x7")
+    config, default = CoinExperimentConfig("7x7", **overrides), CoinExperimentConfig("7x7")
+    assert config.principal_hyperparams() == default.principal_hyperparams()
+    for algo in AGENT_HYPERPARAMS:
+        assert config.agent_hyperparams(algo, schedules=False) == default.agent_hyperparams(algo, schedules=False)
+    with pytest.raises(ValueError, match="file's name must be one of"):
+        read_zoo_overrides([tmp_path / "a2c.yml"], "3x3")
 
 
 def test_bad_config_raises():
     with pytest.raises(ValueError, match="principal_steps must be a positive integer"):
-        PipelineConfig(principal_steps=0)
+        CoinExperimentConfig(principal_steps=0)
     with pytest.raises(ValueError, match="algos must be"):
-        PipelineConfig(algos=("a2c",))
+        CoinExperimentConfig(algos=("a2c",))
     with pytest.raises(ValueError, match="preset must be one of"):
-        PipelineConfig(preset="5x5")
+        CoinExperimentConfig(preset="5x5")
     with pytest.raises(ValueError, match="reward_rule must be one of"):
-        PipelineConfig(reward_rule="gift")
+        CoinExperimentConfig(reward_rule="gift")
     with pytest.raises(ValueError, match="learning_rate must be"):
-        PipelineConfig(agent_kwargs={"dqn": {"learning_rate": "exp_1e-3"}})
+        CoinExperimentConfig(agent_kwargs={"dqn": {"learning_rate": "exp_1e-3"}})
     with pytest.raises(ValueError, match="agent_kwargs keys must be among"):
-        PipelineConfig(agent_kwargs={"a2c": {}})
+        CoinExperimentConfig(agent_kwargs={"a2c": {}})
 
 
 def test_zoo_learning_rate_strings_become_linear_decays():
-    config = PipelineConfig(agent_kwargs={"ppo": {"learning_rate": "lin_2e-4"}})
+    config = CoinExperimentConfig(agent_kwargs={"ppo": {"learning_rate": "lin_2e-4"}})
     dqn, ppo = config.agent_hyperparams("dqn")["learning_rate"], config.agent_hyperparams("ppo")["learning_rate"]
     assert AGENT_HYPERPARAMS["dqn"]["learning_rate"] == "lin_1e-3"
     assert [dqn(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5e-4, 0.0])
     assert ppo(0.25) == pytest.approx(5e-5)
     assert json.loads(json.dumps(asdict(config)))["agent_kwargs"] == {"ppo": {"learning_rate": "lin_2e-4"}}
-    constant = PipelineConfig(agent_kwargs={"dqn": {"learning_rate": 3e-4}})
+    constant = CoinExperimentConfig(agent_kwargs={"dqn": {"learning_rate": 3e-4}})
     assert constant.agent_hyperparams("dqn")["learning_rate"] == 3e-4
 
 
 def test_the_reward_rule_sets_the_agents_learning_rate_unless_overridden():
-    lola = PipelineConfig(reward_rule="lola")
+    lola = CoinExperimentConfig(reward_rule="lola")
     assert lola.agent_hyperparams("dqn")["learning_rate"] == RULE_AGENT_KWARGS["lola"]["dqn"]["learning_rate"]
-    assert callable(PipelineConfig(reward_rule="parl").agent_hyperparams("dqn")["learning_rate"])
-    decayed = PipelineConfig(reward_rule="lola", agent_kwargs={"dqn": {"learning_rate": "lin_1e-3"}})
+    assert callable(CoinExperimentConfig(reward_rule="parl").agent_hyperparams("dqn")["learning_rate"])
+    decayed = CoinExperimentConfig(reward_rule="lola", agent_kwargs={"dqn": {"learning_rate": "lin_1e-3"}})
     assert decayed.agent_hyperparams("dqn")["learning_rate"](0.5) == pytest.approx(5e-4)
     assert lola.agent_hyperparams("ppo")["learning_rate"] == AGENT_HYPERPARAMS["ppo"]["learning_rate"]
 
 
 def test_presets_set_budgets_and_nudge_unless_overridden():
-    small, large = PipelineConfig("3x3"), PipelineConfig("7x7", agent_steps=5, principal_kwargs={"nudge": 0.2})
+    small = CoinExperimentConfig("3x3")
+    large = CoinExperimentConfig("7x7", agent_steps=5, principal_kwargs={"nudge": 0.2})
     assert small.principal_steps == PRESETS["3x3"]["principal_steps"]
     assert small.principal_hyperparams()["nudge"] == PRESETS["3x3"]["nudge"]
     assert large.baseline_steps == PRESETS["7x7"]["baseline_steps"] and large.agent_steps == 5

@@ -16,3 +16,42 @@ def test_rl_zoo3_trains_contract_dqn_from_the_config(tmp_path):
 def test_usage_error():
     with pytest.raises(SystemExit, match="usage"):
         main(["fly"])
+
+
+def test_rl_zoo3_trains_the_coin_games_principal_and_enjoy_plays_it(tmp_path):
+    main(["train", "--algo", "contract_dqn_multiagent", "--env", "ContractCoinGame-v0", "--conf-file",
+          "zoo_configs/contract_dqn_multiagent.yml", "-f", str(tmp_path), "-n", "400", "--eval-freq", "200",
+          "--eval-episodes", "1", "--log-interval", "2", "--hyperparams", "learning_starts:50", "n_envs:2",
+          "--tensorboard-log", str(tmp_path / "tb")])
+    run = tmp_path / "contract_dqn_multiagent" / "ContractCoinGame-v0_1"
+    assert (run / "ContractCoinGame-v0.zip").exists() and (run / "evaluations.npz").exists()
+    main(["enjoy", "--algo", "contract_dqn_multiagent", "--env", "ContractCoinGame-v0", "-f", str(tmp_path),
+          "--no-render", "-n", "50"])
+    scalars = set()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for events in (tmp_path / "tb").rglob("events.out.tfevents*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        scalars |= set(accumulator.Tags()["scalars"])
+    assert {"coin/welfare", "coin/follow_rate", "coin/payment_share", "principal/mean_payment"} <= scalars
+
+
+def test_rl_zoo3_trains_an_agent_against_a_saved_principal(tmp_path):
+    from sb3_contracts import MultiAgentContractDQN
+
+    principal = MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2, learning_starts=20,
+                                      policy_kwargs={"net_arch": [16]}).learn(60)
+    principal.save(tmp_path / "principal.zip")
+    main(["train", "--algo", "dqn", "--env", "ContractCoinGameAgents-v0", "--conf-file", "zoo_configs/dqn.yml",
+          "-f", str(tmp_path), "-n", "200", "--eval-freq", "-1", "--hyperparams", "learning_starts:50", "n_envs:2",
+          "--env-kwargs", f"principal:'{tmp_path / 'principal.zip'}'"])
+    assert (tmp_path / "dqn" / "ContractCoinGameAgents-v0_1" / "ContractCoinGameAgents-v0.zip").exists()
+
+
+def test_optuna_runs_a_small_search_on_the_principal(tmp_path):
+    pytest.importorskip("optuna")
+    main(["train", "--algo", "contract_dqn_multiagent", "--env", "ContractCoinGame-v0", "--conf-file",
+          "zoo_configs/contract_dqn_multiagent.yml", "-f", str(tmp_path), "-n", "200", "-optimize",
+          "--n-trials", "2", "--n-jobs", "1", "--sampler", "random", "--pruner", "none", "--n-evaluations", "1",
+          "--eval-episodes", "1", "--hyperparams", "learning_starts:20", "n_envs:2"])

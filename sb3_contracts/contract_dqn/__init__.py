@@ -1,8 +1,8 @@
 """ContractDQN, laid out like ``sb3_contrib.qrdqn``."""
 
+from sb3_contracts.common.contract_algorithm import exponential_schedule
 from sb3_contracts.contract_dqn.buffers import ContractReplayBuffer, ContractReplayBufferSamples
-from sb3_contracts.contract_dqn.contract_dqn import ContractDQN, exponential_schedule
-from sb3_contracts.contract_dqn.multiagent import MultiAgentContractDQN, MultiAgentContractDQNPolicy
+from sb3_contracts.contract_dqn.contract_dqn import ContractDQN
 from sb3_contracts.contract_dqn.policies import (
     CnnPolicy,
     ContractDQNPolicy,
@@ -18,8 +18,6 @@ __all__ = [
     "ContractReplayBuffer",
     "ContractReplayBufferSamples",
     "MlpPolicy",
-    "MultiAgentContractDQN",
-    "MultiAgentContractDQNPolicy",
     "MultiInputPolicy",
     "OneHotEmbedding",
     "exponential_schedule",

@@ -30,33 +30,27 @@ Decisions beyond the paper (measured in the README's ContractDQN section):
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import LinearSchedule, polyak_update
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch.nn import functional as F
 
+from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm
 from sb3_contracts.contract_dqn.buffers import ContractReplayBuffer, ContractReplayBufferSamples
 from sb3_contracts.contract_dqn.policies import (
     OUTCOME_MODELS,
     CnnPolicy,
     ContractDQNPolicy,
-    KnownOutcomeModel,
     MlpPolicy,
     MultiInputPolicy,
 )
-from sb3_contracts.contracts import nudge_margin
+from sb3_contracts.game.batch import check_start_states
 
-SelfContractDQN = TypeVar("SelfContractDQN", bound="ContractDQN")
-
-LOSSES = ("mse", "huber")
 AGENT_SAMPLES = ("auto", "trusted", "all")
 
 
@@ -67,24 +61,7 @@ def _concat_obs(first: th.Tensor | dict[str, th.Tensor], second: th.Tensor | dic
     return th.cat([first, second])
 
 
-def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
-    """
-    Exponential interpolation from ``initial_value`` (progress remaining 1) to ``final_value`` (0).
-
-    :param initial_value: value at the start of training (> 0).
-    :param final_value: value at the end of training (> 0).
-    """
-    if initial_value <= 0 or final_value <= 0:
-        raise ValueError(f"exponential schedule values must be positive, got {initial_value}, {final_value}")
-    ratio = initial_value / final_value
-
-    def schedule(progress_remaining: float) -> float:
-        return float(final_value * ratio**progress_remaining)
-
-    return schedule
-
-
-class ContractDQN(OffPolicyAlgorithm):
+class ContractDQN(ContractOffPolicyAlgorithm):
     """
     The principal's deep contract learner: DQN over recommended actions with minimal contracts.
 
@@ -138,6 +115,9 @@ class ContractDQN(OffPolicyAlgorithm):
         observations); by default taken from the env's ``mdp``.
     :param n_actions: number of agent actions ``A``; by default from the env's ``mdp``.
     :param observed_action: whether outcomes are actions; by default from the env's ``mdp``.
+    :param training_start_states: where the training env's episodes start (``"uniform"``: exploring starts, see
+        :func:`~sb3_contracts.game.batch.draw_start_states`); ``None`` leaves the env as it is. A learner's device:
+        evaluation envs (rl-zoo3's, ``enjoy``) keep the game's own start at the initial state.
     :param replay_buffer_kwargs: extra arguments of :class:`ContractReplayBuffer`.
     :param stats_window_size: episodes averaged in the rollout statistics.
     :param tensorboard_log: TensorBoard log directory (``None``: no logging).
@@ -155,9 +135,6 @@ class ContractDQN(OffPolicyAlgorithm):
     }
     policy: ContractDQNPolicy
     replay_buffer: ContractReplayBuffer
-    exploration_schedule: Schedule
-    #: Action spaces of the envs it learns on (the principal's view: contracts).
-    _env_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box,)
 
     def __init__(
         self,
@@ -188,6 +165,7 @@ class ContractDQN(OffPolicyAlgorithm):
         outcome_probs: np.ndarray | None = None,
         n_actions: int | None = None,
         observed_action: bool | None = None,
+        training_start_states: str | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -197,36 +175,21 @@ class ContractDQN(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if learning_rate_final is not None:
-            # rl-zoo3 hands floats over as constant schedules: start from the schedule's initial value.
-            initial = learning_rate(1.0) if callable(learning_rate) else learning_rate
-            learning_rate = exponential_schedule(float(initial), float(learning_rate_final))
         super().__init__(
-            policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma, train_freq,
-            gradient_steps, action_noise=None, replay_buffer_class=ContractReplayBuffer,
-            replay_buffer_kwargs=replay_buffer_kwargs, optimize_memory_usage=False, policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
-            seed=seed, sde_support=False, supported_action_spaces=self._env_action_spaces, support_multi_env=True,
+            policy, env, learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau, gamma,
+            train_freq, gradient_steps, target_update_interval, exploration_fraction, exploration_initial_eps,
+            exploration_final_eps, nudge, nudge_td_factor, double_q, loss, max_grad_norm,
+            replay_buffer_class=ContractReplayBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
+            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
+            verbose=verbose, seed=seed, device=device,
         )
-        self._check_options(agent_samples, loss, outcome_model, nudge, nudge_td_factor, exploration_margin,
-                            target_update_interval)
-        self.learning_rate_final = learning_rate_final
-        self.target_update_interval = target_update_interval
-        self.exploration_fraction = exploration_fraction
-        self.exploration_initial_eps = exploration_initial_eps
-        self.exploration_final_eps = exploration_final_eps
+        self._check_options(agent_samples, outcome_model, exploration_margin)
         self.exploration_margin = exploration_margin
-        self.exploration_rate = exploration_initial_eps
-        self.nudge = nudge
-        self.nudge_td_factor = nudge_td_factor
-        self.double_q = double_q
-        self.loss = loss
-        self.max_grad_norm = max_grad_norm
         self.outcome_model = outcome_model
         self.factorization = factorization
         self.agent_samples = agent_samples
-        self._n_calls = 0
-        self._agent_td_error = 0.0
+        self.training_start_states = None if training_start_states is None else check_start_states(
+            training_start_states)
         self._outcome_table: np.ndarray | None = None
         # SB3's load() builds the model without an env and restores these attributes from the saved data.
         if env is not None or _init_setup_model:
@@ -238,22 +201,13 @@ class ContractDQN(OffPolicyAlgorithm):
             self._setup_model()
 
     @staticmethod
-    def _check_options(agent_samples: str, loss: str, outcome_model: str, nudge: float | Schedule,
-                       nudge_td_factor: float, exploration_margin: float | None, target_update_interval: int) -> None:
+    def _check_options(agent_samples: str, outcome_model: str, exploration_margin: float | None) -> None:
         if agent_samples not in AGENT_SAMPLES:
             raise ValueError(f"agent_samples must be one of {AGENT_SAMPLES}, got {agent_samples!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if outcome_model not in OUTCOME_MODELS:
             raise ValueError(f"outcome_model must be one of {OUTCOME_MODELS}, got {outcome_model!r}")
-        if not callable(nudge) and (not np.isfinite(nudge) or nudge < 0):
-            raise ValueError(f"nudge must be a finite non-negative float or a schedule, got {nudge!r}")
-        if not np.isfinite(nudge_td_factor) or nudge_td_factor < 0:
-            raise ValueError(f"nudge_td_factor must be finite and non-negative, got {nudge_td_factor!r}")
         if exploration_margin is not None and (not np.isfinite(exploration_margin) or exploration_margin < 0):
             raise ValueError(f"exploration_margin must be None or finite and non-negative, got {exploration_margin!r}")
-        if target_update_interval < 1:
-            raise ValueError(f"target_update_interval must be positive, got {target_update_interval!r}")
 
     @property
     def contract_space(self) -> spaces.Box:
@@ -264,6 +218,11 @@ class ContractDQN(OffPolicyAlgorithm):
     def generous_exploration(self) -> bool:
         """Whether exploratory contracts carry extra margin (then the agent takes the recommendation)."""
         return self.exploration_margin is None or self.exploration_margin > 0
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        if self.training_start_states is not None and self.env is not None:
+            self.env.env_method("set_start_states", self.training_start_states)
+        return super()._setup_learn(*args, **kwargs)
 
     def _env_mdp(self) -> Any:
         if self.env is None:
@@ -321,27 +280,7 @@ class ContractDQN(OffPolicyAlgorithm):
         self._convert_train_freq()
         if self._outcome_table is not None:
             self.policy.set_outcome_table(self._outcome_table)
-        self.exploration_schedule = LinearSchedule(
-            self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction
-        )
-        self._reset_rollout_stats()
-        self._update_margin()
-
-    def _reset_rollout_stats(self) -> None:
-        self._stats = {"payment": 0.0, "gross": 0.0, "followed": 0, "steps": 0}
-        self._episode_utilities: deque[float] = deque(maxlen=self._stats_window_size)
-
-    # -- nudge ---------------------------------------------------------------------------------------------
-
-    def current_margin(self) -> float:
-        """The nudge ``ξ`` now: the schedule's value, raised to ``nudge_margin(E)`` when tied to the TD error."""
-        base = self.nudge(self._current_progress_remaining) if callable(self.nudge) else self.nudge
-        if self.nudge_td_factor > 0:
-            base = max(base, nudge_margin(self._agent_td_error, self.nudge_td_factor))
-        return float(base)
-
-    def _update_margin(self) -> None:
-        self.policy.margin.fill_(self.current_margin())
+        self._setup_contract_learning()
 
     # -- acting --------------------------------------------------------------------------------------------
 
@@ -380,30 +319,6 @@ class ContractDQN(OffPolicyAlgorithm):
         explored = np.zeros(batch, dtype=bool) if explore is None else explore.cpu().numpy()
         return recommendation.cpu().numpy(), contracts, explored
 
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """
-        The principal's contracts (the env's action). Not deterministic: ε-greedy recommendations.
-
-        :param observation: one observation or a batch.
-        :param state: unused (no recurrent policy).
-        :param episode_start: unused.
-        :param deterministic: greedy contracts.
-        :return: ``(contracts, None)``.
-        """
-        contracts, _ = self.predict_with_recommendation(observation, deterministic)
-        return contracts, state
-
-    def predict_recommendation(self, observation: np.ndarray | dict[str, np.ndarray],
-                               deterministic: bool = True) -> np.ndarray:
-        """The recommended actions ``a*`` whose contracts :meth:`predict` offers."""
-        return self.predict_with_recommendation(observation, deterministic)[1]
-
     def _sample_action(self, learning_starts: int, action_noise: Any = None,
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         # Warm-up recommends at random (ε = 1) rather than sampling raw contracts, so that the buffer holds
@@ -431,28 +346,6 @@ class ContractDQN(OffPolicyAlgorithm):
         replay_buffer.next_trusted = getattr(self, "_last_explored", None) if self.generous_exploration else None
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
-    def _on_step(self) -> None:
-        self._n_calls += 1
-        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
-            for net, target in self.policy.target_pairs():
-                polyak_update(net.parameters(), target.parameters(), self.tau)
-        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
-        self._update_margin()
-
-    def dump_logs(self) -> None:
-        stats = self._stats
-        if stats["steps"]:
-            self.logger.record("principal/mean_payment", stats["payment"] / stats["steps"])
-            self.logger.record("principal/follow_rate", stats["followed"] / stats["steps"])
-            if stats["gross"] != 0:
-                self.logger.record("principal/payment_share", stats["payment"] / stats["gross"])
-        if self._episode_utilities:
-            self.logger.record("principal/episode_utility", float(np.mean(self._episode_utilities)))
-        self.logger.record("rollout/exploration_rate", self.exploration_rate)
-        self.logger.record("agent_model/margin", float(self.policy.margin))
-        self._stats = {"payment": 0.0, "gross": 0.0, "followed": 0, "steps": 0}
-        super().dump_logs()
-
     # -- learning ------------------------------------------------------------------------------------------
 
     def _outcome_models(self, data: ContractReplayBufferSamples) -> tuple[th.Tensor, th.Tensor]:
@@ -462,98 +355,71 @@ class ContractDQN(OffPolicyAlgorithm):
                 return self.policy.outcome_probs(data.observations), self.policy.outcome_probs(data.next_observations)
         return data.outcome_probs, data.next_outcome_probs
 
-    def _next_state(self, data: ContractReplayBufferSamples, next_probs: th.Tensor,
-                    next_principal_online: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """
-        The continuation at ``s'`` under the target networks: ``(V^p(s'), V(s'))`` with ``a*'`` the principal's
-        greedy recommendation, ``V^p = q_θ'(s', a*')`` and ``V = E b'(o') + Q̄_φ'(s', a*')``.
-        """
-        policy = self.policy
-        rows = th.arange(next_probs.shape[0], device=next_probs.device)
-        next_agent_q = policy.agent_q(policy.agent_net_target(data.next_observations), next_probs)
-        contracts, feasible = policy.minimal_contracts(next_agent_q, next_probs)
-        next_q = policy.principal_q(policy.principal_net_target(data.next_observations), next_probs, contracts)
-        selector = policy.principal_q(next_principal_online, next_probs, contracts) if self.double_q else next_q
-        next_rec = policy.greedy(selector, feasible)
-        next_pay = (next_probs[rows, next_rec] * contracts[rows, next_rec]).sum(dim=1)
-        return next_q[rows, next_rec], next_pay + next_agent_q[rows, next_rec]
-
-    def _losses(self, data: ContractReplayBufferSamples) -> tuple[th.Tensor, th.Tensor, float]:
-        """Principal loss, agent-model loss and the agent model's mean absolute TD error on one batch."""
-        policy, batch = self.policy, data.actions.shape[0]
-        rows = th.arange(batch, device=self.device)
-        observations = data.observations
-        # One pass of the online principal over s and s' (the latter picks a*' for double DQN).
-        principal_all = policy.principal_net(_concat_obs(observations, data.next_observations))
-        principal_out, next_principal_online = principal_all[:batch], principal_all[batch:].detach()
-        agent_out = policy.agent_net(observations)
-        probs, next_probs = self._outcome_models(data)
-        weights = self._agent_weights(data)
-        with th.no_grad():
-            next_value_p, next_value_a = self._next_state(data, next_probs, next_principal_online)
-            continuation = (1.0 - data.dones) * self.gamma
-        if policy.factorization == "outcome":
-            # Per-outcome values need no action label: every transition trains them.
-            principal_loss = self._loss(principal_out[rows, data.outcomes],
-                                        data.principal_rewards + continuation * next_value_p)
-            post_outcome = agent_out[:, policy.n_actions :][rows, data.outcomes]
-            target = continuation * next_value_a
-            agent_loss = self._loss(post_outcome, target) + self._loss(
-                agent_out[rows, data.agent_actions], data.agent_rewards, weights)
-            return principal_loss, agent_loss, (post_outcome.detach() - target).abs().mean().item()
-        with th.no_grad():
-            contract, _ = policy.minimal_contracts(agent_out.detach(), probs, data.actions)
-            cost = (probs[rows, data.actions] * contract).sum(dim=1)
-            principal_target = data.principal_rewards - cost + continuation * next_value_p
-            agent_target = data.agent_rewards + continuation * next_value_a
-        agent_pred = agent_out[rows, data.agent_actions]
-        principal_loss = self._loss(principal_out[rows, data.actions], principal_target)
-        agent_loss = self._loss(agent_pred, agent_target, weights)
-        return principal_loss, agent_loss, (agent_pred.detach() - agent_target).abs().mean().item()
-
-    def _loss(self, prediction: th.Tensor, target: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
-        if self.loss == "huber":
-            losses = F.smooth_l1_loss(prediction, target, reduction="none")
-        else:
-            losses = F.mse_loss(prediction, target, reduction="none")
-        if weights is None:
-            return losses.mean()
-        return (losses * weights).sum() / weights.sum().clamp(min=1.0)
-
-    def _agent_weights(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
-        return data.trusted if self.agent_samples == "trusted" else None
-
-    def _outcome_loss(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
+    def _outcome_loss(self, data: ContractReplayBufferSamples, weights: th.Tensor | None) -> th.Tensor | None:
+        """Cross-entropy of the learned outcome classifier on ``(s, a) -> o`` (``None`` when the model is known)."""
         if self.observed_action or self.outcome_model != "learned":
             return None
         rows = th.arange(data.outcomes.shape[0], device=self.device)
         logits = self.policy.outcome_logits(data.observations)[rows, data.agent_actions]
         losses = F.cross_entropy(logits, data.outcomes, reduction="none")
-        weights = self._agent_weights(data)
         return losses.mean() if weights is None else (losses * weights).sum() / weights.sum().clamp(min=1.0)
 
     def train(self, gradient_steps: int, batch_size: int = 128) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
+        policy, gamma = self.policy, self.gamma
         logs: dict[str, list[float]] = {"principal_loss": [], "agent_loss": [], "agent_td_error": [],
                                         "outcome_loss": []}
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            principal_loss, agent_loss, td_error = self._losses(data)
+            batch = data.actions.shape[0]
+            rows = th.arange(batch, device=self.device)
+            probs, next_probs = self._outcome_models(data)
+            weights = data.trusted if self.agent_samples == "trusted" else None
+            # One pass of the online principal over s and s' (the latter picks a*' for double DQN).
+            principal_all = policy.principal_net(_concat_obs(data.observations, data.next_observations))
+            principal_out, next_online = principal_all[:batch], principal_all[batch:].detach()
+            agent_out = policy.agent_net(data.observations)
+            with th.no_grad():
+                # The continuation at s' under the target networks: a*' = argmax q(s', ·), b' its minimal contract.
+                next_agent_q = policy.agent_q(policy.agent_net_target(data.next_observations), next_probs)
+                next_contracts, feasible = policy.minimal_contracts(next_agent_q, next_probs)
+                next_q = policy.principal_q(policy.principal_net_target(data.next_observations), next_probs,
+                                            next_contracts)
+                selector = policy.principal_q(next_online, next_probs, next_contracts) if self.double_q else next_q
+                next_rec = policy.greedy(selector, feasible)
+                continuation = (1.0 - data.dones) * gamma
+                next_principal_value = next_q[rows, next_rec]  # q_θ'(s', a*')
+                next_payment = (next_probs[rows, next_rec] * next_contracts[rows, next_rec]).sum(dim=1)
+                next_agent_value = next_payment + next_agent_q[rows, next_rec]  # E b'(o') + Q̄_φ'(s', a*')
+            if policy.factorization == "outcome":
+                # Per outcome o (no action label needed): G(s, o) <- r^p(s, o) + γ q_θ'(s', a*'), W(s, o) <- γ V(s'),
+                # and the agent's reward head r(s, a) <- r(s, a) on trusted labels.
+                y_p = data.principal_rewards + continuation * next_principal_value
+                y_a = continuation * next_agent_value
+                principal_loss = self._loss(principal_out[rows, data.outcomes], y_p)
+                agent_pred = agent_out[:, policy.n_actions :][rows, data.outcomes]
+                agent_loss = self._loss(agent_pred, y_a) + self._loss(agent_out[rows, data.agent_actions],
+                                                                      data.agent_rewards, weights)
+            else:
+                # Algorithm 2 as written: y^p = r^p(s, o) - E b(o) + γ q_θ'(s', a*'),
+                # y^a = r(s, a) + γ [E b'(o') + Q̄_φ'(s', a*')].
+                with th.no_grad():
+                    contract, _ = policy.minimal_contracts(agent_out.detach(), probs, data.actions)
+                    cost = (probs[rows, data.actions] * contract).sum(dim=1)
+                    y_p = data.principal_rewards - cost + continuation * next_principal_value
+                    y_a = data.agent_rewards + continuation * next_agent_value
+                principal_loss = self._loss(principal_out[rows, data.actions], y_p)
+                agent_pred = agent_out[rows, data.agent_actions]
+                agent_loss = self._loss(agent_pred, y_a, weights)
+            td_error = (agent_pred.detach() - y_a).abs().mean().item()
             loss = principal_loss + agent_loss
-            outcome_loss = self._outcome_loss(data)
+            outcome_loss = self._outcome_loss(data, weights)
             if outcome_loss is not None:
                 loss = loss + outcome_loss
                 logs["outcome_loss"].append(outcome_loss.item())
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            if self.max_grad_norm is not None:
-                for net in (self.policy.principal_net, self.policy.agent_net, self.policy.outcome_net):
-                    if net is not None and not isinstance(net, KnownOutcomeModel):
-                        th.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-            # A slow running mean: the nudge should follow the model's error level, not one batch's noise.
-            self._agent_td_error = td_error if self._n_updates == 0 else 0.99 * self._agent_td_error + 0.01 * td_error
+            self._gradient_step(loss)
+            self._track_td_error(td_error)
             self._n_updates += 1
             logs["principal_loss"].append(principal_loss.item())
             logs["agent_loss"].append(agent_loss.item())
@@ -566,22 +432,5 @@ class ContractDQN(OffPolicyAlgorithm):
         if logs["outcome_loss"]:
             self.logger.record("agent_model/outcome_loss", float(np.mean(logs["outcome_loss"])))
 
-    def learn(
-        self: SelfContractDQN,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 100,
-        tb_log_name: str = "ContractDQN",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfContractDQN:
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps,
-                             progress_bar=progress_bar)
-
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_outcome_table", "_stats", "_episode_utilities"]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        # All networks (online, target, outcome model) and the nudge live in the policy's state dict.
-        return ["policy", "policy.optimizer"], []
+        return [*super()._excluded_save_params(), "_outcome_table"]

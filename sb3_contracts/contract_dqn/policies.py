@@ -8,8 +8,7 @@
 and an outcome model ``𝒪(s, ·)`` (``[A, O]`` per state): the known one (a table, from the MDP) or a
 learned classifier. From these it computes, in one batch, the minimal contract implementing every
 recommendation (:func:`~sb3_contracts.contracts.minimal_contracts_torch`) and acts by offering the
-contract of the best recommendation. The agent's pieces (``agent_net``, outcome model, contracts) are
-kept apart from the principal's so that a multi-agent variant can hold one set per agent.
+contract of the best recommendation.
 """
 
 from __future__ import annotations
@@ -27,9 +26,9 @@ from stable_baselines3.common.torch_layers import (
     NatureCNN,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
-from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 
+from sb3_contracts.common.networks import make_q_network
 from sb3_contracts.contracts import minimal_contracts_torch
 
 OUTCOME_MODELS = ("known", "learned")
@@ -164,27 +163,14 @@ class ContractDQNPolicy(BasePolicy):
                              f"observations of that size, got observation shape {observation_space.shape}; "
                              "use outcome_model='learned'")
 
-    def _make_net(self, n_outputs: int, observation_space: spaces.Space | None = None) -> QNetwork:
-        """A Q-network with ``n_outputs`` heads on ``observation_space`` (the policy's by default)."""
-        space = self.observation_space if observation_space is None else observation_space
-        extractor = None if observation_space is None else self.features_extractor_class(
-            space, **self.features_extractor_kwargs)
-        net_args = self._update_features_extractor(
-            {"observation_space": space, "action_space": spaces.Discrete(n_outputs),
-             "net_arch": self.net_arch, "activation_fn": self.activation_fn,
-             "normalize_images": self.normalize_images},
-            features_extractor=extractor,
-        )
-        return QNetwork(**net_args).to(self.device)
-
     def _build(self, lr_schedule: Schedule) -> None:
         by_outcome = self.factorization == "outcome"
         principal_outputs = self.n_outcomes if by_outcome else self.n_actions
         agent_outputs = self.n_actions + self.n_outcomes if by_outcome else self.n_actions
-        self.principal_net = self._make_net(principal_outputs)
-        self.principal_net_target = self._make_net(principal_outputs)
-        self.agent_net = self._make_net(agent_outputs)
-        self.agent_net_target = self._make_net(agent_outputs)
+        self.principal_net = make_q_network(self, principal_outputs)
+        self.principal_net_target = make_q_network(self, principal_outputs)
+        self.agent_net = make_q_network(self, agent_outputs)
+        self.agent_net_target = make_q_network(self, agent_outputs)
         for net, target in self.target_pairs():
             target.load_state_dict(net.state_dict())
             target.set_training_mode(False)
@@ -192,11 +178,18 @@ class ContractDQNPolicy(BasePolicy):
         self.outcome_net: nn.Module | None = None
         if not self.observed_action:
             if self.outcome_model == "learned":
-                self.outcome_net = self._make_net(self.n_actions * self.n_outcomes)
+                self.outcome_net = make_q_network(self, self.n_actions * self.n_outcomes)
                 trained += list(self.outcome_net.parameters())
             else:
                 self.outcome_net = KnownOutcomeModel((self.outcome_table_rows, self.n_actions, self.n_outcomes))
         self.optimizer = self.optimizer_class(trained, lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def trained_networks(self) -> list[nn.Module]:
+        """The networks the optimiser trains (each clipped on its own)."""
+        nets = [self.principal_net, self.agent_net]
+        if self.outcome_model == "learned" and self.outcome_net is not None:
+            nets.append(self.outcome_net)
+        return nets
 
     def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """``(online, target)`` network pairs, for hard or soft target updates."""

@@ -32,6 +32,7 @@ def binary_tree_hyperparams(n_envs: int = TREE_N_ENVS) -> dict[str, Any]:
         # Every 100 iterations (the paper's rate) left the agent model's gaps off by ~0.05 at the end.
         learning_starts=1_000, target_update_interval=25 * n_envs, exploration_fraction=0.8,
         exploration_final_eps=0.0, nudge=0.01, nudge_td_factor=0.0, factorization="outcome",
+        training_start_states=TREE_START_STATES,
         policy_kwargs=dict(features_extractor_class=OneHotEmbedding, features_extractor_kwargs=dict(features_dim=256),
                            net_arch=[256], optimizer_kwargs=dict(fused=True)),
     )

@@ -24,6 +24,13 @@ START_STATES = ("initial", "uniform")
 BatchedAgent = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def check_start_states(start_states: str) -> str:
+    """``start_states`` if it is one of :data:`START_STATES`, else a ``ValueError``."""
+    if start_states not in START_STATES:
+        raise ValueError(f"start_states must be one of {START_STATES}, got {start_states!r}")
+    return start_states
+
+
 def draw_start_states(mdp: PrincipalAgentMDP, start_states: str, rng: np.random.Generator, n: int) -> np.ndarray:
     """
     Where episodes begin: the MDP's initial state, or (``"uniform"``, exploring starts) a uniformly
@@ -95,12 +102,11 @@ class ContractGameBatch:
             raise ValueError(f"n_envs must be a positive integer, got {n_games!r}")
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
-        if start_states not in START_STATES:
-            raise ValueError(f"start_states must be one of {START_STATES}, got {start_states!r}")
+        self.start_states = check_start_states(start_states)
         if mdp.terminal[mdp.initial_state]:
             raise ValueError(f"the initial state {mdp.initial_state} is terminal: nothing can happen")
         self.mdp, self.n_games, self.b_max = mdp, int(n_games), check_b_max(b_max)
-        self.max_episode_steps, self.start_states = max_episode_steps, start_states
+        self.max_episode_steps = max_episode_steps
         self.rng = np.random.default_rng(seed)
         transitions = mdp.transitions
         self._indptr, self._indices = transitions.indptr, transitions.indices

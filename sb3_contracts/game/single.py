@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
-from sb3_contracts.game.batch import ContractGameBatch
+from sb3_contracts.game.batch import ContractGameBatch, check_start_states
 from sb3_contracts.game.encoding import StateEncoder
 
 
@@ -47,6 +47,10 @@ class SingleGameEnv(gym.Env):
     @property
     def b_max(self) -> float:
         return self.game.b_max
+
+    def set_start_states(self, start_states: str) -> None:
+        """Where the next episodes start (``"initial"`` or ``"uniform"``): a learner's exploring starts."""
+        self.game.start_states = check_start_states(start_states)
 
     @property
     def state(self) -> int:

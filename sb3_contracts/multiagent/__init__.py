@@ -1,14 +1,15 @@
-"""Contracts for many agents: the Coin Game under a principal, its responders, agents' view, baselines, metrics."""
+"""Contracts for many agents: the Coin Game under a principal, its responders, the agents' view, baselines, metrics."""
 
-from sb3_contracts.multiagent.agents_view import ContractAgentsVecEnv
-from sb3_contracts.multiagent.common import follow_flags, make_principal, pay, recommend
-from sb3_contracts.multiagent.contract_coin_game import ContractCoinGameEnv
+from sb3_contracts.multiagent.agents_view import ContractAgentsVecEnv, make_principal
 from sb3_contracts.multiagent.optimum import optimal_welfare
+from sb3_contracts.multiagent.principal_view import ContractCoinGameEnv, ContractCoinGameVecEnv
 from sb3_contracts.multiagent.responders import SB3Responder, ThresholdResponder, make_responder, selfish_responder
+from sb3_contracts.multiagent.settlement import follow_flags, pay, recommend, settle
 
 __all__ = [
     "ContractAgentsVecEnv",
     "ContractCoinGameEnv",
+    "ContractCoinGameVecEnv",
     "SB3Responder",
     "ThresholdResponder",
     "follow_flags",
@@ -18,4 +19,5 @@ __all__ = [
     "pay",
     "recommend",
     "selfish_responder",
+    "settle",
 ]

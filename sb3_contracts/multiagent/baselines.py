@@ -37,11 +37,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from sb3_contracts.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.envs.coin_game import CoinGameBatch
-from sb3_contracts.multiagent.common import DEFAULT_B_MAX, Principal, make_principal, step_with_contracts
-from sb3_contracts.multiagent.metrics import rollout_metrics
+from sb3_contracts.multiagent.agents_view import Principal, make_principal
+from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.multiagent.metrics import CoinMetricsCallback, rollout_metrics
 from sb3_contracts.multiagent.responders import Responder, make_responder
+from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX, settle
 
 BASELINES = ("selfish", "cooperative", "proportion")
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO}
@@ -53,7 +54,7 @@ DEBT_GAIN = 1.0
 
 class RewardShapingVecEnv(VecEnvWrapper):
     """
-    Replace each slot's reward of a :class:`~sb3_contracts.coin_vec_env.CoinGameVecEnv` by a shaped one.
+    Replace each slot's reward of a :class:`~sb3_contracts.multiagent.coin_vec_env.CoinGameVecEnv` by a shaped one.
 
     Episode infos keep the game's own ``episode`` return (the player's unshaped return) and gain
     ``shaping_spend`` (the game's spend in the episode) and ``shaping_p``.
@@ -208,8 +209,8 @@ def train_baseline(
     if algo == "dqn":
         hyperparams.setdefault("buffer_size", 100_000)  # SB3's 1M default is far more than 3x3 games need
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log, **hyperparams)
-    model.learn(total_timesteps, callback=ShapingLogCallback(env), tb_log_name=f"baseline_{kind}",
-                progress_bar=progress_bar)
+    callbacks = [ShapingLogCallback(env), CoinMetricsCallback(env.shape[1])]
+    model.learn(total_timesteps, callback=callbacks, tb_log_name=f"baseline_{kind}", progress_bar=progress_bar)
     stats = {"kind": kind, "p": env.p, "target_budget": target_budget, "spend_per_episode": env.spend_per_episode(),
              "history": list(env.history)}
     return model, stats
@@ -225,7 +226,7 @@ def collect_rollouts(
     Play ``n_episodes`` rounds of whole episodes in every game of ``core``, with one responder call per step.
 
     :param responder: the agents, see :mod:`~sb3_contracts.multiagent.responders`
-    :param principal: validated principal from :func:`~sb3_contracts.multiagent.common.make_principal`
+    :param principal: validated principal from :func:`~sb3_contracts.multiagent.agents_view.make_principal`
     :param core: the batch of games (reset here)
     :param n_episodes: rounds
     :return: ``rewards``, ``payments``, ``followed`` ``[T, E, n]`` and ``pick_speed``, ``pick_own_color``
@@ -239,7 +240,7 @@ def collect_rollouts(
         for _ in range(core.max_steps):
             agent_obs = core.observe(flat=True)
             contracts = principal(core.global_state(), agent_obs)
-            result = step_with_contracts(core, contracts, np.asarray(responder(agent_obs, contracts, core)))
+            result = settle(core, contracts, np.asarray(responder(agent_obs, contracts, core)))
             for key in rounds:
                 rounds[key].append(getattr(result, key))
         for key in steps:

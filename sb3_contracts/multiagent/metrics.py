@@ -7,7 +7,11 @@ deviated, ``-1`` no recommendation (excluded from the follow rate).
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Any
+
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
 
 
 def follow_rate(followed: np.ndarray) -> float:
@@ -97,3 +101,52 @@ def rollout_metrics(
         "pick_own_color": float(np.nanmean(own)) if np.isfinite(own).any() else float("nan"),
         "episodes": int(rewards.shape[1]),
     }
+
+
+class CoinMetricsCallback(BaseCallback):
+    """
+    Log a phase's headline scalars under ``coin/`` (Figure 2 over training), from the step infos of any of the
+    experiment's views: ``coin/welfare`` (mean episode welfare), ``coin/payment_share`` (payments over welfare)
+    and ``coin/follow_rate`` (share of recommendations the agents actually followed), each over the last
+    ``window`` finished games.
+
+    :param slots_per_game: envs of the VecEnv per game: 1 for the principal's view (and a single learner per
+        game), ``n_agents`` for the shared-parameter agents' views (one slot per player)
+    :param window: finished games averaged
+    :param verbose: verbosity
+    """
+
+    def __init__(self, slots_per_game: int = 1, window: int = 100, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.slots_per_game = slots_per_game
+        self._games: deque[tuple[float, float, float, float]] = deque(maxlen=window)
+        self._counts = np.zeros((0, 2))  # per env since its episode began: follows, recommendations
+
+    def _on_step(self) -> bool:
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        if self._counts.shape[0] != len(infos):
+            self._counts = np.zeros((len(infos), 2))
+        if "followed" in infos[0]:
+            flags = [np.ravel(info["followed"]) for info in infos]
+            self._counts += [((f == 1).sum(), (f >= 0).sum()) for f in flags]
+        for env in np.flatnonzero(dones):
+            if env % self.slots_per_game == 0:
+                self._end_game(infos, range(env, env + self.slots_per_game))
+        if self._games:
+            welfare, payments, follows, recommendations = np.sum(np.array(self._games), axis=0)
+            self.logger.record("coin/welfare", welfare / len(self._games))
+            if welfare != 0:
+                self.logger.record("coin/payment_share", payments / welfare)
+            if recommendations:
+                self.logger.record("coin/follow_rate", follows / recommendations)
+        return True
+
+    def _end_game(self, infos: list[dict[str, Any]], slots: range) -> None:
+        first = infos[slots.start]
+        welfare = first.get("episode_welfare", first.get("social_welfare"))
+        if welfare is None:
+            return
+        payments = sum(infos[slot].get("episode_payments", 0.0) for slot in slots)
+        follows, recommendations = self._counts[slots].sum(axis=0)
+        self._counts[slots] = 0.0
+        self._games.append((welfare, payments, follows, recommendations))

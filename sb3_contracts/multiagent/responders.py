@@ -3,7 +3,10 @@
 A responder is a vectorised callable ``(agent_obs [N, n, 4 G G], contracts [N, n, 4], core) -> actions [N, n]``
 over all ``N`` games and ``n`` agents at once (``agent_obs`` is the flat agent-centric observation of
 :meth:`~sb3_contracts.envs.coin_game.CoinGameBatch.observe`; ``core`` gives scripted responders the positions and the
-random generator). Built-ins (see :func:`make_responder`):
+random generator, and stateful responders a key for the games they answer in). Two optional methods complete the
+protocol: ``reset(core, games)`` is called when the episodes of ``games`` (``[N]`` booleans) start, and
+``info(core)`` returns per-agent extras (``{name: [N, n]}``) that the principal's view adds to each step's ``info``
+(a learner's follow bits, say). Built-ins (see :func:`make_responder`):
 
 - ``"selfish"``: greedy-selfish moves (toward the coin, whatever its colour); contracts are ignored.
 - ``"follow"``: always takes the recommended action (greedy-selfish when it has none).
@@ -11,7 +14,7 @@ random generator). Built-ins (see :func:`make_responder`):
   following. It plays greedy-selfish unless its contract pays at least ``follow_price`` on some action, and
   then takes the best-paid action (the recommendation).
 - an SB3 model trained on :class:`~sb3_contracts.multiagent.agents_view.ContractAgentsVecEnv` (or, without
-  the contract input, on :class:`~sb3_contracts.coin_vec_env.CoinGameVecEnv`), shared by all agents and
+  the contract input, on :class:`~sb3_contracts.multiagent.coin_vec_env.CoinGameVecEnv`), shared by all agents and
   queried with **one** ``predict`` call per step on the whole batch.
 """
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.envs.coin_game.policies import greedy_selfish_policy
-from sb3_contracts.multiagent.common import recommend
+from sb3_contracts.multiagent.settlement import recommend
 
 Responder = Callable[[np.ndarray, np.ndarray, CoinGameBatch], np.ndarray]
 RESPONDERS = ("selfish", "follow", "threshold")
@@ -117,3 +120,19 @@ def make_responder(
         return agents
     raise TypeError(f"agents must be a name in {RESPONDERS}, an SB3 model or a responder callable, "
                     f"got {type(agents).__name__}")
+
+
+def mixed_responder(first: Responder, others: Responder) -> Responder:
+    """
+    Player 0 answers with ``first``, every other player with ``others`` (both see the whole batch).
+
+    :param first: responder of player 0
+    :param others: responder of the other players
+    """
+
+    def respond(agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
+        own, rest = np.asarray(first(agent_obs, contracts, core)), np.asarray(others(agent_obs, contracts, core))
+        rest[:, 0] = own[:, 0]
+        return rest
+
+    return respond

@@ -8,7 +8,7 @@ that player's reward. Slot ``g * n_agents + i`` is player ``i`` of game ``g``.
 Example::
 
     from stable_baselines3 import DQN
-    from sb3_contracts.coin_vec_env import CoinGameVecEnv
+    from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
 
     vec_env = CoinGameVecEnv(n_games=8, preset="3x3", obs_format="flat")
     DQN("MlpPolicy", vec_env).learn(10_000)
@@ -89,15 +89,23 @@ class CoinGameVecEnv(VecEnv):
             raise RuntimeError("call step_async() before step_wait()")
         actions = self._actions.reshape(self.core.n_games, self.core.n_agents)
         self._actions = None
-        rewards, truncated = self.core.step(actions)
+        rewards, truncated, infos = self._advance(actions)
         obs = self._observe()
         dones = np.repeat(truncated, self.core.n_agents)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if truncated.any():
             self._fill_episode_infos(infos, obs, truncated)
             self.core.reset(mask=truncated)
             obs = self._observe()
         return obs, rewards.reshape(-1), dones, infos
+
+    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """
+        Step every game: the slots' rewards ``[N, n]``, the games' truncations ``[N]`` and one ``info`` per slot.
+
+        :param actions: ``[N, n]`` every player's move
+        """
+        rewards, truncated = self.core.step(actions)
+        return rewards, truncated, [{} for _ in range(self.num_envs)]
 
     def _fill_episode_infos(self, infos: list[dict[str, Any]], obs: np.ndarray, truncated: np.ndarray) -> None:
         stats = self.core.episode_stats()
@@ -107,13 +115,13 @@ class CoinGameVecEnv(VecEnv):
         elapsed = round(time.time() - self._start_time, 6)
         # one dict per finished slot is what SB3 consumes; this loop runs once per episode only
         for slot in np.flatnonzero(np.repeat(truncated, self.core.n_agents)):
-            infos[slot] = {
+            infos[slot].update({
                 "terminal_observation": obs[slot],
                 "TimeLimit.truncated": True,
                 "episode": {"r": float(per_slot["episode_return"][slot]), "l": int(length[slot]), "t": elapsed},
                 **{key: per_slot[key][slot].item() for key in EPISODE_STAT_KEYS},
                 "social_welfare": float(welfare[slot]),
-            }
+            })
 
     def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""What every multi-agent view shares: the recommendation convention, payments, and the embedded principal.
+"""Settlement of a Coin Game step under contracts, written once: the recommendation convention and the payments.
 
 Recommendation convention
 -------------------------
@@ -17,24 +17,17 @@ recommendations are always defined.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
-from sb3_contracts.contracts import check_b_max, check_contract
-from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameBatch
+from sb3_contracts.envs.coin_game import CoinGameBatch
 
 #: Default largest payment per action. A coin is worth 1 to its owner (``"parl"``), so paying up to two
 #: coins' worth for one move leaves the minimal contracts well inside the box.
 DEFAULT_B_MAX = 2.0
 #: Marks "no recommendation" in recommended actions and follow flags.
 NO_RECOMMENDATION = -1
-
-#: ``principal(global_state [N, 2n, G, G], agent_obs [N, n, 4 G G]) -> contracts [N, n, 4]``. Both inputs are
-#: buffers that the next step overwrites: copy them to keep them.
-Principal = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
 
 def recommend(contracts: np.ndarray) -> np.ndarray:
     """
@@ -71,35 +64,6 @@ def follow_flags(recommended: np.ndarray, actions: np.ndarray) -> np.ndarray:
     return flags
 
 
-def make_principal(principal: Principal | np.ndarray | None, n_games: int, n_agents: int, b_max: float) -> Principal:
-    """
-    Turn ``principal`` into a callable whose contracts are validated at every call.
-
-    :param principal: a callable ``(global_state, agent_obs) -> contracts [N, n, 4]``, a fixed array (one
-        contract per agent ``[n, 4]``, or per game and agent ``[N, n, 4]``), or ``None`` (no contracts)
-    :param n_games: number of games ``N``
-    :param n_agents: number of agents ``n``
-    :param b_max: the largest payment allowed
-    :return: the principal as a callable returning float64 ``[N, n, 4]``
-    """
-    shape = (n_games, n_agents, N_ACTIONS)
-    b_max = check_b_max(b_max)
-    meaning = "one payment per game, agent and action"
-    if principal is None:
-        zeros = np.zeros(shape)
-        return lambda global_state, agent_obs: zeros
-    if callable(principal):
-        def offer(global_state: np.ndarray, agent_obs: np.ndarray) -> np.ndarray:
-            return check_contract(principal(global_state, agent_obs), shape, b_max, "principal's contracts", meaning)
-
-        return offer
-    fixed = np.asarray(principal, dtype=np.float64)
-    if fixed.shape == shape[1:]:
-        fixed = np.broadcast_to(fixed, shape)
-    fixed = check_contract(fixed, shape, b_max, "principal", f"or {shape[1:]}; {meaning}")
-    return lambda global_state, agent_obs: fixed
-
-
 class ContractStep(NamedTuple):
     """What one step under contracts produced, every array ``[N, n]`` (``truncated``: ``[N]``)."""
 
@@ -110,9 +74,10 @@ class ContractStep(NamedTuple):
     followed: np.ndarray
 
 
-def step_with_contracts(core: CoinGameBatch, contracts: np.ndarray, actions: np.ndarray) -> ContractStep:
+def settle(core: CoinGameBatch, contracts: np.ndarray, actions: np.ndarray) -> ContractStep:
     """
-    Step every game and settle the contracts: agent ``i`` is paid ``contracts[g, i, a_i]``.
+    Step every game and settle the contracts: agent ``i`` is paid ``contracts[g, i, a_i]``. Every view of the
+    game under contracts (the principal's, the agents', the evaluation rollouts) steps through this function.
 
     :param core: the batch of games
     :param contracts: ``[N, n, 4]`` validated contracts

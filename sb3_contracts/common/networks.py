@@ -1,0 +1,28 @@
+"""Q-networks of the contract policies: SB3's ``QNetwork`` with a features extractor of its own."""
+
+from __future__ import annotations
+
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.dqn.policies import QNetwork
+
+
+def make_q_network(policy: BasePolicy, n_outputs: int, observation_space: spaces.Space | None = None) -> QNetwork:
+    """
+    A Q-network with ``n_outputs`` heads, built with ``policy``'s architecture (``net_arch``, ``activation_fn``,
+    features extractor class and kwargs) on ``observation_space`` (the policy's by default), with its own
+    features extractor.
+
+    :param policy: the policy whose settings to use
+    :param n_outputs: number of outputs
+    :param observation_space: what the network reads (e.g. one agent's row of a multi-agent observation)
+    """
+    space = policy.observation_space if observation_space is None else observation_space
+    extractor = None if observation_space is None else policy.features_extractor_class(
+        space, **policy.features_extractor_kwargs)
+    net_args = policy._update_features_extractor(
+        {"observation_space": space, "action_space": spaces.Discrete(n_outputs), "net_arch": policy.net_arch,
+         "activation_fn": policy.activation_fn, "normalize_images": policy.normalize_images},
+        features_extractor=extractor,
+    )
+    return QNetwork(**net_args).to(policy.device)

@@ -1,0 +1,74 @@
+"""Replay buffer of MultiAgentContractDQN: joint transitions of whole games, with the agents' follow bits."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.vec_env import VecNormalize
+
+
+class MultiAgentReplayBufferSamples(NamedTuple):
+    """A batch of joint transitions: ``observations`` ``[B, n, d]``, ``actions``/``rewards``/``follow`` ``[B, n]``."""
+
+    observations: th.Tensor
+    actions: th.Tensor
+    next_observations: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    follow: th.Tensor
+
+
+class MultiAgentReplayBuffer(ReplayBuffer):
+    """
+    SB3's ``ReplayBuffer`` over games: each entry is one game's joint transition (every agent's row of the
+    observation, the moves the agents took and their own game rewards) plus the agents' follow bits.
+
+    :param buffer_size: max number of transitions (over all envs)
+    :param observation_space: the principal's observation space ``Box(n, d)``
+    :param action_space: the agents' joint moves, ``MultiDiscrete([A] * n)``
+    :param device: torch device of the samples
+    :param n_envs: number of parallel envs (games)
+    :param optimize_memory_usage: not supported (must be ``False``)
+    :param handle_timeout_termination: treat time-limit truncations as non-terminal, as SB3 does
+    """
+
+    def __init__(self, buffer_size: int, observation_space: spaces.Box, action_space: spaces.MultiDiscrete,
+                 device: th.device | str = "auto", n_envs: int = 1, optimize_memory_usage: bool = False,
+                 handle_timeout_termination: bool = True) -> None:
+        if optimize_memory_usage:
+            raise ValueError("optimize_memory_usage=True is not supported by MultiAgentReplayBuffer")
+        super().__init__(buffer_size, observation_space, action_space, device, n_envs,
+                         handle_timeout_termination=handle_timeout_termination)
+        n_agents = int(observation_space.shape[0])
+        self.agent_rewards = np.zeros((self.buffer_size, self.n_envs, n_agents), dtype=np.float32)
+        self.follow = np.zeros((self.buffer_size, self.n_envs, n_agents), dtype=np.float32)
+
+    def add_joint(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                  follow: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """
+        Store one step of every game.
+
+        :param obs: ``[N, n, d]`` observations
+        :param next_obs: ``[N, n, d]`` next observations (the terminal ones where a game ended)
+        :param actions: ``[N, n]`` the moves taken
+        :param rewards: ``[N, n]`` the agents' own game rewards (no payments)
+        :param follow: ``[N, n]`` follow bits
+        :param dones: ``[N]`` episode ends
+        :param infos: the step's infos (``TimeLimit.truncated`` marks ends by time limit, bootstrapped)
+        """
+        self.agent_rewards[self.pos] = rewards
+        self.follow[self.pos] = follow
+        super().add(obs, next_obs, actions, rewards.sum(axis=1), dones, infos)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None
+                     ) -> MultiAgentReplayBufferSamples:
+        # SB3's buffers draw from the global NumPy generator, which SB3 seeds.
+        games = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))  # noqa: NPY002
+        index = (batch_inds, games)
+        data = (self.observations[index], self.actions[index].astype(np.int64), self.next_observations[index],
+                self.dones[index] * (1 - self.timeouts[index]), self.agent_rewards[index], self.follow[index])
+        return MultiAgentReplayBufferSamples(*tuple(map(self.to_torch, data)))

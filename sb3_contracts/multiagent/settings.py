@@ -1,0 +1,262 @@
+"""The Coin Game experiment's settings, in one home: the pipeline, the CLI, the benchmarks and ``zoo_configs/``.
+
+:class:`CoinExperimentConfig` (one docstring per field, as CleanRL's ``Args``) says what an experiment runs; the
+module-level tables hold the learners' hyperparameters. ``zoo_configs/contract_dqn_multiagent.yml``,
+``zoo_configs/dqn.yml`` and ``zoo_configs/ppo.yml`` are generated from them (:func:`write_zoo_configs`; a test keeps
+the files equal to what this module generates), and ``sb3-contracts coin --conf-file`` reads such files back
+(:func:`read_zoo_overrides`). Why each value is what it is, with the measurements behind it, is in the README.
+
+Step units: the principal learns on its view (``ContractCoinGame-v0``), where one step is one game step (all
+agents move); the agents (validation, best responses, baselines) learn with one SB3 step per agent per game step.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import LinearSchedule
+
+from sb3_contracts.envs.coin_game import N_ACTIONS, REWARD_RULES, resolve_config
+from sb3_contracts.multiagent.baselines import ALGOS
+from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
+
+#: The encoder of every learner of the experiment: the agent-centric grid re-centred on its observer.
+POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor)
+#: Agents facing contracts also read their contract's recommendation as a one-hot (baselines see no contract).
+CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
+#: The principal's hyperparameters (App. D.2 scaled down: Huber loss, gradient-norm clipping 10, 4 gradient steps
+#: per step of the games). Steps are game steps; the nudge comes from :data:`PRESETS`.
+PRINCIPAL_HYPERPARAMS: dict[str, Any] = dict(
+    learning_rate=5e-4, learning_rate_final=1e-4, buffer_size=100_000, learning_starts=1_000, batch_size=128,
+    train_freq=1, gradient_steps=4, target_update_interval=2_000, exploration_initial_eps=0.4,
+    exploration_final_eps=0.0, gamma=0.99, policy_kwargs=POLICY_KWARGS)
+#: The agents' hyperparameters per algorithm (one shared-parameter model over every player of every game). A
+#: learning rate ``"lin_<x>"`` decays linearly from x to 0 (rl-zoo3's notation).
+AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "dqn": dict(learning_rate="lin_1e-3", buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
+                gradient_steps=4, target_update_interval=4_000, exploration_fraction=0.2,
+                exploration_final_eps=0.02, gamma=0.99, policy_kwargs=CONTRACT_POLICY_KWARGS),
+    "ppo": dict(learning_rate=5e-4, n_steps=64, batch_size=256, n_epochs=4, gamma=0.99, ent_coef=0.01,
+                policy_kwargs=CONTRACT_POLICY_KWARGS),
+}
+#: Per reward rule, overrides of :data:`AGENT_HYPERPARAMS` (a config's ``agent_kwargs`` override both): under
+#: ``lola`` DQN agents keep a constant learning rate.
+RULE_AGENT_KWARGS: dict[str, dict[str, dict[str, Any]]] = {"parl": {}, "lola": {"dqn": {"learning_rate": 1e-3}}}
+#: Per preset: step budgets (principal: game steps; agents and baselines: agent-steps) and the nudge ξ paid on
+#: every followed recommendation.
+PRESETS: dict[str, dict[str, Any]] = {
+    "3x3": dict(principal_steps=150_000, agent_steps=300_000, baseline_steps=300_000, nudge=0.1),
+    "7x7": dict(principal_steps=500_000, agent_steps=1_000_000, baseline_steps=1_000_000, nudge=0.035),
+}
+#: The registered ids of the principal's and the agents' views per preset (Gymnasium's convention for variants,
+#: as ``FrozenLake8x8-v1``): the keys of the zoo files.
+ENV_IDS: dict[str, dict[str, str]] = {
+    "3x3": {"principal": "ContractCoinGame-v0", "agents": "ContractCoinGameAgents-v0"},
+    "7x7": {"principal": "ContractCoinGame7x7-v0", "agents": "ContractCoinGameAgents7x7-v0"},
+}
+
+
+def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
+    """
+    An SB3 learning rate from its zoo form: ``"lin_<x>"`` is rl-zoo3's linear decay from x to 0 over the
+    training; numbers and schedules pass through.
+
+    :param value: the learning rate as configured
+    """
+    if not isinstance(value, str):
+        return value
+    kind, _, initial = value.partition("_")
+    try:
+        start = float(initial)
+    except ValueError:
+        start = float("nan")
+    if kind != "lin" or not start > 0:
+        raise ValueError(f"learning_rate must be a number, a schedule or 'lin_<x>' with x > 0, got {value!r}")
+    return LinearSchedule(start, 0.0, 1.0)
+
+
+@dataclass
+class CoinExperimentConfig:
+    """What :func:`~sb3_contracts.multiagent.pipeline.run_pipeline` runs (see the module docstring for units)."""
+
+    preset: str = "3x3"
+    """the Coin Game preset: ``"3x3"`` (3x3 grid, 20 steps: the paper's appendix) or ``"7x7"`` (7x7, 50 steps)"""
+    seed: int = 0
+    """seed of every phase (each phase adds its own offset, so phases see distinct games)"""
+    reward_rule: str = "parl"
+    """``"parl"`` (the paper's: +1 own coin, +0.2 another's) or ``"lola"`` (a taken coin costs its owner 2)"""
+    n_agents: int = 2
+    """players (2 to 4); the exact optimum exists for 2 only"""
+    alpha: float = 0.1
+    """the principal's weight of welfare against payments: its utility is ``welfare / alpha - payments``"""
+    n_games: int = 16
+    """games stepped together in every training phase"""
+    principal_steps: int | None = None
+    """the principal's training budget, game steps (the preset's by default)"""
+    agent_steps: int | None = None
+    """each validation and best-response learner's budget, agent-steps (the preset's by default)"""
+    baseline_steps: int | None = None
+    """each baseline's budget, agent-steps (the preset's by default)"""
+    nudge: float | None = None
+    """ξ, added to every minimal payment (the preset's by default)"""
+    algos: tuple[str, ...] = tuple(ALGOS)
+    """validation algorithms (``"dqn"``, ``"ppo"``); the headline metrics use the first"""
+    eval_games: int = 1024
+    """games per evaluation round"""
+    eval_episodes: int = 2
+    """evaluation rounds (2 x 1024 episodes per method)"""
+    principal_kwargs: dict[str, Any] = field(default_factory=dict)
+    """overrides of :data:`PRINCIPAL_HYPERPARAMS`"""
+    agent_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """overrides of :data:`AGENT_HYPERPARAMS`, per algorithm"""
+    threads: int = 1
+    """torch threads (1 is fastest for these small networks)"""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.reward_rule not in REWARD_RULES:
+            raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {self.reward_rule!r}")
+        resolve_config(**self.game_kwargs())  # the game's own checks, before any phase runs
+        for name in ("principal_steps", "agent_steps", "baseline_steps", "nudge"):
+            if getattr(self, name) is None:
+                setattr(self, name, PRESETS[self.preset][name])
+        for name in ("n_games", "principal_steps", "agent_steps", "baseline_steps", "eval_games", "eval_episodes",
+                     "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not np.isfinite(self.alpha) or self.alpha <= 0:
+            raise ValueError(f"alpha must be a positive finite number, got {self.alpha!r}")
+        if not np.isfinite(self.nudge) or self.nudge < 0:
+            raise ValueError(f"nudge must be a finite non-negative number, got {self.nudge!r}")
+        self.algos = tuple(self.algos)
+        if not self.algos or any(algo not in ALGOS for algo in self.algos):
+            raise ValueError(f"algos must be a non-empty subset of {sorted(ALGOS)}, got {self.algos!r}")
+        if not set(self.agent_kwargs) <= set(ALGOS):
+            raise ValueError(f"agent_kwargs keys must be among {sorted(ALGOS)}, got {sorted(self.agent_kwargs)}")
+        for algo in ALGOS:
+            self.agent_hyperparams(algo)  # a bad learning rate fails here, not after the principal's training
+
+    def game_kwargs(self) -> dict[str, Any]:
+        """The Coin Game arguments of every phase."""
+        return {"preset": self.preset, "reward_rule": self.reward_rule, "n_agents": self.n_agents}
+
+    def agent_hyperparams(self, algo: str, schedules: bool = True) -> dict[str, Any]:
+        """
+        SB3 keyword arguments of ``algo``'s agents: :data:`AGENT_HYPERPARAMS` with the reward rule's
+        (:data:`RULE_AGENT_KWARGS`) and this config's overrides.
+
+        :param algo: ``"dqn"`` or ``"ppo"``
+        :param schedules: turn a ``"lin_<x>"`` learning rate into its schedule (else keep the zoo's string)
+        """
+        rule_kwargs = RULE_AGENT_KWARGS.get(self.reward_rule, {}).get(algo, {})
+        hyperparams = copy.deepcopy({**AGENT_HYPERPARAMS[algo], **rule_kwargs, **self.agent_kwargs.get(algo, {})})
+        if schedules and "learning_rate" in hyperparams:
+            hyperparams["learning_rate"] = learning_rate_schedule(hyperparams["learning_rate"])
+        return hyperparams
+
+    def principal_hyperparams(self) -> dict[str, Any]:
+        """The principal's hyperparameters with the preset's nudge and this config's overrides."""
+        return copy.deepcopy({**PRINCIPAL_HYPERPARAMS, "nudge": self.nudge, **self.principal_kwargs})
+
+
+#: The zoo files this module writes, one per algorithm (rl-zoo3's layout: env ids at the top level).
+ZOO_FILES = ("contract_dqn_multiagent", "dqn", "ppo")
+
+
+def _zoo_literal(value: Any) -> str:
+    """A Python expression for ``value`` that rl-zoo3 evaluates back (classes by name)."""
+    if isinstance(value, dict):
+        return "dict(" + ", ".join(f"{key}={_zoo_literal(item)}" for key, item in value.items()) + ")"
+    if isinstance(value, type):
+        return value.__name__
+    return repr(value)
+
+
+def _zoo_entry(hyperparams: dict[str, Any], n_timesteps: int, n_envs: int, env_kwargs: dict[str, Any]) -> dict:
+    entry: dict[str, Any] = {"env_kwargs": env_kwargs, "n_envs": n_envs, "n_timesteps": float(n_timesteps),
+                             "policy": "MlpPolicy"}
+    for key, value in hyperparams.items():
+        entry[key] = _zoo_literal(value) if key == "policy_kwargs" else value
+    return entry
+
+
+def zoo_hyperparams(reward_rule: str = "parl") -> dict[str, dict[str, dict[str, Any]]]:
+    """
+    The zoo files' contents, ``{algorithm: {env id: hyperparameters}}``, for both presets: the principal on the
+    principal's view and the validation agents on the agents' view (one learning player; rl-zoo3 cannot express
+    parameter sharing over all players, which ``sb3-contracts coin --conf-file`` does with the same values).
+
+    :param reward_rule: the reward rule whose agent hyperparameters to write
+    """
+    files: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in ZOO_FILES}
+    for preset, ids in ENV_IDS.items():
+        config = CoinExperimentConfig(preset, reward_rule=reward_rule)
+        principal = config.principal_hyperparams()
+        principal["callback"] = "sb3_contracts.multiagent.metrics.CoinMetricsCallback"
+        files["contract_dqn_multiagent"][ids["principal"]] = _zoo_entry(
+            principal, config.principal_steps, config.n_games, {"reward_rule": reward_rule, "alpha": config.alpha})
+        for algo in ALGOS:
+            files[algo][ids["agents"]] = _zoo_entry(config.agent_hyperparams(algo, schedules=False),
+                                                    config.agent_steps, config.n_games, {"reward_rule": reward_rule})
+    return files
+
+
+def write_zoo_configs(folder: str | Path) -> list[Path]:
+    """
+    Write ``<folder>/{contract_dqn_multiagent,dqn,ppo}.yml`` from :func:`zoo_hyperparams`, keeping every other
+    env id already in those files (e.g. ``ContractBinaryTree-v0`` in ``dqn.yml``).
+
+    :param folder: the zoo configs folder
+    :return: the files written
+    """
+    import yaml
+
+    written = []
+    for name, entries in zoo_hyperparams().items():
+        path = Path(folder) / f"{name}.yml"
+        existing = yaml.safe_load(path.read_text()) if path.is_file() else {}
+        existing.update(entries)
+        header = (f"# rl-zoo3 hyperparameters of {name}, env ids at the top level. The Coin Game entries are\n"
+                  "# generated by sb3_contracts.multiagent.settings.write_zoo_configs (a test keeps them equal).\n")
+        path.write_text(header + yaml.safe_dump(existing, sort_keys=False))
+        written.append(path)
+    return written
+
+
+def read_zoo_overrides(paths: list[str | Path], preset: str) -> dict[str, Any]:
+    """
+    What zoo files say of the experiment's learners for ``preset``, as :class:`CoinExperimentConfig` overrides:
+    ``principal_kwargs`` from ``contract_dqn_multiagent.yml`` and ``agent_kwargs`` from ``dqn.yml`` / ``ppo.yml``
+    (the algorithm is the file's name, as in ``zoo_configs/``). Budgets and ``n_envs`` stay the config's.
+
+    :param paths: zoo files
+    :param preset: the preset whose env ids to read
+    """
+    import yaml
+
+    overrides: dict[str, Any] = {"principal_kwargs": {}, "agent_kwargs": {}}
+    for path in map(Path, paths):
+        algo = path.stem
+        if algo not in ZOO_FILES:
+            raise ValueError(f"--conf-file {path}: the file's name must be one of {[f + '.yml' for f in ZOO_FILES]}")
+        role = "principal" if algo == "contract_dqn_multiagent" else "agents"
+        entries = yaml.safe_load(path.read_text()) or {}
+        env_id = ENV_IDS[preset][role]
+        if env_id not in entries:
+            raise ValueError(f"--conf-file {path} has no entry for {env_id}")
+        entry = {key: value for key, value in entries[env_id].items()
+                 if key not in ("env_kwargs", "n_envs", "n_timesteps", "policy", "callback", "alpha")}
+        if "policy_kwargs" in entry:
+            entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"CenteredCoinExtractor": CenteredCoinExtractor})  # noqa: S307
+        if role == "principal":
+            overrides["principal_kwargs"] = entry
+        else:
+            overrides["agent_kwargs"][algo] = entry
+    return overrides
