@@ -2,6 +2,24 @@
 
 from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm, exponential_schedule
 from sb3_contracts.common.networks import make_q_network
+from sb3_contracts.common.prioritized import (
+    PAPER_PER_KWARGS,
+    PrioritizedIndices,
+    PrioritizedReplayBuffer,
+    PrioritizedReplayBufferSamples,
+    SumTree,
+)
 from sb3_contracts.common.principal import frozen_principal, live_principal
 
-__all__ = ["ContractOffPolicyAlgorithm", "exponential_schedule", "frozen_principal", "live_principal", "make_q_network"]
+__all__ = [
+    "PAPER_PER_KWARGS",
+    "ContractOffPolicyAlgorithm",
+    "PrioritizedIndices",
+    "PrioritizedReplayBuffer",
+    "PrioritizedReplayBufferSamples",
+    "SumTree",
+    "exponential_schedule",
+    "frozen_principal",
+    "live_principal",
+    "make_q_network",
+]
