@@ -2,6 +2,7 @@
 
 from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm, exponential_schedule
 from sb3_contracts.common.networks import make_q_network
+from sb3_contracts.common.principal import frozen_principal, live_principal
 from sb3_contracts.common.prioritized import (
     PAPER_PER_KWARGS,
     PrioritizedIndices,
@@ -9,7 +10,6 @@ from sb3_contracts.common.prioritized import (
     PrioritizedReplayBufferSamples,
     SumTree,
 )
-from sb3_contracts.common.principal import frozen_principal, live_principal
 
 __all__ = [
     "PAPER_PER_KWARGS",
