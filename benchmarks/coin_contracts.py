@@ -21,7 +21,8 @@ import time
 
 from sb3_contracts.envs.coin_game import REWARD_RULES
 
-from sb3_contracts.multiagent.pipeline import PipelineConfig, run_pipeline
+from sb3_contracts.multiagent.pipeline import run_pipeline
+from sb3_contracts.multiagent.settings import CoinExperimentConfig
 
 
 def main() -> None:
@@ -30,13 +31,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reward-rule", choices=REWARD_RULES, default="parl", help="the Coin Game's reward rule")
     parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
-    # step budgets: the preset's (sb3_contracts.multiagent.pipeline.PRESETS) unless given
+    # step budgets: the preset's (sb3_contracts.multiagent.settings.PRESETS) unless given; principal: game steps
     parser.add_argument("--principal-steps", type=int, default=None)
     parser.add_argument("--agent-steps", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=None)
     parser.add_argument("--n-games", type=int, default=16)
     args = parser.parse_args()
-    config = PipelineConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
+    config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
                             n_games=args.n_games,
                             principal_steps=args.principal_steps, agent_steps=args.agent_steps,
                             baseline_steps=args.baseline_steps)
@@ -55,7 +56,7 @@ def main() -> None:
                 "grid": args.grid, "seed": args.seed, "reward_rule": args.reward_rule,
                 "principal_steps": config.principal_steps,
                 "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,
-                "nudge": config.principal_hyperparams()["nudge"],
+                "nudge": config.nudge,
                 "timings_s": {key: round(value, 1) for key, value in results["timings"].items()},
                 "wall_s": round(time.perf_counter() - start, 1)}
     print(json.dumps(figures))
