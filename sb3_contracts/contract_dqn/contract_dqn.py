@@ -49,7 +49,6 @@ from sb3_contracts.contract_dqn.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
-from sb3_contracts.game.batch import check_start_states
 
 AGENT_SAMPLES = ("auto", "trusted", "all")
 
@@ -188,8 +187,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         self.outcome_model = outcome_model
         self.factorization = factorization
         self.agent_samples = agent_samples
-        self.training_start_states = None if training_start_states is None else check_start_states(
-            training_start_states)
+        self.training_start_states = training_start_states  # the env checks it (set_start_states)
         self._outcome_table: np.ndarray | None = None
         # SB3's load() builds the model without an env and restores these attributes from the saved data.
         if env is not None or _init_setup_model:
