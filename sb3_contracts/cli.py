@@ -9,7 +9,9 @@ Subcommands:
 * ``tree``: train ContractDQN on a random binary tree (the tuned presets) and score it against the SPE.
 * ``coin``: the Coin Game experiment end to end (principal, validation with fresh DQN/PPO agents, SPE/IC
   best responses, baselines), one TensorBoard run per phase under ``<out>/tb`` and ``<out>/metrics.json``.
-* ``plot``: the Figure 2 panels (PNG) from one or more ``coin`` experiment folders.
+* ``plot``: the Figure 2 panels (PNG) from one or more ``coin`` experiment folders, or a sweep's figures.
+* ``table``: the ``coin`` experiment folders' results as a Markdown table, or a sweep's tables.
+* ``sweep``: a grid of settings x seeds of an experiment (``coin``, ``tree``) as Ray Tune trials, resumable.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,31 +95,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    import torch as th
-
-    from sb3_contracts.contract_dqn import ContractDQN
-    from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
-    from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_principal
-    from sb3_contracts.game import PrincipalVecEnv
+    from sb3_contracts.tree_experiment import TreeExperimentConfig, run_tree_experiment
 
     if args.iterations < 1:
         raise ValueError(f"--iterations must be positive, got {args.iterations}")
-    # Small MLPs train fastest on one thread here; more threads only add synchronisation.
-    th.set_num_threads(1)
-    mdp = random_binary_tree(args.depth, args.seed)
-    env = PrincipalVecEnv(mdp, n_envs=args.n_envs, seed=args.trial)
-    hyperparams = {**binary_tree_hyperparams(args.n_envs), "training_start_states": args.start_states}
-    model = ContractDQN("MlpPolicy", env, seed=args.trial, tensorboard_log=args.tensorboard_log, **hyperparams)
-    total = args.iterations * args.n_envs
-    callback = ExactEvaluationCallback(mdp, eval_freq=max(total // 20, 1))
-    start = time.perf_counter()
-    model.learn(total, callback=callback, tb_log_name=f"tree_d{args.depth}_s{args.seed}_t{args.trial}",
-                progress_bar=not args.no_progress)
-    wall = time.perf_counter() - start
+    config = TreeExperimentConfig(depth=args.depth, tree_seed=args.seed, seed=args.trial, iterations=args.iterations,
+                                  n_envs=args.n_envs, start_states=args.start_states)
+    model, results = run_tree_experiment(config, tensorboard_log=args.tensorboard_log,
+                                         progress_bar=not args.no_progress)
     if args.save:
         model.save(args.save)
-    result = evaluate_principal(model, mdp).as_dict()
-    print(json.dumps({"depth": args.depth, "seed": args.seed, "trial": args.trial, **result, "wall_s": wall}))
+    final = {key: value for key, value in results["final"].items() if key != "steps"}
+    print(json.dumps({"depth": args.depth, "seed": args.seed, "trial": args.trial, **final,
+                      "wall_s": results["wall_s"]}))
     return 0
 
 
@@ -131,13 +122,21 @@ def cmd_coin(args: argparse.Namespace) -> int:
     config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule, n_games=args.n_games,
                                   principal_steps=args.principal_steps, agent_steps=args.agent_steps,
                                   baseline_steps=args.baseline_steps, algos=tuple(args.algos), **overrides)
-    results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print)
+    results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print,
+                           parallel=False if args.sequential else None)
     print(f"metrics: {args.out}/metrics.json, TensorBoard: tensorboard --logdir {args.out}/tb")
     print(json.dumps(results["summary"]))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from sb3_contracts.distributed.sweep import sweep_plots
+
+    sweeps = _sweeps(args.runs)
+    if sweeps:
+        for folder in sweeps:
+            print("\n".join(map(str, sweep_plots(folder, args.out))))
+        return 0
     from sb3_contracts.multiagent.plots import plot_figure2
 
     print(plot_figure2(args.runs, args.out or f"{args.runs[0]}/figure2.png"))
@@ -145,9 +144,70 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from sb3_contracts.distributed.sweep import sweep_table
+
+    sweeps = _sweeps(args.runs)
+    if sweeps:
+        print("\n\n".join(sweep_table(folder) for folder in sweeps))
+        return 0
     from sb3_contracts.multiagent.plots import results_table
 
     print(results_table(args.runs))
+    return 0
+
+
+def _sweeps(runs: Sequence[str]) -> list[str]:
+    """The sweep folders among ``runs``: all of them or none (a sweep's trials are read from its folder)."""
+    from sb3_contracts.distributed.sweep import is_sweep
+
+    sweeps = [run for run in runs if is_sweep(run)]
+    if sweeps and len(sweeps) != len(runs):
+        raise ValueError(f"runs: give sweep folders or experiment folders, not both (sweeps: {sweeps})")
+    return sweeps
+
+
+def _parse_value(text: str) -> Any:
+    """A setting's value from the command line: JSON (numbers, true, null, lists, dicts) or else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _assignments(items: Sequence[str], argument: str, values: bool) -> dict[str, Any]:
+    """``KEY=VALUE`` items (``KEY=V1,V2`` or ``KEY=[...]`` with ``values``) as a dict."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not equals or not key or not text:
+            raise ValueError(f"{argument} expects KEY={'V1,V2' if values else 'VALUE'}, got {item!r}")
+        if key in parsed:
+            raise ValueError(f"{argument} gives {key} twice")
+        if not values:
+            parsed[key] = _parse_value(text)
+        elif text.startswith("["):
+            parsed[key] = _parse_value(text)
+            if not isinstance(parsed[key], list):
+                raise ValueError(f"{argument} {key}: {text!r} is not a JSON list")
+        else:
+            parsed[key] = [_parse_value(value) for value in text.split(",")]
+    return parsed
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sb3_contracts.distributed.sweep import run_sweep
+
+    status = run_sweep(args.experiment, _assignments(args.grid, "--grid", True), args.seeds,
+                       _assignments(args.settings, "--set", False), args.out, args.address, args.storage,
+                       args.phase_cpus, args.max_concurrent, args.max_failures,
+                       use_ray=False if args.no_ray else None, log=print)
+    unfinished = [trial["name"] for trial in status["trials"] if trial["status"] != "finished"]
+    print(f"{len(status['trials']) - len(unfinished)} of {len(status['trials'])} trials finished "
+          f"({len(status['ran'])} ran now) in {status['folder']}")
+    if unfinished:
+        print(f"not finished: {', '.join(unfinished)}; run the same command again to resume them")
+        return 1
+    print(f"results: sb3-contracts table {status['folder']}; figures: sb3-contracts plot {status['folder']}")
     return 0
 
 
@@ -195,16 +255,46 @@ def build_parser() -> argparse.ArgumentParser:
                       help="rl-zoo3 files whose hyperparameters to use: contract_dqn_multiagent.yml (the principal), "
                            "dqn.yml, ppo.yml (the agents); default: the settings those files are generated from")
     coin.add_argument("--no-progress", action="store_true", help="no progress bars")
+    coin.add_argument("--sequential", action="store_true",
+                      help="run the phases one after the other (default: as parallel Ray tasks when Ray is installed)")
     coin.set_defaults(func=cmd_coin)
 
-    plot = commands.add_parser("plot", help="draw the Figure 2 panels from coin experiment folders")
-    plot.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files); several are averaged")
-    plot.add_argument("--out", default=None, help="PNG path (default <first run>/figure2.png)")
+    plot = commands.add_parser("plot", help="draw the Figure 2 panels from coin experiment folders, or a sweep's")
+    plot.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files), several are averaged; or "
+                                              "sweep folders (a figure per setting, its seeds averaged)")
+    plot.add_argument("--out", default=None, help="PNG path (default <first run>/figure2.png); for sweeps a folder "
+                                                  "(default <sweep>/plots)")
     plot.set_defaults(func=cmd_plot)
 
-    table = commands.add_parser("table", help="the coin experiment folders' results as a Markdown table")
-    table.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files), one row each")
+    table = commands.add_parser("table", help="the coin experiment folders' results as a Markdown table, or a sweep's")
+    table.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files), one row each; or sweep "
+                                               "folders (a table per setting: a row per trial, the seeds pooled)")
     table.set_defaults(func=cmd_table)
+
+    sweep = commands.add_parser("sweep", help="a grid of settings x seeds of an experiment as Ray Tune trials; "
+                                              "the same command again resumes it")
+    sweep.add_argument("experiment", help="the experiment: coin or tree")
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every setting (default 0)")
+    sweep.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
+                       help="settings to vary and their values, e.g. reward_rule=parl,lola alpha=0.1,0.2 (values are "
+                            "JSON or strings; KEY=[...] for a JSON list)")
+    sweep.add_argument("--set", nargs="+", default=[], dest="settings", metavar="KEY=VALUE",
+                       help="settings of every trial, e.g. preset=7x7 agent_steps=500000")
+    sweep.add_argument("--out", default="runs/sweep", help="the sweep's folder (default runs/sweep); with --storage, "
+                                                           "its path under the storage")
+    sweep.add_argument("--address", default=None,
+                       help="a running Ray cluster (the address `ray start --head` printed, host:port); default: Ray "
+                            "on this machine")
+    sweep.add_argument("--storage", default=None,
+                       help="storage every node reaches, for several machines: a shared folder or a URI (s3://...)")
+    sweep.add_argument("--phase-cpus", type=int, default=1,
+                       help="CPUs of each trial (on one node) for its phases in parallel (coin only; default 1: "
+                            "phases in sequence, trials in parallel)")
+    sweep.add_argument("--max-concurrent", type=int, default=None, help="the most trials at once (default: all "
+                                                                        "the CPUs allow)")
+    sweep.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial, from its checkpoint")
+    sweep.add_argument("--no-ray", action="store_true", help="run the trials one after the other in this process")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

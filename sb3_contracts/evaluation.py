@@ -10,6 +10,7 @@ batched forward pass over all states, is paired with the *exact* best-responding
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +104,17 @@ class ExactEvaluationCallback(BaseCallback):
 
     :param mdp: the MDP the learner trains on (its SPE is solved once).
     :param eval_freq: env steps between evaluations.
+    :param on_evaluation: called with ``(num_timesteps, evaluation)`` after each evaluation (e.g. to report it to
+        Ray Tune).
     :param verbose: verbosity.
     """
 
-    def __init__(self, mdp: PrincipalAgentMDP, eval_freq: int = 10_000, verbose: int = 0) -> None:
+    def __init__(self, mdp: PrincipalAgentMDP, eval_freq: int = 10_000,
+                 on_evaluation: Callable[[int, PrincipalEvaluation], None] | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
         if eval_freq < 1:
             raise ValueError(f"eval_freq must be positive, got {eval_freq!r}")
-        self.mdp, self.eval_freq = mdp, eval_freq
+        self.mdp, self.eval_freq, self.on_evaluation = mdp, eval_freq, on_evaluation
         self.spe = solve_spe(mdp)
         self.observations = all_state_observations(mdp)
         self.history: list[tuple[int, PrincipalEvaluation]] = []
@@ -122,6 +126,8 @@ class ExactEvaluationCallback(BaseCallback):
         for name, value in result.as_dict().items():
             if name != "principal_value" and np.isfinite(value):
                 self.logger.record(f"exact/{name}", value)
+        if self.on_evaluation is not None:
+            self.on_evaluation(self.num_timesteps, result)
         return result
 
     def _on_step(self) -> bool:

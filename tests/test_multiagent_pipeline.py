@@ -30,7 +30,7 @@ TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, basel
 
 
 def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
-    results = run_pipeline(CoinExperimentConfig(**TINY), tmp_path)
+    results = run_pipeline(CoinExperimentConfig(**TINY), tmp_path, parallel=False)
     summary = results["summary"]
     for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
                 "constant_proportion_welfare_ratio", "selfish_welfare_ratio"):
@@ -169,7 +169,7 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     out = tmp_path / "coin"
     assert main(["coin", "--grid", "3", "--seed", "1", "--out", str(out), "--n-games", "4", "--principal-steps",
                  "640", "--agent-steps", "640", "--baseline-steps", "640", "--algos", "dqn", "--no-progress",
-                 "--reward-rule", "lola"]) == 0
+                 "--reward-rule", "lola", "--sequential"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["config"]["reward_rule"] == "lola"

@@ -34,10 +34,12 @@ greedily on ``eval_games x eval_episodes`` fresh episodes) go to ``<out>/metrics
 
 from __future__ import annotations
 
+import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
 from sb3_contracts.coordinator import Coordinator
+from sb3_contracts.distributed.phases import Phase, PhaseRecord, experiment_folder, ray_available, run_phases
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.multiagent.agents_view import (
     ContractAgentsVecEnv,
@@ -57,7 +60,7 @@ from sb3_contracts.multiagent.agents_view import (
     coin_principal,
     make_principal,
 )
-from sb3_contracts.multiagent.baselines import ALGOS, collect_rollouts, evaluate_agents, train_baseline
+from sb3_contracts.multiagent.baselines import ALGOS, BASELINES, collect_rollouts, evaluate_agents, train_baseline
 from sb3_contracts.multiagent.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
 from sb3_contracts.multiagent.optimum import optimal_welfare
 from sb3_contracts.multiagent.principal_view import ContractCoinGameVecEnv
@@ -134,10 +137,41 @@ def evaluate_under_contracts(responder: Responder, principal: Principal,
     return rollout_metrics(**_rollouts(responder, principal, config))
 
 
+#: Seed offsets of the phases (added to ``config.seed``), so that distinct phases see distinct games; the validation
+#: agents take ``train_agents``' default offset 1.
+RATIO_OFFSETS = {"spe": 10, "ic": 11}
+BASELINE_OFFSETS = {"selfish": 20, "cooperative": 21, "proportion": 22}
+
+
+def best_response_ratio(kind: str, principal: Principal, partner: Responder, config: CoinExperimentConfig,
+                        tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
+    """
+    One ratio of phase 3: a fresh selfish DQN agent (player 0) learns a best response to the contracts while the
+    other players answer with ``partner``; ratio = its return / its return when it follows instead.
+
+    :param kind: ``"spe"`` (``partner`` follows exactly) or ``"ic"`` (``partner`` is the validated agents)
+    :param principal: the frozen contracts
+    :param partner: the other players' responder
+    :param config: the experiment
+    :param tensorboard_log: TensorBoard folder (run ``best_response_<kind>``)
+    :param progress_bar: show SB3's progress bar
+    :return: ``<kind>_ratio`` and the two returns behind it, ``<kind>_deviating_return`` and
+        ``<kind>_following_return``
+    """
+    deviator = train_agents(principal, config, "dqn", RATIO_OFFSETS[kind], tensorboard_log, f"best_response_{kind}",
+                            partner=partner, progress_bar=progress_bar)
+    deviating = player_return(mixed_responder(make_responder(deviator), partner), principal, config)
+    following = player_return(mixed_responder(make_responder("follow"), partner), principal, config)
+    ratio = spe_ratio if kind == "spe" else ic_ratio
+    return {f"{kind}_ratio": ratio(deviating, following), f"{kind}_deviating_return": deviating,
+            f"{kind}_following_return": following}
+
+
 def equilibrium_ratios(principal: Principal, validated: BaseAlgorithm, config: CoinExperimentConfig,
                        tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
     """
-    Phase 3: SPE and IC ratios with freshly trained best responders (selfish DQN, player 0).
+    Phase 3: SPE and IC ratios with freshly trained best responders (selfish DQN, player 0), one after the other
+    (:func:`best_response_ratio`).
 
     :param principal: the frozen contracts
     :param validated: the validated agents' model (the other player's policy for the IC ratio)
@@ -146,42 +180,162 @@ def equilibrium_ratios(principal: Principal, validated: BaseAlgorithm, config: C
     :param progress_bar: show SB3's progress bars
     :return: ``spe_ratio``, ``ic_ratio`` and the four returns behind them
     """
-    results: dict[str, float] = {}
-    follow = make_responder("follow")
-    partners: dict[str, Responder] = {"spe": follow, "ic": make_responder(validated)}
-    for offset, (name, partner) in enumerate(partners.items(), start=10):
-        deviator = train_agents(principal, config, "dqn", offset, tensorboard_log, f"best_response_{name}",
-                                partner=partner, progress_bar=progress_bar)
-        deviating = player_return(mixed_responder(make_responder(deviator), partner), principal, config)
-        following = player_return(mixed_responder(follow, partner), principal, config)
-        ratio = spe_ratio if name == "spe" else ic_ratio
-        results.update({f"{name}_ratio": ratio(deviating, following), f"{name}_deviating_return": deviating,
-                        f"{name}_following_return": following})
-    return results
+    partners = {"spe": make_responder("follow"), "ic": make_responder(validated)}
+    return {key: value for kind, partner in partners.items()
+            for key, value in best_response_ratio(kind, principal, partner, config, tensorboard_log,
+                                                  progress_bar).items()}
+
+
+def run_baseline(kind: str, config: CoinExperimentConfig, budget: float | None = None,
+                 tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
+    """
+    One baseline of phase 4: independent DQN agents without a principal, trained and evaluated.
+
+    :param kind: ``"selfish"``, ``"cooperative"`` or ``"proportion"``
+    :param config: the experiment
+    :param budget: the principal's validated payments per episode (the proportion baseline's target spend)
+    :param tensorboard_log: TensorBoard folder (run ``baseline_<kind>``)
+    :param progress_bar: show SB3's progress bar
+    :return: the evaluation's metrics with ``spend_per_episode`` and the final ``p``
+    """
+    hyperparams = config.agent_hyperparams("dqn")
+    hyperparams["policy_kwargs"].get("features_extractor_kwargs", {}).pop("contract_dims", None)  # no contract here
+    model, stats = train_baseline(kind, config.baseline_steps, n_games=config.n_games,
+                                  seed=config.seed + BASELINE_OFFSETS[kind],
+                                  target_budget=budget if kind == "proportion" else None,
+                                  tensorboard_log=tensorboard_log, game_kwargs=config.game_kwargs(),
+                                  progress_bar=progress_bar, **hyperparams)
+    metrics = evaluate_agents(model, n_games=config.eval_games, n_episodes=config.eval_episodes,
+                              seed=10_000 + config.seed, **config.game_kwargs())
+    return {**metrics, "spend_per_episode": stats["spend_per_episode"], "p": stats["p"]}
 
 
 def run_baselines(config: CoinExperimentConfig, budget: float, tensorboard_log: str | None = None,
                   progress_bar: bool = False) -> dict[str, dict[str, float]]:
     """
-    Phase 4: selfish, cooperative and budget-matched constant-proportion DQN agents, evaluated.
+    Phase 4: selfish, cooperative and budget-matched constant-proportion DQN agents, evaluated, one after the other
+    (:func:`run_baseline`).
 
     :param config: the experiment
     :param budget: the principal's validated payments per episode (the proportion baseline's target spend)
     :param tensorboard_log: TensorBoard folder
     :param progress_bar: show SB3's progress bars
     """
-    results = {}
-    hyperparams = config.agent_hyperparams("dqn")
-    hyperparams["policy_kwargs"].get("features_extractor_kwargs", {}).pop("contract_dims", None)  # no contract here
-    for offset, kind in enumerate(("selfish", "cooperative", "proportion"), start=20):
-        model, stats = train_baseline(kind, config.baseline_steps, n_games=config.n_games, seed=config.seed + offset,
-                                      target_budget=budget if kind == "proportion" else None,
-                                      tensorboard_log=tensorboard_log, game_kwargs=config.game_kwargs(),
-                                      progress_bar=progress_bar, **hyperparams)
-        metrics = evaluate_agents(model, n_games=config.eval_games, n_episodes=config.eval_episodes,
-                                  seed=10_000 + config.seed, **config.game_kwargs())
-        results[kind] = {**metrics, "spend_per_episode": stats["spend_per_episode"], "p": stats["p"]}
-    return results
+    return {kind: run_baseline(kind, config, budget, tensorboard_log, progress_bar) for kind in BASELINES}
+
+
+def _model_bytes(model: BaseAlgorithm) -> bytes:
+    """The model's SB3 ``.zip`` (without replay buffer): what a phase hands to the phases that need it."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue()
+
+
+def _offer(principal: dict[str, Any]) -> Principal:
+    """The contracts of the principal phase's saved model (every later phase faces exactly ``principal.zip``)."""
+    return coin_principal(MultiAgentContractDQN.load(io.BytesIO(principal["model"]), device="cpu"))
+
+
+def principal_phase(config: CoinExperimentConfig, tensorboard_log: str | None = None,
+                    progress_bar: bool = False) -> dict[str, Any]:
+    """
+    Phase 1 as a DAG node (:func:`train_principal`).
+
+    :return: ``model`` (the principal's ``.zip`` bytes) and ``follow`` (metrics of agents that follow exactly)
+    """
+    principal = {"model": _model_bytes(train_principal(config, tensorboard_log, progress_bar))}
+    return {**principal, "follow": evaluate_under_contracts(make_responder("follow"), _offer(principal), config)}
+
+
+def validation_phase(principal: dict[str, Any], config: CoinExperimentConfig, algo: str,
+                     tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, Any]:
+    """
+    Phase 2 for one algorithm as a DAG node (:func:`train_agents`, then :func:`evaluate_under_contracts`).
+
+    :param principal: the output of :func:`principal_phase`
+    :return: ``algo``, ``metrics`` and ``model`` (the agents' ``.zip`` bytes)
+    """
+    offer = _offer(principal)
+    model = train_agents(offer, config, algo, tensorboard_log=tensorboard_log, progress_bar=progress_bar)
+    metrics = evaluate_under_contracts(make_responder(model), offer, config)
+    return {"algo": algo, "metrics": metrics, "model": _model_bytes(model)}
+
+
+def best_response_phase(principal: dict[str, Any], *validated: dict[str, Any], config: CoinExperimentConfig,
+                        kind: str, tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
+    """
+    One ratio of phase 3 as a DAG node (:func:`best_response_ratio`).
+
+    :param principal: the output of :func:`principal_phase`
+    :param validated: for ``kind="ic"``, the output of the first algorithm's :func:`validation_phase`
+    """
+    partner = make_responder("follow")
+    if kind == "ic":
+        (agents,) = validated
+        partner = make_responder(ALGOS[agents["algo"]].load(io.BytesIO(agents["model"]), device="cpu"))
+    return best_response_ratio(kind, _offer(principal), partner, config, tensorboard_log, progress_bar)
+
+
+def baseline_phase(*validated: dict[str, Any], config: CoinExperimentConfig, kind: str,
+                   tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
+    """
+    One baseline of phase 4 as a DAG node (:func:`run_baseline`).
+
+    :param validated: for ``kind="proportion"``, the output of the first algorithm's :func:`validation_phase`
+        (its payments per episode are the budget to match)
+    """
+    budget = validated[0]["metrics"]["payments"] if kind == "proportion" else None
+    return run_baseline(kind, config, budget, tensorboard_log, progress_bar)
+
+
+def coin_phases(config: CoinExperimentConfig, tensorboard_log: str | None = None,
+                progress_bar: bool = False) -> list[Phase]:
+    """
+    The experiment's phases as a DAG for :func:`~sb3_contracts.distributed.phases.run_phases`. What must wait:
+    validation and the best responses need the principal; the IC best response plays against the first
+    validation's agents and the proportion baseline matches its spend; the selfish and cooperative baselines need
+    nothing. The list's order is the priority when phases run in parallel: the critical path (principal, first
+    validation, IC best response) first, the short and independent phases last to fill the gaps.
+
+    :param config: the experiment
+    :param tensorboard_log: TensorBoard folder (one run per phase, named as the phase)
+    :param progress_bar: show SB3's progress bars (in sequence only)
+    """
+    common = dict(config=config, tensorboard_log=tensorboard_log, progress_bar=progress_bar)
+    first = f"validation_{config.algos[0]}"
+    validations = [Phase(f"validation_{algo}", partial(validation_phase, algo=algo, **common), ("principal",))
+                   for algo in config.algos]
+    return [
+        Phase("principal", partial(principal_phase, **common)),
+        validations[0],
+        Phase("best_response_ic", partial(best_response_phase, kind="ic", **common), ("principal", first)),
+        Phase("baseline_proportion", partial(baseline_phase, kind="proportion", **common), (first,)),
+        Phase("best_response_spe", partial(best_response_phase, kind="spe", **common), ("principal",)),
+        *validations[1:],
+        Phase("baseline_selfish", partial(baseline_phase, kind="selfish", **common)),
+        Phase("baseline_cooperative", partial(baseline_phase, kind="cooperative", **common)),
+    ]
+
+
+def coin_results(config: CoinExperimentConfig, records: dict[str, PhaseRecord]) -> dict[str, Any]:
+    """
+    The experiment's results from its phases' records (what :func:`run_pipeline` returns and writes).
+
+    :param config: the experiment
+    :param records: every phase of :func:`coin_phases`, finished
+    """
+    validation = {algo: records[f"validation_{algo}"].output["metrics"] for algo in config.algos}
+    ratios = {**records["best_response_spe"].output, **records["best_response_ic"].output}
+    baselines = {kind: records[f"baseline_{kind}"].output for kind in BASELINES}
+    return {
+        "config": asdict(config),
+        "principal_follow": records["principal"].output["follow"],
+        "validation": validation,
+        "ratios": ratios,
+        "baselines": baselines,
+        "summary": summarize(validation, ratios, baselines, _optimum(config)),
+        "timings": {phase.name: records[phase.name].seconds for phase in coin_phases(config)},
+    }
 
 
 def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
@@ -222,59 +376,50 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
 
 
 def run_pipeline(config: CoinExperimentConfig, out: str | Path | None = None, progress_bar: bool = False,
-                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 log: Callable[[str], None] | None = None, parallel: bool | None = None,
+                 done: Mapping[str, PhaseRecord] | None = None,
+                 on_phase: Callable[[str, PhaseRecord], None] | None = None) -> dict[str, Any]:
     """
     Run every phase (module docstring) and write ``<out>/metrics.json`` and the principal ``<out>/principal.zip``.
 
+    The phases form a DAG (:func:`coin_phases`): with Ray they run as parallel tasks of one CPU and
+    ``config.threads`` torch threads each on this machine's CPUs, else in sequence; the results are the same
+    either way (every phase seeds its own learners and games).
+
     :param config: the experiment
     :param out: experiment folder (``None``: no files, no TensorBoard)
-    :param progress_bar: show SB3's progress bars
+    :param progress_bar: show SB3's progress bars (in sequence only)
     :param log: called with a line of text at each phase (e.g. ``print``)
+    :param parallel: phases as Ray tasks (``True``), in sequence (``False``), or as Ray tasks when Ray is
+        installed (``None``); Ray is started on this machine unless already connected
+    :param done: records of phases already run (a checkpoint's, :func:`~sb3_contracts.distributed.phases.load_phases`)
+    :param on_phase: called with each phase's name and record as it finishes (e.g. to checkpoint it)
     :return: ``config``, ``principal_follow`` (the frozen principal with agents that follow exactly),
-        ``validation`` (per algorithm), ``ratios``, ``baselines``, ``summary``, ``timings`` (s per phase)
+        ``validation`` (per algorithm), ``ratios``, ``baselines``, ``summary``, ``timings`` (compute seconds per
+        phase) and ``wall_s`` (this call's wall time)
     """
     log = log or (lambda line: None)
     th.set_num_threads(config.threads)
-    folder = Path(out) if out is not None else None
+    folder = experiment_folder(out)
     tb = str(folder / "tb") if folder is not None else None
-    timings: dict[str, float] = {}
+    parallel = ray_available() if parallel is None else parallel
     start = time.perf_counter()
 
-    def phase(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = now - start - sum(timings.values())
-        log(f"[{now - start:7.1f}s] {name} done")
+    def finished(name: str, record: PhaseRecord) -> None:
+        log(f"[{time.perf_counter() - start:7.1f}s] {name} done ({record.seconds:.1f} s)")
+        if on_phase is not None:
+            on_phase(name, record)
 
-    log(f"principal: {config.principal_steps:,} game steps on {config.preset} ({config.reward_rule} rule)")
-    principal = train_principal(config, tb, progress_bar)
-    offer = coin_principal(principal)
-    phase("principal")
-    validation, models = {}, {}
-    for algo in config.algos:
-        log(f"validation: fresh {algo.upper()} agents, {config.agent_steps:,} agent-steps")
-        models[algo] = train_agents(offer, config, algo, tensorboard_log=tb, progress_bar=progress_bar)
-        validation[algo] = evaluate_under_contracts(make_responder(models[algo]), offer, config)
-        phase(f"validation_{algo}")
-    log("best responses for the SPE and IC ratios")
-    ratios = equilibrium_ratios(offer, models[config.algos[0]], config, tb, progress_bar)
-    phase("ratios")
-    budget = next(iter(validation.values()))["payments"]
-    log(f"baselines (proportion budget-matched to {budget:.3f} per episode)")
-    baselines = run_baselines(config, budget, tb, progress_bar)
-    phase("baselines")
-    results = {
-        "config": asdict(config),
-        "principal_follow": evaluate_under_contracts(make_responder("follow"), offer, config),
-        "validation": validation,
-        "ratios": ratios,
-        "baselines": baselines,
-        "summary": summarize(validation, ratios, baselines, _optimum(config)),
-        "timings": timings,
-    }
+    log(f"principal: {config.principal_steps:,} game steps on {config.preset} ({config.reward_rule} rule); validation "
+        f"({', '.join(config.algos)}), best responses and baselines: {config.agent_steps:,} / "
+        f"{config.baseline_steps:,} agent-steps each; {'parallel Ray tasks' if parallel else 'in sequence'}")
+    records = run_phases(coin_phases(config, tb, progress_bar and not parallel), parallel, done, finished,
+                         config.threads)
+    results = {**coin_results(config, records), "wall_s": time.perf_counter() - start}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         log_summary(results, str(folder / "tb"))
-        principal.save(folder / "principal.zip")
+        (folder / "principal.zip").write_bytes(records["principal"].output["model"])
         (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results
 
@@ -343,13 +488,21 @@ __all__ = [
     "ALGOS",
     "CoinExperimentConfig",
     "alternate",
+    "baseline_phase",
+    "best_response_phase",
+    "best_response_ratio",
+    "coin_phases",
+    "coin_results",
     "equilibrium_ratios",
     "evaluate_under_contracts",
     "log_summary",
     "player_return",
+    "principal_phase",
+    "run_baseline",
     "run_baselines",
     "run_pipeline",
     "summarize",
     "train_agents",
     "train_principal",
+    "validation_phase",
 ]

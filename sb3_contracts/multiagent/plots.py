@@ -141,7 +141,7 @@ def _table_row(run: dict[str, Any]) -> str:
              f"{summary['selfish_welfare_ratio']:.3f}",
              " / ".join(f"{value:.2f}" for value in welfares) + f" (p = {baselines['proportion']['p']:.2f})",
              f"{summary.get('optimal_ratio', float('nan')):.3f}", ppo_cell,
-             f"{sum(run['timings'].values()) / 60:.0f} min"]
+             f"{run.get('wall_s', sum(run['timings'].values())) / 60:.0f} min"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -151,7 +151,8 @@ def results_table(paths: Sequence[str | Path]) -> str:
     welfare over the budget-matched constant-proportion baseline (± one standard error), the welfare per episode
     of every method, PPO validation and the wall time; then the mean over runs, the margin with two standard
     errors: the evaluation's, pooled over independent runs, and the runs' spread (``std / sqrt(n)``), which also
-    holds the training noise that one run's evaluation error leaves out.
+    holds the training noise that one run's evaluation error leaves out. The wall time is the run's (``wall_s``; runs
+    older than it: the sum of the phases' times).
 
     :param paths: experiment folders or ``metrics.json`` files
     """

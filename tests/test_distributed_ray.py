@@ -1,0 +1,103 @@
+"""The parallel paths on a local Ray of 2 CPUs (started once for the module): phases as Ray tasks, sweeps as Ray Tune
+trials, and a sweep resumed after a trial crashed."""
+
+import dataclasses
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.tune")
+
+from test_phases import MICRO, TREE, same_results  # noqa: E402
+
+from sb3_contracts.cli import main  # noqa: E402
+from sb3_contracts.distributed import sweep as sweeps  # noqa: E402
+from sb3_contracts.distributed.sweep import register_experiment, run_sweep  # noqa: E402
+from sb3_contracts.multiagent.pipeline import run_pipeline  # noqa: E402
+from sb3_contracts.multiagent.settings import CoinExperimentConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # the flaky experiment below lives in this test module, which Ray's workers cannot import: ship it by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.shutdown()
+
+
+def test_parallel_phases_find_what_the_sequence_finds(tmp_path):
+    config = CoinExperimentConfig(**{**MICRO, "algos": ("dqn", "ppo"), "agent_kwargs": {
+        "dqn": {"learning_starts": 50}, "ppo": {"n_steps": 16, "batch_size": 32}}})
+    sequence = run_pipeline(config, tmp_path / "sequence", parallel=False)
+    parallel = run_pipeline(config, tmp_path / "parallel", parallel=True)
+    assert same_results(sequence, parallel)
+    assert parallel["timings"].keys() == sequence["timings"].keys()
+    for folder in ("sequence", "parallel"):  # the same files: one TensorBoard run per phase, the principal
+        runs = {path.name for path in (tmp_path / folder / "tb").iterdir()}
+        assert runs == {f"{name}_1" for name in sequence["timings"]} | {"summary"}
+    assert (tmp_path / "parallel" / "principal.zip").read_bytes()[:2] == b"PK"
+
+
+def test_a_sweep_of_two_trials_runs_them_on_tune_and_the_cli_reads_it(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "tree", "--seeds", "0", "1", "--set", *(f"{k}={v}" for k, v in TREE.items()),
+                 "--out", str(out)]) == 0
+    assert "2 of 2 trials finished (2 ran now)" in capsys.readouterr().out
+    for name in ("000_seed=0", "001_seed=1"):
+        trial = out / name
+        assert (trial / "metrics.json").is_file() and (trial / "tb").is_dir()
+        assert list(trial.glob("checkpoint_*/model.zip"))  # the trial's model, checkpointed
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert [row["steps"] for row in rows[:2]] == [200, 400]  # reported to Tune at every evaluation
+    assert main(["table", str(out)]) == 0
+    assert capsys.readouterr().out.count("| 3 | 0 |") == 2
+
+
+def test_an_address_where_no_cluster_answers_is_refused_at_once(tmp_path):
+    with pytest.raises(SystemExit, match="no Ray cluster answers there"):
+        main(["sweep", "tree", "--address", "127.0.0.1:1", "--out", str(tmp_path / "sweep")])
+    assert not (tmp_path / "sweep").exists()
+
+
+def _flaky_coin(config, trial, log: Path):
+    """The coin experiment, whose seed-1 trial crashes once, right after its first checkpoint (the principal)."""
+    with log.open("a") as file:
+        restored = sorted(path.stem for path in trial.restored.glob("*.json")) if trial.restored else []
+        file.write(json.dumps({"seed": config.seed, "restored": restored}) + "\n")
+    crashed = log.with_name("crashed")
+    if config.seed == 1 and not crashed.exists():
+        report = trial.report
+
+        def report_then_crash(metrics, checkpoint=None):
+            report(metrics, checkpoint)
+            if checkpoint is not None:
+                crashed.touch()
+                raise RuntimeError("a crash on purpose")
+
+        trial = dataclasses.replace(trial, report=report_then_crash)
+    sweeps._run_coin(config, trial)
+
+
+def test_a_crashed_trial_resumes_from_its_checkpoint_and_finished_ones_do_not_run_again(tmp_path):
+    log = tmp_path / "calls.jsonl"
+    coin = sweeps.experiments()["coin"]
+    register_experiment(dataclasses.replace(coin, name="flaky_coin", run=partial(_flaky_coin, log=log)))
+    try:
+        out = tmp_path / "sweep"
+        first = run_sweep("flaky_coin", seeds=[0, 1], settings=MICRO, out=out)
+        assert [trial["status"] for trial in first["trials"]] == ["finished", "unfinished"]
+        second = run_sweep("flaky_coin", seeds=[0, 1], settings=MICRO, out=out)
+    finally:
+        sweeps.experiments().pop("flaky_coin")
+    assert second["ran"] == ["001_seed=1"] and {trial["status"] for trial in second["trials"]} == {"finished"}
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(call["seed"] for call in calls) == [0, 1, 1]  # the finished trial ran once
+    assert calls[-1] == {"seed": 1, "restored": ["principal"]}  # the principal was not trained again
+    metrics = json.loads((out / "001_seed=1" / "metrics.json").read_text())
+    assert metrics["summary"]["welfare"] > 0 and (out / "001_seed=1" / "principal.zip").is_file()
