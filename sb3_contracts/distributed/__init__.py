@@ -13,8 +13,12 @@ from typing import Any
 _EXPORTS = {
     "Phase": "sb3_contracts.distributed.phases",
     "PhaseRecord": "sb3_contracts.distributed.phases",
+    "SweepExperiment": "sb3_contracts.distributed.sweep",
     "ray_available": "sb3_contracts.distributed.phases",
+    "register_experiment": "sb3_contracts.distributed.sweep",
+    "resume_sweep": "sb3_contracts.distributed.sweep",
     "run_phases": "sb3_contracts.distributed.phases",
+    "run_sweep": "sb3_contracts.distributed.sweep",
 }
 
 __all__ = sorted(_EXPORTS)

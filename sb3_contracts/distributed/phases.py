@@ -84,7 +84,7 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     :param address: see :func:`check_address`
     :param kwargs: more arguments of ``ray.init`` (e.g. ``num_cpus`` for a local Ray)
     :raise ImportError: without Ray
-    :raise ValueError: naming ``--address`` when no cluster answers there
+    :raise ValueError: naming ``--address`` when no cluster answers there or Ray cannot connect to it
     """
     check_address(address)
     if not ray_available():
@@ -98,7 +98,9 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as error:
-        raise ValueError(f"--address {address}: no Ray cluster answers there ({error})") from error
+        raise ValueError(f"--address {address}: Ray could not connect ({error}). A cluster with token "
+                         "authentication (Ray >= 2.59) needs RAY_AUTH_MODE=token and its token (ray get-auth-token) "
+                         "here too") from error
 
 
 def _probe(address: str) -> None:

@@ -322,6 +322,9 @@ def _tune_trial(params: dict[str, Any], experiment: SweepExperiment, phase_cpus:
     """The Tune trainable: one trial of ``experiment``."""
     from ray import tune
 
+    if (Path(tune.get_context().get_trial_dir()) / FINISHED_FILE).is_file():
+        # finished just before the sweep was stopped, before Tune saved its state (every 10 s or more): nothing to redo
+        return
     config = experiment.config(**params["trial"]["settings"])
     checkpoint = tune.get_checkpoint()
     restored = Path(checkpoint.to_directory()) if checkpoint is not None else None
@@ -440,7 +443,7 @@ def run_sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None, 
     resume = _check_spec(location, spec)
     if use_ray:
         init_ray(address)
-    before = _reports(location)
+    before = report_counts(location)
     resources = f"{phase_cpus} CPU{'s' if phase_cpus > 1 else ''} each" if use_ray else "in sequence"
     log(f"sweep of {experiment}: {len(trials)} trials ({resources}) into {location}"
         + (" (resuming)" if resume else ""))
@@ -472,7 +475,7 @@ def resume_sweep(out: str | Path, address: str | None = None, storage: str | Non
                      **kwargs)
 
 
-def _reports(location: str) -> dict[str, int]:
+def report_counts(location: str) -> dict[str, int]:
     """How many reports each trial of the sweep in ``location`` has made so far."""
     if "://" in location or not (Path(location) / SPEC_FILE).is_file():
         return {}
@@ -485,15 +488,15 @@ def sweep_status(location: str | Path, before: Mapping[str, int] | None = None) 
     The trials of a sweep (a local folder) and where each stands.
 
     :param location: the sweep's folder
-    :param before: reports per trial at some earlier time (:func:`_reports`): ``ran`` lists the trials that reported
-        since then
+    :param before: reports per trial at some earlier time (:func:`report_counts`): ``ran`` lists the trials that
+        reported since then
     :return: ``folder``, ``trials`` (``name``, ``settings``, ``status``) and ``ran``
     """
     if "://" in str(location):
         return {"folder": str(location), "trials": [], "ran": []}  # remote storage: Tune's own summary tells
     folder = Path(str(location))
     spec = json.loads((folder / SPEC_FILE).read_text()) if (folder / SPEC_FILE).is_file() else {"trials": []}
-    after = _reports(str(folder))
+    after = report_counts(str(folder))
     trials = [{**planned, "status": _status(folder / planned["name"])} for planned in spec["trials"]]
     ran = [name for name, count in after.items() if before is not None and count > before.get(name, 0)]
     return {"folder": str(folder), "trials": trials, "ran": ran}

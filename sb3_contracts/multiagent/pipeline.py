@@ -15,6 +15,12 @@ Phases of :func:`run_pipeline`, each logged as its own TensorBoard run under ``<
    principal (:func:`~sb3_contracts.multiagent.baselines.train_baseline`), the last one budget-matched to the
    principal's validated spend per episode.
 
+The phases form a DAG (:func:`coin_phases`): validation and the best responses wait for the principal, the IC best
+response and the proportion baseline for the first validation, the selfish and cooperative baselines for nothing.
+With Ray installed they run as parallel Ray tasks (one CPU and ``config.threads`` torch threads each,
+:func:`~sb3_contracts.distributed.phases.run_phases`), else in sequence; every phase seeds its own learners and
+games, and hands on only saved models (``.zip`` bytes), so the results are the same either way.
+
 The summary also reports every welfare against the game's exact cooperative optimum
 (:func:`~sb3_contracts.multiagent.optimum.optimal_welfare`, by dynamic programming): a learned cooperative
 baseline can be undertrained, the optimum cannot, and it shows how much welfare any principal could add over
