@@ -113,12 +113,11 @@ def _run_tree(config: Any, trial: Trial) -> None:
     def on_evaluation(steps: int, evaluation: Any) -> None:
         trial.report({"steps": steps, **evaluation.as_dict()})
 
-    run_tree_experiment(config, trial.folder, on_evaluation=on_evaluation)
+    model, results = run_tree_experiment(config, trial.folder, on_evaluation=on_evaluation)
     checkpoint = Path(tempfile.mkdtemp(prefix="tree_"))
-    shutil.copy(trial.folder / "model.zip", checkpoint / "model.zip")
-    final = json.loads((trial.folder / "metrics.json").read_text())
-    trial.report({"steps": final["final"]["steps"], "utility_ratio_min_last10": final["utility_ratio_min_last10"],
-                  "wall_s": final["wall_s"]}, checkpoint=checkpoint)
+    model.save(checkpoint / "model.zip")
+    trial.report({"steps": results["final"]["steps"], "utility_ratio_min_last10": results["utility_ratio_min_last10"],
+                  "wall_s": results["wall_s"]}, checkpoint=checkpoint)
     shutil.rmtree(checkpoint, ignore_errors=True)
 
 
@@ -283,6 +282,7 @@ def _read_text(location: str) -> str | None:
 
 
 def _write_text(location: str, text: str) -> None:
+    """Write a file at a path or a URI (folders created)."""
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         Path(location).write_text(text)
@@ -308,7 +308,7 @@ def _check_spec(location: str, spec: dict[str, Any]) -> bool:
     return True
 
 
-def _resources(entry: SweepExperiment, phase_cpus: int) -> Any:
+def _resources(phase_cpus: int) -> Any:
     """What each trial asks Ray for: one CPU, or ``phase_cpus`` CPUs on one node for its parallel phases."""
     from ray import tune
 
@@ -342,7 +342,7 @@ def _run_tune(entry: SweepExperiment, trials: list[dict[str, Any]], location: st
     from ray import tune
 
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, experiment=entry, phase_cpus=phase_cpus),
-                                    _resources(entry, phase_cpus))
+                                    _resources(phase_cpus))
     if resume and tune.Tuner.can_restore(location):
         tuner = tune.Tuner.restore(location, trainable, resume_unfinished=True, resume_errored=True)
     else:
