@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import socket
 import time
@@ -96,11 +97,20 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, runtime_env=same_priority(), **kwargs)
     except ConnectionError as error:
         raise ValueError(f"--address {address}: Ray could not connect ({error}). A cluster with token "
                          "authentication (Ray >= 2.59) needs RAY_AUTH_MODE=token and its token (ray get-auth-token) "
                          "here too") from error
+
+
+def same_priority() -> dict[str, Any]:
+    """
+    A Ray runtime environment whose workers run at this process's niceness. Ray starts its workers at niceness 15
+    (to keep its own daemons responsive), so that on a machine shared with other jobs the phases and trials would
+    yield to all of them, even to the same experiment run in sequence at the command's own priority.
+    """
+    return {"env_vars": {"RAY_worker_niceness": str(os.nice(0))}}
 
 
 def _probe(address: str) -> None:
@@ -210,12 +220,13 @@ def _slots(ray: Any) -> int:
 
 
 def _task_options(ray: Any) -> dict[str, Any]:
-    """One CPU; on the driver's node (the phases write TensorBoard logs to local paths) unless in a placement
-    group (a Tune trial's, STRICT_PACK: one node too), which captures the task by itself."""
+    """One CPU at this process's priority (:func:`same_priority`); on the driver's node (the phases write
+    TensorBoard logs to local paths) unless in a placement group (a Tune trial's, STRICT_PACK: one node too), which
+    captures the task by itself."""
     from ray.util import get_current_placement_group
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+    options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0, "runtime_env": same_priority()}
     if get_current_placement_group() is None:
         node = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
