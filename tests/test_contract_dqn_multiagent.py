@@ -133,3 +133,16 @@ def test_bad_arguments_raise():
         _model(follow_prob=1.5)
     with pytest.raises(ValueError, match="observation_space"):
         MultiAgentContractDQN("MlpPolicy", make_vec_env("ContractCoinGame-v0", env_kwargs={"obs_format": "flat"}))
+
+
+def test_prioritized_replay_samples_by_the_principals_td_error():
+    from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+
+    model = _model(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, learning_starts=100).learn(400)
+    buffer = model.replay_buffer
+    priorities = buffer.priorities()
+    # trained rows carry (|δ| + ε)^0.4 of their TD error, the others still the running maximum
+    assert priorities.min() < priorities.max() and buffer.alpha == 0.4 and buffer.beta == 0.0
+    data = buffer.sample(16)
+    assert data.weights.shape == (16,) and data.leaf_nodes_indices.shape == (16,)
+    assert th.allclose(data.weights, th.ones(16))  # β = 0: no importance correction (the paper's setting)

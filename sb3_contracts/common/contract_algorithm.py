@@ -221,12 +221,18 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     # -- learning ------------------------------------------------------------------------------------------
 
-    def _loss(self, prediction: th.Tensor, target: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
-        """MSE or Huber, averaged (with per-sample ``weights``: their weighted mean)."""
+    def _loss(self, prediction: th.Tensor, target: th.Tensor, weights: th.Tensor | None = None,
+              importance: th.Tensor | None = None) -> th.Tensor:
+        """
+        MSE or Huber, averaged: over the samples with ``weights`` > 0 (a 0/1 mask of usable samples: their
+        weighted mean), each scaled by its importance-sampling weight ``importance`` (prioritized replay).
+        """
         if self.loss == "huber":
             losses = F.smooth_l1_loss(prediction, target, reduction="none")
         else:
             losses = F.mse_loss(prediction, target, reduction="none")
+        if importance is not None:
+            losses = losses * importance.reshape(losses.shape)
         if weights is None:
             return losses.mean()
         return (losses * weights).sum() / weights.sum().clamp(min=1.0)
