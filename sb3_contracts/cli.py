@@ -138,9 +138,15 @@ def cmd_coin(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from sb3_contracts.multiagent.plots import plot_figure2
+    from pathlib import Path
 
-    print(plot_figure2(args.runs, args.out or f"{args.runs[0]}/figure2.png"))
+    from sb3_contracts.multiagent.plots import plot_curves, plot_figure2
+
+    out = Path(args.out or f"{args.runs[0]}/figure2.png")
+    print(plot_figure2(args.runs, out))
+    folders = [Path(run) if Path(run).is_dir() else Path(run).parent for run in args.runs]
+    if all((folder / "tb").is_dir() for folder in folders):
+        print(plot_curves(folders, out.with_name(f"{out.stem}_curves.png")))
     return 0
 
 
