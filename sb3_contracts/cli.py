@@ -24,6 +24,7 @@ import numpy as np
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.envs.coin_game import REWARD_RULES
+from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS
 from sb3_contracts.solvers import SPESolution, solve_spe
 
 Command = Callable[[argparse.Namespace], int]
@@ -129,8 +130,9 @@ def cmd_coin(args: argparse.Namespace) -> int:
     preset = f"{args.grid}x{args.grid}"
     overrides = read_zoo_overrides(args.conf_file, preset) if args.conf_file else {}
     config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule, n_games=args.n_games,
-                                  principal_steps=args.principal_steps, agent_steps=args.agent_steps,
-                                  baseline_steps=args.baseline_steps, algos=tuple(args.algos), **overrides)
+                                  n_agents=args.n_agents, alpha=args.alpha, principal_steps=args.principal_steps,
+                                  agent_steps=args.agent_steps, baseline_steps=args.baseline_steps, nudge=args.nudge,
+                                  algos=tuple(args.algos), encoder=args.encoder, replay=args.replay, **overrides)
     results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print)
     print(f"metrics: {args.out}/metrics.json, TensorBoard: tensorboard --logdir {args.out}/tb")
     print(json.dumps(results["summary"]))
@@ -190,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     coin.add_argument("--reward-rule", choices=REWARD_RULES, default="parl",
                       help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
+    coin.add_argument("--n-agents", type=int, default=2, help="players, 2 to 4 (default 2)")
+    coin.add_argument("--alpha", type=float, default=0.1,
+                      help="the principal's weight of welfare against payments: utility welfare/alpha - payments")
+    coin.add_argument("--nudge", type=float, default=None, help="the nudge xi (default: the preset's)")
+    coin.add_argument("--encoder", choices=sorted(ENCODERS), default="centred",
+                      help="every learner's encoder: the centred grid (default) or the paper's convolution")
+    coin.add_argument("--replay", choices=REPLAYS, default="uniform",
+                      help="the principal's replay: uniform (default) or the paper's prioritized replay")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
     budgets = "default: the preset's, PRESETS in sb3_contracts.multiagent.settings"
