@@ -183,3 +183,21 @@ class ContractGameBatch:
         point = before + self.rng.random(rows.size) * mass
         position = np.clip(np.searchsorted(self._cumulative, point, side="right"), start, end - 1)
         return self._indices[position]
+
+
+class GameBatchView:
+    """What every view over a :class:`ContractGameBatch` (``self.game``) exposes of it."""
+
+    game: ContractGameBatch
+
+    @property
+    def mdp(self) -> PrincipalAgentMDP:
+        return self.game.mdp
+
+    @property
+    def b_max(self) -> float:
+        return self.game.b_max
+
+    def set_start_states(self, start_states: str) -> None:
+        """Where the next episodes start (``"initial"`` or ``"uniform"``): a learner's exploring starts."""
+        self.game.start_states = check_start_states(start_states)
