@@ -19,7 +19,7 @@ import argparse
 import json
 import time
 
-from sb3_contracts.envs.coin_game import REWARD_RULES
+from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
 
 from sb3_contracts.multiagent.pipeline import run_pipeline
 from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS, CoinExperimentConfig
@@ -36,12 +36,14 @@ def main() -> None:
     parser.add_argument("--agent-steps", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=None)
     parser.add_argument("--n-games", type=int, default=16)
+    parser.add_argument("--contested", choices=CONTESTED, default="random", help="who collects a contested coin")
     parser.add_argument("--n-agents", type=int, default=2)
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default="centred")
     parser.add_argument("--replay", choices=REPLAYS, default="uniform")
     args = parser.parse_args()
     config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
+                                  contested=args.contested,
                                   n_games=args.n_games, n_agents=args.n_agents, alpha=args.alpha,
                                   principal_steps=args.principal_steps, agent_steps=args.agent_steps,
                                   baseline_steps=args.baseline_steps, encoder=args.encoder, replay=args.replay)
@@ -57,7 +59,8 @@ def main() -> None:
                     "ppo_payment_share": ppo["payment_share"], "ppo_follow_rate": ppo["follow_rate"]}
     figures |= {key: value for key, value in summary.items() if "optimal" in key}
     figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
-                "grid": args.grid, "seed": args.seed, "reward_rule": args.reward_rule, "n_agents": args.n_agents,
+                "grid": args.grid, "seed": args.seed, "reward_rule": args.reward_rule, "contested": args.contested,
+                "n_agents": args.n_agents,
                 "alpha": args.alpha, "encoder": args.encoder, "replay": args.replay,
                 "principal_steps": config.principal_steps,
                 "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,

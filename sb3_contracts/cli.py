@@ -23,7 +23,7 @@ import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.envs.binary_tree import random_binary_tree
-from sb3_contracts.envs.coin_game import REWARD_RULES
+from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
 from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS
 from sb3_contracts.solvers import SPESolution, solve_spe
 
@@ -129,7 +129,8 @@ def cmd_coin(args: argparse.Namespace) -> int:
         raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
     preset = f"{args.grid}x{args.grid}"
     overrides = read_zoo_overrides(args.conf_file, preset) if args.conf_file else {}
-    config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule, n_games=args.n_games,
+    config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule,
+                                  contested=args.contested, n_games=args.n_games,
                                   n_agents=args.n_agents, alpha=args.alpha, principal_steps=args.principal_steps,
                                   agent_steps=args.agent_steps, baseline_steps=args.baseline_steps, nudge=args.nudge,
                                   algos=tuple(args.algos), encoder=args.encoder, replay=args.replay, **overrides)
@@ -192,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     coin.add_argument("--reward-rule", choices=REWARD_RULES, default="parl",
                       help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
+    coin.add_argument("--contested", choices=CONTESTED, default="random",
+                      help="who collects a coin several players reach: one at random (default: the dilemma) or all")
     coin.add_argument("--n-agents", type=int, default=2, help="players, 2 to 4 (default 2)")
     coin.add_argument("--alpha", type=float, default=0.1,
                       help="the principal's weight of welfare against payments: utility welfare/alpha - payments")

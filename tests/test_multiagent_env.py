@@ -50,7 +50,7 @@ def test_the_batched_view_plays_the_single_views_trajectory():
     from sb3_contracts.multiagent import ContractCoinGameVecEnv
 
     single = gym.make("ContractCoinGame-v0", preset="3x3", max_steps=5).unwrapped
-    batch = ContractCoinGameVecEnv(1, preset="3x3", max_steps=5)
+    batch = ContractCoinGameVecEnv(1, preset="3x3", max_steps=5, contested="random")  # as the registered id
     single.reset(seed=4)
     batch.reset()
     batch.games.reset(seed=int(np.random.default_rng(4).integers(2**31)))  # the core's seed from reset(seed=4)

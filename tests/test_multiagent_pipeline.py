@@ -37,7 +37,7 @@ def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
         assert np.isfinite(summary[key]), key
     assert 0.0 <= summary["follow_rate"] <= 1.0 and summary["payment_share"] >= 0.0
     # every welfare is also reported against the game's exact optimum, which no policy exceeds
-    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3"))
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", contested="random"))
     for key in ("optimal_ratio", "selfish_optimal_ratio", "cooperative_optimal_ratio", "proportion_optimal_ratio"):
         assert 0.0 <= summary[key] < 1.1, key
     assert summary["optimal_ratio"] == pytest.approx(summary["welfare"] / summary["optimal_welfare"])
@@ -173,7 +173,7 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["config"]["reward_rule"] == "lola"
-    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", "lola"))
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", "lola", contested="random"))
     assert main(["plot", str(out)]) == 0
     png = out / "figure2.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

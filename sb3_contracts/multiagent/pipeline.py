@@ -281,7 +281,9 @@ def run_pipeline(config: CoinExperimentConfig, out: str | Path | None = None, pr
 
 def exact_optimum(config: CoinExperimentConfig) -> float | None:
     """The exact cooperative optimum (known for two players only)."""
-    return optimal_welfare(config.preset, config.reward_rule) if config.n_agents == 2 else None
+    if config.n_agents != 2:
+        return None
+    return optimal_welfare(config.preset, config.reward_rule, contested=config.contested)
 
 
 def log_summary(results: dict[str, Any], tensorboard_log: str) -> None:

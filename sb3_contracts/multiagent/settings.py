@@ -96,6 +96,11 @@ class CoinExperimentConfig:
     """seed of every phase (each phase adds its own offset, so phases see distinct games)"""
     reward_rule: str = "parl"
     """``"parl"`` (the paper's: +1 own coin, +0.2 another's) or ``"lola"`` (a taken coin costs its owner 2)"""
+    contested: str = "random"
+    """who collects a coin several players reach together: one of them at random (``"random"``, the public
+    reproduction's rule and the paper's "grab each other's coins": the dilemma the experiment leads with) or
+    ``"all"`` of them (rllib's default, where two players herding onto a coin earn 1.2 and selfish play is
+    nearly optimal)"""
     n_agents: int = 2
     """players (2 to 4); the exact optimum exists for 2 only"""
     alpha: float = 0.1
@@ -161,7 +166,8 @@ class CoinExperimentConfig:
 
     def game_kwargs(self) -> dict[str, Any]:
         """The Coin Game arguments of every phase."""
-        return {"preset": self.preset, "reward_rule": self.reward_rule, "n_agents": self.n_agents}
+        return {"preset": self.preset, "reward_rule": self.reward_rule, "contested": self.contested,
+                "n_agents": self.n_agents}
 
     def agent_hyperparams(self, algo: str, schedules: bool = True) -> dict[str, Any]:
         """
@@ -227,10 +233,12 @@ def zoo_hyperparams(reward_rule: str = "parl") -> dict[str, dict[str, dict[str, 
         principal = config.principal_hyperparams()
         principal["callback"] = "sb3_contracts.multiagent.metrics.CoinMetricsCallback"
         files["contract_dqn_multiagent"][ids["principal"]] = _zoo_entry(
-            principal, config.principal_steps, config.n_games, {"reward_rule": reward_rule, "alpha": config.alpha})
+            principal, config.principal_steps, config.n_games,
+            {"reward_rule": reward_rule, "contested": config.contested, "alpha": config.alpha})
         for algo in ALGOS:
             files[algo][ids["agents"]] = _zoo_entry(config.agent_hyperparams(algo, schedules=False),
-                                                    config.agent_steps, config.n_games, {"reward_rule": reward_rule})
+                                                    config.agent_steps, config.n_games,
+                                                    {"reward_rule": reward_rule, "contested": config.contested})
     return files
 
 
