@@ -24,7 +24,9 @@ sees only which actions were played.
   per decision and at most ``E = max(min_step_episodes, ⌈step_scale · T^β⌉)`` episodes per step (``A``
   rounds per step when every action is estimated).
 
-**Phase 2** (steer). Known model: offer ``τ̂ + η`` on the welfare-optimal targets ``π^W``, zero elsewhere.
+**Phase 2** (steer). Known model: offer ``τ̂ + η`` on the welfare-optimal targets ``π^W``, zero elsewhere,
+and raise an estimate by ``η`` wherever the agent keeps refusing it (a learner seen in Phase 1 may have
+accepted too little while it still overrated the target).
 Unknown model (``targets=None``): Phase 1 estimates every action's transfer, and the principal learns which
 action to target by optimistic Q-learning on its net reward ``r^P − τ`` (by the identity, maximising the
 net is maximising welfare).
@@ -62,6 +64,8 @@ class TwoPhaseConfig:
     :param explore_targets: share of Phase 1 episodes whose earlier steps follow the targets (the rest explore
         uniformly); 0 without targets.
     :param principal_bonus: optimism of the principal's learner (unknown model only), per unit of its reward range.
+    :param ratchet: in Phase 2 (known targets), raise an estimate by ``η`` whenever the agent refuses its
+        target on more than ``δ`` of ``m`` visits (see ``TwoPhaseMechanism._ratchet``).
     """
 
     margin: float = 0.1
@@ -77,6 +81,7 @@ class TwoPhaseConfig:
     order: str = "forward"
     explore_targets: float = 0.75
     principal_bonus: float = 0.05
+    ratchet: bool = True
 
     def __post_init__(self) -> None:
         check_margin(self.margin)
@@ -148,6 +153,9 @@ class TwoPhaseMechanism(Principal):
         self._plays = np.zeros((self.n_runs, n_states), dtype=np.int64)
         self._seen = np.zeros((self.n_runs, n_states), dtype=bool)
         self.phase1_episodes = 0
+        self._check_visits = np.zeros((self.n_runs, horizon, n_states), dtype=np.int64)
+        self._check_plays = np.zeros((self.n_runs, horizon, n_states), dtype=np.int64)
+        self.ratchets = np.zeros((self.n_runs, horizon, n_states), dtype=np.int64)
         self._runs = np.arange(self.n_runs)
         self._steer: np.ndarray | None = None
         self.learner = None if self.targets is not None else _NetRewardLearner(self.shape, self.n_runs,
@@ -239,8 +247,36 @@ class TwoPhaseMechanism(Principal):
         self._last_offer = self._steering(self._last_targets)
         return self._last_offer
 
+    def _ratchet(self, states: np.ndarray, actions: np.ndarray) -> None:
+        """
+        Phase 2 follow-up (known targets): every ``m`` visits to a paid ``(h, s)``, if the agent played its target
+        on fewer than ``1 − δ`` of them, raise the estimate there by ``η``. Phase 1 saw a learner whose values
+        were still moving (an optimistic learner may accept too little while it still overrates the target);
+        behaviour alone corrects that, upward only.
+        """
+        steps = np.arange(self.shape[0])
+        runs = self._runs[:, None]
+        self._check_visits[runs, steps, states] += 1
+        self._check_plays[runs, steps, states] += actions == self.targets[steps, states]
+        due = self._check_visits >= self.visits_needed
+        if not due.any():
+            return
+        paid = np.take_along_axis(self.accepted, self.targets[None, :, :, None], axis=-1)[..., 0]
+        refused = due & paid & (self._check_plays < (1 - self.config.acceptance) * self._check_visits)
+        if refused.any():
+            index = np.broadcast_to(self.targets[None, :, :, None], (self.n_runs, *self.shape[:2], 1))
+            raised = np.take_along_axis(self.high, index, axis=-1)[..., 0] + self.config.margin * refused
+            np.put_along_axis(self.high, index, np.minimum(raised, self.config.max_transfer - 1e-9)[..., None],
+                              axis=-1)
+            self.ratchets += refused
+            self._steer = None
+        self._check_visits[due] = 0
+        self._check_plays[due] = 0
+
     def observe(self, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         if self.phase == "steer":
+            if self.targets is not None and self.config.ratchet:
+                self._ratchet(states, actions)
             if self.learner is not None:
                 steps, runs = np.arange(self.shape[0]), self._runs[:, None]
                 paid = self._last_offer[runs, steps, states, actions]
