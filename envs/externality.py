@@ -78,7 +78,8 @@ class ExternalityMDP:
         self.transitions = _as_float_array("transitions", transitions, 4)
         horizon, n_states, n_actions, n_next = self.transitions.shape
         if min(horizon, n_states, n_actions) < 1 or n_next != n_states:
-            raise ValueError(f"transitions must have shape [H, S, A, S] with H, S, A >= 1, got {self.transitions.shape}")
+            raise ValueError(f"transitions must have shape [H, S, A, S] with H, S, A >= 1, "
+                             f"got {self.transitions.shape}")
         _check_distribution_rows("transitions", self.transitions)
         shape = (horizon, n_states, n_actions)
         self.agent_reward = self._reward("agent_reward", agent_reward, shape)

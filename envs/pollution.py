@@ -340,7 +340,8 @@ class PollutionControlPrincipalEnv(_PollutionEnv):
         if not np.isfinite(max_transfer) or max_transfer <= 0:
             raise ValueError(f"max_transfer must be a positive finite number, got {max_transfer!r}")
         if responder is not None and not callable(responder):
-            raise TypeError(f"responder must be a callable (h, stock, offer) -> emission, got {type(responder).__name__}")
+            raise TypeError(f"responder must be a callable (h, stock, offer) -> emission, "
+                            f"got {type(responder).__name__}")
         self.responder = responder or continuation_responder(self.model)
         self.max_transfer = float(max_transfer)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32)

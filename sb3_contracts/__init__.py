@@ -19,6 +19,8 @@ ENV_IDS = {
     "ContractBinaryTree-v0": "sb3_contracts.wrappers:make_binary_tree_principal_env",
     "ContractBinaryTreeAgent-v0": "sb3_contracts.wrappers:make_binary_tree_agent_env",
     "ContractCoinGame-v0": "sb3_contracts.multiagent.contract_coin_game:ContractCoinGameEnv",
+    "PollutionControl-v0": "sb3_contracts.envs.pollution:PollutionControlEnv",
+    "PollutionControlPrincipal-v0": "sb3_contracts.envs.pollution:PollutionControlPrincipalEnv",
 }
 for _env_id, _entry_point in ENV_IDS.items():
     if _env_id not in gymnasium.registry:
@@ -40,6 +42,7 @@ _EXPORTS = {
     "minimal_contract": "sb3_contracts.contracts",
     "minimal_contracts": "sb3_contracts.contracts",
     "minimal_contracts_torch": "sb3_contracts.contracts",
+    "minimal_transfers": "sb3_contracts.incentives",
     "nudge_margin": "sb3_contracts.contracts",
     "solve_spe": "sb3_contracts.solvers",
     "value_iteration": "sb3_contracts.solvers",

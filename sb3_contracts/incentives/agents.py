@@ -54,6 +54,7 @@ class TabularAgent(ABC):
     def observe(self, h: int, states: np.ndarray, actions: np.ndarray, own_rewards: np.ndarray,
                 next_states: np.ndarray) -> None:
         """Learn from one step of every run (own reward, without the transfer). Default: nothing to learn."""
+        return None
 
     @abstractmethod
     def policy(self) -> np.ndarray:

@@ -57,9 +57,11 @@ def summarize(record: RunRecord, slope_start: int = 1_000) -> dict[str, float]:
         "principal_net_per_episode_final": float(record.principal_net[-tail:].mean()),
         "estimation_episodes": int(record.estimating.sum()),
     }
-    if len(record.welfare) > slope_start and np.all(regret.mean(axis=1)[slope_start - 1:] > 0):
-        summary["welfare_regret_slope"] = loglog_slope(regret.mean(axis=1), slope_start)
-        summary["agent_regret_slope"] = loglog_slope(np.cumsum(record.agent_regret.mean(axis=1)), slope_start)
+    curves = {"welfare_regret_slope": regret.mean(axis=1),
+              "agent_regret_slope": np.cumsum(record.agent_regret.mean(axis=1))}
+    for name, curve in curves.items():
+        if len(curve) > slope_start and np.all(curve[slope_start - 1:] > 0):
+            summary[name] = loglog_slope(curve, slope_start)
     return summary
 
 

@@ -43,7 +43,7 @@ def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") 
     labels = [("episode", "welfare / W*"), ("episode", "welfare regret R_W(t)"), ("episode", "agent regret"),
               ("episode", "cumulative transfers"), ("episode", "principal's net reward"),
               ("step h (last 10% of episodes)", "mean stock")]
-    for ax, (x, y) in zip(axes.flat, labels):
+    for ax, (x, y) in zip(axes.flat, labels, strict=True):
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.grid(alpha=0.3)

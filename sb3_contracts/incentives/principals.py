@@ -43,6 +43,7 @@ class Principal(ABC):
         :param actions: ``[N, H]`` the agent's actions (observed).
         :param rewards: ``[N, H]`` the principal's own rewards ``r^P`` (before transfers).
         """
+        return None
 
 
 class FixedSchedule(Principal):
