@@ -115,8 +115,8 @@ def bandit_model(setup: BanditSetup) -> ExternalityMDP:
                           np.asarray(setup.theta)[None, None], np.ones(1))
 
 
-#: Our mechanism's settings on the bandit: incentives lie in [0, 1]; a margin of 0.01.
-BANDIT_CONFIG = TwoPhaseConfig(margin=0.01, max_transfer=1.0, min_step_episodes=1, principal_bonus=0.5)
+#: Our mechanism's settings on the bandit: incentives lie in [0, 1]; the margin, paid every round, is 0.001.
+BANDIT_CONFIG = TwoPhaseConfig(margin=0.001, max_transfer=1.0, min_step_episodes=1, principal_bonus=0.5)
 
 
 def run_two_phase(setup: BanditSetup = BanditSetup(), config: TwoPhaseConfig = BANDIT_CONFIG) -> np.ndarray:

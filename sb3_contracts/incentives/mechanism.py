@@ -65,7 +65,9 @@ class TwoPhaseConfig:
         uniformly); 0 without targets.
     :param principal_bonus: optimism of the principal's learner (unknown model only), per unit of its reward range.
     :param ratchet: in Phase 2 (known targets), raise an estimate by ``η`` whenever the agent refuses its
-        target on more than ``δ`` of ``m`` visits (see ``TwoPhaseMechanism._ratchet``).
+        target on more than ``δ`` of ``max(m, ratchet_visits)`` visits (see ``TwoPhaseMechanism._ratchet``).
+    :param ratchet_visits: the fewest visits the ratchet judges on (a learner's own exploration must not
+        look like a refusal).
     """
 
     margin: float = 0.1
@@ -82,6 +84,7 @@ class TwoPhaseConfig:
     explore_targets: float = 0.75
     principal_bonus: float = 0.05
     ratchet: bool = True
+    ratchet_visits: int = 30
 
     def __post_init__(self) -> None:
         check_margin(self.margin)
@@ -95,6 +98,7 @@ class TwoPhaseConfig:
             raise ValueError(f"max_transfer ({self.max_transfer}) must exceed the margin ({self.margin})")
         check_int("min_visits", self.min_visits, 1)
         check_int("min_step_episodes", self.min_step_episodes, 1)
+        check_int("ratchet_visits", self.ratchet_visits, 1)
         if self.search_steps is not None:
             check_int("search_steps", self.search_steps, 1)
         if self.order not in ("forward", "backward"):
@@ -249,7 +253,7 @@ class TwoPhaseMechanism(Principal):
 
     def _ratchet(self, states: np.ndarray, actions: np.ndarray) -> None:
         """
-        Phase 2 follow-up (known targets): every ``m`` visits to a paid ``(h, s)``, if the agent played its target
+        Phase 2 follow-up (known targets): every ``max(m, ratchet_visits)`` visits to a paid ``(h, s)``, if the agent played its target
         on fewer than ``1 − δ`` of them, raise the estimate there by ``η``. Phase 1 saw a learner whose values
         were still moving (an optimistic learner may accept too little while it still overrates the target);
         behaviour alone corrects that, upward only.
@@ -258,7 +262,7 @@ class TwoPhaseMechanism(Principal):
         runs = self._runs[:, None]
         self._check_visits[runs, steps, states] += 1
         self._check_plays[runs, steps, states] += actions == self.targets[steps, states]
-        due = self._check_visits >= self.visits_needed
+        due = self._check_visits >= max(self.visits_needed, self.config.ratchet_visits)
         if not due.any():
             return
         paid = np.take_along_axis(self.accepted, self.targets[None, :, :, None], axis=-1)[..., 0]
