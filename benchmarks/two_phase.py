@@ -5,8 +5,10 @@ agent (UCB-H) under the two-phase mechanism, scored exactly; Phase 1 alone again
 best-responding agent (its estimates against ``τ*``); the coarse flat subsidy under linear and quadratic
 damage; optionally the SB3 DQN agent. Prints one JSON line last with ``welfare_regret_slope`` (log–log,
 episodes 10³–10⁵), ``final_welfare_ratio`` (last 10% of episodes, over ``W*``), ``no_incentive_welfare_ratio``
-(the firm's own best response, exact), ``transfer_error_max`` (in units of the margin, over the targets
-Phase 1 finished on the welfare-optimal path) and ``wall_s`` (the 100,000 × 5 run). Targets (issue 14):
+(the firm's own best response, exact), ``transfer_error_max`` (in units of the margin, over the targets on
+the welfare-optimal path that Phase 1 finished, with one visit per decision, as an exact responder allows;
+``phase1_finished_share`` says how many finished; ``default_m`` repeats it with the learners' batches) and
+``wall_s`` (the 100,000 × 5 run, outputs included when ``--out`` is given). Targets (issue 14):
 slope ≤ 0.7, final ratio ≥ 0.97, no-incentive ratio ≤ 0.90, transfer error ≤ 1, wall ≤ 120 s.
 
     python benchmarks/two_phase.py --seed 0 [--out runs/two_phase] [--dqn-steps 200000]
@@ -27,18 +29,19 @@ from sb3_contracts.incentives.agents import ExactAgent
 from sb3_contracts.incentives.designs import best_flat_subsidy, best_stock_subsidy
 from sb3_contracts.incentives.exact import best_response, welfare, welfare_optimum
 from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
-from sb3_contracts.incentives.mechanism import TwoPhaseMechanism
+from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
 from sb3_contracts.incentives.simulate import run_game
 from sb3_contracts.incentives.transfers import minimal_transfers
 
 
-def phase1_against_exact(config: PollutionConfig, settings: ExperimentSettings, seed: int) -> dict[str, float]:
+def phase1_against_exact(config: PollutionConfig, settings: ExperimentSettings, seed: int,
+                         mechanism_config: TwoPhaseConfig) -> dict[str, float]:
     """Phase 1 alone with the exactly best-responding agent: its estimates against ``τ*`` on π^W's path."""
     model = pollution_model(config)
     targets = welfare_optimum(model).policy
     n = settings.n_runs
-    mechanism = TwoPhaseMechanism(model.shape, n, settings.episodes, targets, settings.mechanism, seed=seed)
-    episodes = model.horizon * settings.mechanism.episodes_per_step(settings.episodes)
+    mechanism = TwoPhaseMechanism(model.shape, n, settings.episodes, targets, mechanism_config, seed=seed)
+    episodes = model.horizon * mechanism_config.episodes_per_step(settings.episodes)
     run_game(model, ExactAgent(model, n, seed), mechanism, episodes, seed=seed)
     exact = np.take_along_axis(minimal_transfers(model.transitions, model.agent_reward, targets),
                                targets[..., None], -1)[..., 0]
@@ -99,7 +102,10 @@ def main() -> None:
         "agent_regret_slope": summary.get("agent_regret_slope"),
         "welfare_regret": summary["welfare_regret"],
         "estimation_episodes": summary["estimation_episodes"],
-        **phase1_against_exact(world, settings, seed=5 * args.seed),
+        # An exact responder is deterministic: one visit decides (m = 1); the default m is for learners.
+        **phase1_against_exact(world, settings, 5 * args.seed, replace(settings.mechanism, visit_scale=0.0)),
+        "default_m": {key: value for key, value in phase1_against_exact(
+            world, settings, 5 * args.seed, settings.mechanism).items() if key.startswith(("phase1", "transfer"))},
         "linear": coarse(world),
         "quadratic": coarse(replace(world, damage="quadratic", damage_coef=0.04)),
         "wall_s": wall,

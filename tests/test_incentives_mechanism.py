@@ -101,3 +101,11 @@ def test_cli_two_phase_writes_metrics_plots_and_tensorboard(tmp_path, capsys):
     assert (out / "two_phase.png").exists() and any((out / "tb").iterdir())
     with pytest.raises(SystemExit, match="episodes"):
         main(["two-phase", "--episodes", "1", "--out", str(out)])
+
+
+def test_dqn_firm_trains_on_the_agent_view_and_is_scored_exactly():
+    pytest.importorskip("stable_baselines3")
+    from sb3_contracts.incentives.sb3_agents import train_dqn_firm
+
+    ratio = train_dqn_firm(SMALL, None, 1_200, seed=0)
+    assert 0 < ratio <= 1 + 1e-9  # an exact score of a real policy: never above the optimum

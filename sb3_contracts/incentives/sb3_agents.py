@@ -52,8 +52,19 @@ def train_dqn_firm(config: PollutionConfig, transfers: np.ndarray | None, steps:
     return float(welfare(world, policy) / welfare_optimum(world).value)
 
 
-def dqn_welfare_ratios(config: PollutionConfig, steps: int, seed: int = 0) -> dict[str, float]:
-    """The DQN firm's welfare ratio without incentives and under the oracle ``τ* + 0.1``."""
+def dqn_welfare_ratios(config: PollutionConfig, steps: int, seed: int = 0,
+                       margins: tuple[float, ...] = (0.1, 1.0)) -> dict[str, float]:
+    """
+    The DQN firm's welfare ratio without incentives and under the oracle ``τ* + η`` for each margin ``η``
+    (a function approximator needs a margin above its error, as the first system's nudge).
+
+    :param config: the world.
+    :param steps: environment steps of training per firm.
+    :param seed: seed.
+    :param margins: the margins ``η`` to try.
+    """
     model = pollution_model(config)
-    return {"none": train_dqn_firm(config, None, steps, seed),
-            "oracle": train_dqn_firm(config, oracle_transfers(model, 0.1), steps, seed), "steps": steps}
+    ratios = {"none": train_dqn_firm(config, None, steps, seed), "steps": steps}
+    for margin in margins:
+        ratios[f"oracle_margin_{margin:g}"] = train_dqn_firm(config, oracle_transfers(model, margin), steps, seed)
+    return ratios
