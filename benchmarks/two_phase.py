@@ -2,8 +2,8 @@
 
 Five independent runs (seeds ``5S .. 5S + 4``, vectorised) of 100,000 episodes with the optimistic Q-learning
 agent (UCB-H) under the two-phase mechanism, scored exactly; Phase 1 alone against the exactly
-best-responding agent (its estimates against ``τ*``); the coarse flat subsidy under linear and quadratic
-damage; optionally the SB3 DQN agent. Prints one JSON line last with ``welfare_regret_slope`` (log–log,
+best-responding agent (its estimates against ``τ*``); the coarse subsidies (flat, stock-dependent,
+step-dependent) under linear and quadratic damage; optionally the SB3 DQN agent. Prints one JSON line last with ``welfare_regret_slope`` (log–log,
 episodes 10³–10⁵), ``final_welfare_ratio`` (last 10% of episodes, over ``W*``), ``no_incentive_welfare_ratio``
 (the firm's own best response, exact), ``transfer_error_max`` (in units of the margin, over the targets on
 the welfare-optimal path that Phase 1 finished, with one visit per decision, as an exact responder allows;
@@ -26,7 +26,7 @@ import torch
 from sb3_contracts.envs.pollution import PollutionConfig, pollution_model
 
 from sb3_contracts.incentives.agents import ExactAgent
-from sb3_contracts.incentives.designs import best_flat_subsidy, best_stock_subsidy
+from sb3_contracts.incentives.designs import best_flat_subsidy, best_stock_subsidy, best_time_subsidy
 from sb3_contracts.incentives.exact import best_response, welfare, welfare_optimum
 from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
@@ -71,8 +71,9 @@ def coarse(config: PollutionConfig) -> dict[str, float]:
     abatement = config.max_emission - np.arange(config.n_actions)
     flat = best_flat_subsidy(model, abatement)
     stock = best_stock_subsidy(model, abatement, np.arange(config.n_states))
+    step = best_time_subsidy(model, abatement)
     return {"flat_gap_closed": flat.gap_closed, "flat_rate": flat.parameters["rate"],
-            "stock_gap_closed": stock.gap_closed}
+            "stock_gap_closed": stock.gap_closed, "step_gap_closed": step.gap_closed}
 
 
 def main() -> None:

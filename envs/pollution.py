@@ -116,6 +116,19 @@ def damage(config: PollutionConfig) -> np.ndarray:
     return config.damage_coef / 2 * stock**2
 
 
+def linear_marginal_damage(config: PollutionConfig) -> np.ndarray:
+    """
+    ``[H]``: the expected damage of one more unit emitted at step ``h`` under linear damage, ``c Σ_{k < H − h}
+    (1 − δ)^k`` (the stock it adds decays and is damaged at every step left), ignoring the grid's cap: the
+    Pigouvian rate of the finite horizon. (Under quadratic damage it depends on the stock.)
+    """
+    if config.damage != "linear":
+        raise ValueError("the marginal damage is stock-independent under linear damage only")
+    steps_left = config.horizon - np.arange(config.horizon)
+    return config.damage_coef * (1 - (1 - config.decay) ** steps_left) / config.decay if config.decay > 0 else \
+        config.damage_coef * steps_left.astype(np.float64)
+
+
 def stock_transitions(config: PollutionConfig, total_emission: np.ndarray) -> np.ndarray:
     """
     The stock's next-state distribution for each current stock and total emission.

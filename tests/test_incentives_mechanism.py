@@ -109,3 +109,13 @@ def test_dqn_firm_trains_on_the_agent_view_and_is_scored_exactly():
 
     ratio = train_dqn_firm(SMALL, None, 1_200, seed=0)
     assert 0 < ratio <= 1 + 1e-9  # an exact score of a real policy: never above the optimum
+
+
+def test_the_finite_horizon_pigouvian_subsidy_closes_the_whole_gap_under_linear_damage():
+    from sb3_contracts.envs.pollution import linear_marginal_damage
+
+    from sb3_contracts.incentives.designs import time_subsidy
+
+    model = pollution_model(SMALL)
+    result = time_subsidy(model, SMALL.max_emission - np.arange(SMALL.n_actions), linear_marginal_damage(SMALL))
+    assert result.gap_closed == pytest.approx(1.0)

@@ -43,18 +43,22 @@ def abatement_subsidy(model: ExternalityMDP, abatement: np.ndarray, rates: np.nd
 
     :param model: the world.
     :param abatement: ``[A]`` units abated under each action (non-negative).
-    :param rates: ``[..., S]`` subsidy per unit in each state (non-negative), or ``[...]`` for a flat rate.
+    :param rates: ``[..., S]`` subsidy per unit in each state (non-negative), ``[..., H, S]`` per step and
+        state, or ``[...]`` for a flat rate.
     """
     abatement = np.asarray(abatement, dtype=np.float64)
     if abatement.shape != (model.n_actions,) or np.any(abatement < 0):
         raise ValueError(f"abatement must be [A] = ({model.n_actions},) non-negative units, got {abatement}")
     rates = np.asarray(rates, dtype=np.float64)
-    if rates.ndim == 0 or rates.shape[-1] != model.n_states:
-        rates = rates[..., None] * np.ones(model.n_states)
     if np.any(rates < 0):
         raise ValueError("subsidy rates must be non-negative")
-    per_state = rates[..., None, :, None] * abatement
-    return np.broadcast_to(per_state, (*rates.shape[:-1], *model.shape)).copy()
+    if rates.ndim >= 2 and rates.shape[-2:] == model.shape[:2]:
+        per_step = rates
+    elif rates.ndim >= 1 and rates.shape[-1] == model.n_states:
+        per_step = np.broadcast_to(rates[..., None, :], (*rates.shape[:-1], *model.shape[:2]))
+    else:
+        per_step = np.broadcast_to(rates[..., None, None], (*rates.shape, *model.shape[:2]))
+    return (per_step[..., None] * abatement).copy()
 
 
 def _score(model: ExternalityMDP, transfers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +89,47 @@ def best_flat_subsidy(model: ExternalityMDP, abatement: np.ndarray, rates: np.nd
     values, payments = _score(model, transfers)
     i = int(np.argmax(values))
     return _result(model, "flat subsidy", {"rate": float(rates[i])}, transfers[i], values[i], payments[i])
+
+
+def time_subsidy(model: ExternalityMDP, abatement: np.ndarray, rates: np.ndarray) -> DesignResult:
+    """
+    A per-unit subsidy that depends on the step only (``rates`` ``[H]``), e.g. the Pigouvian rate of a
+    finite horizon: an emission's expected damage over the steps left.
+
+    :param model: the world.
+    :param abatement: ``[A]`` units abated under each action.
+    :param rates: ``[H]`` subsidy per unit at each step.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    if rates.shape != (model.horizon,):
+        raise ValueError(f"rates must have shape [H] = ({model.horizon},), got {rates.shape}")
+    transfers = abatement_subsidy(model, abatement, np.broadcast_to(rates[:, None], model.shape[:2]))
+    values, payments = _score(model, transfers)
+    return _result(model, "step-dependent subsidy", {f"rate_{h}": float(r) for h, r in enumerate(rates)},
+                   transfers, float(values), float(payments))
+
+
+def best_time_subsidy(model: ExternalityMDP, abatement: np.ndarray, grid: np.ndarray | None = None,
+                      sweeps: int = 3) -> DesignResult:
+    """
+    The step-dependent subsidy (``[H]`` rates, flat in the stock) with the highest welfare, by coordinate
+    ascent over the steps on a grid of rates (from the best flat rate).
+
+    :param model: the world.
+    :param abatement: ``[A]`` units abated under each action.
+    :param grid: candidate rates for each step (default ``0, 0.02, …, 4``).
+    :param sweeps: passes over the steps.
+    """
+    grid = np.linspace(0, 4, 201) if grid is None else np.asarray(grid, dtype=np.float64)
+    rates = np.full(model.horizon, best_flat_subsidy(model, abatement, grid).parameters["rate"])
+    for _ in range(sweeps):
+        for h in range(model.horizon):
+            candidates = np.repeat(rates[None], len(grid), axis=0)
+            candidates[:, h] = grid
+            transfers = abatement_subsidy(model, abatement, np.broadcast_to(candidates[:, :, None],
+                                                                            (len(grid), *model.shape[:2])))
+            rates[h] = grid[int(np.argmax(_score(model, transfers)[0]))]
+    return time_subsidy(model, abatement, rates)
 
 
 def best_stock_subsidy(model: ExternalityMDP, abatement: np.ndarray, stock: np.ndarray,

@@ -253,10 +253,10 @@ class TwoPhaseMechanism(Principal):
 
     def _ratchet(self, states: np.ndarray, actions: np.ndarray) -> None:
         """
-        Phase 2 follow-up (known targets): every ``max(m, ratchet_visits)`` visits to a paid ``(h, s)``, if the agent played its target
-        on fewer than ``1 − δ`` of them, raise the estimate there by ``η``. Phase 1 saw a learner whose values
-        were still moving (an optimistic learner may accept too little while it still overrates the target);
-        behaviour alone corrects that, upward only.
+        Phase 2 follow-up (known targets): every ``max(m, ratchet_visits)`` visits to a paid ``(h, s)``, if the
+        agent played its target on fewer than ``1 − δ`` of them, raise the estimate there by ``η``. Phase 1 saw a
+        learner whose values were still moving (an optimistic learner may accept too little while it still
+        overrates the target); behaviour alone corrects that, upward only.
         """
         steps = np.arange(self.shape[0])
         runs = self._runs[:, None]
