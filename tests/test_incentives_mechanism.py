@@ -116,6 +116,7 @@ def test_the_finite_horizon_pigouvian_subsidy_closes_the_whole_gap_under_linear_
 
     from sb3_contracts.incentives.designs import time_subsidy
 
-    model = pollution_model(SMALL)
-    result = time_subsidy(model, SMALL.max_emission - np.arange(SMALL.n_actions), linear_marginal_damage(SMALL))
+    world = PollutionConfig(horizon=3, initial_max_stock=4)  # the stock never reaches the grid's cap
+    model = pollution_model(world)
+    result = time_subsidy(model, world.max_emission - np.arange(world.n_actions), linear_marginal_damage(world))
     assert result.gap_closed == pytest.approx(1.0)
