@@ -4,7 +4,8 @@ Five independent runs (seeds ``5S .. 5S + 4``, vectorised) of 100,000 episodes w
 agent (UCB-H) under the two-phase mechanism, scored exactly; Phase 1 alone against the exactly
 best-responding agent (its estimates against ``τ*``); the coarse subsidies (flat, stock-dependent,
 step-dependent) under linear and quadratic damage; optionally the SB3 DQN agent. Prints one JSON line last
-with ``welfare_regret_slope`` (log–log, episodes 10³–10⁵), ``final_welfare_ratio`` (last 10% of episodes, over ``W*``), ``no_incentive_welfare_ratio``
+with ``welfare_regret_slope`` (log–log, episodes 10³–10⁵), ``final_welfare_ratio`` (last 10% of episodes,
+over ``W*``), ``no_incentive_welfare_ratio``
 (the firm's own best response, exact), ``transfer_error_max`` (in units of the margin, over the targets on
 the welfare-optimal path that Phase 1 finished, with one visit per decision, as an exact responder allows;
 ``phase1_finished_share`` says how many finished; ``default_m`` repeats it with the learners' batches) and
