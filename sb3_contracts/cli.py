@@ -143,7 +143,8 @@ def cmd_two_phase(args: argparse.Namespace) -> int:
     from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
 
     th.set_num_threads(1)
-    world = PollutionConfig(damage=args.damage, damage_coef=args.damage_coef)
+    world = PollutionConfig(damage=args.damage, damage_coef=args.damage_coef, n_firms=args.n_firms,
+                            max_stock=args.max_stock)
     settings = ExperimentSettings(world=world, agent=args.agent, principals=tuple(args.principals),
                                   episodes=args.episodes, n_runs=args.runs, seed=args.seed)
     _, metrics = run_experiment(settings, out=args.out, log=print)
@@ -230,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="two_phase, none, oracle, flat_subsidy (default: the first three)")
     two.add_argument("--damage", choices=("linear", "quadratic"), default="linear", help="damage (default linear)")
     two.add_argument("--damage-coef", type=float, default=0.4, help="c or s (default 0.4, for linear damage)")
+    two.add_argument("--n-firms", type=int, default=1, help="firms sharing the stock; the others unregulated")
+    two.add_argument("--max-stock", type=int, default=20, help="stock grid 0..K (default 20; 40 for two firms)")
     two.add_argument("--bandit", action="store_true", help="also the one-state bandit reproduction (bandit.png)")
     two.add_argument("--out", default="runs/two_phase", help="output folder (default runs/two_phase)")
     two.set_defaults(func=cmd_two_phase)

@@ -120,3 +120,15 @@ def test_the_finite_horizon_pigouvian_subsidy_closes_the_whole_gap_under_linear_
     model = pollution_model(world)
     result = time_subsidy(model, world.max_emission - np.arange(world.n_actions), linear_marginal_damage(world))
     assert result.gap_closed == pytest.approx(1.0)
+
+
+def test_two_firms_one_regulated_the_mechanism_runs_and_steers():
+    from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
+
+    world = PollutionConfig(horizon=4, max_stock=26, initial_max_stock=4, n_firms=2)
+    settings = ExperimentSettings(world=world, agent="exact", principals=("two_phase", "none"), episodes=1500,
+                                  n_runs=2, mechanism=TwoPhaseConfig(visit_scale=0.0, min_step_episodes=300))
+    _, metrics = run_experiment(settings)
+    summaries = metrics["summaries"]
+    assert summaries["none"]["final_welfare_ratio"] < 0.99
+    assert summaries["two_phase"]["final_welfare_ratio"] > summaries["none"]["final_welfare_ratio"]

@@ -65,6 +65,17 @@ class ExperimentSettings:
             raise ValueError(f"principals must be a non-empty subset of {PRINCIPALS}, got {self.principals}")
 
 
+def world_model(world: PollutionConfig) -> ExternalityMDP:
+    """
+    The regulated firm's problem. With several firms, the others are unregulated and emit as they like
+    (the most, ``E``: their own best response whatever the stock), as in Dockner & Long's international
+    setting where a country can pay only its own firm.
+    """
+    if world.n_firms == 1:
+        return pollution_model(world)
+    return pollution_model(world, np.full((world.horizon, world.n_states), world.max_emission))
+
+
 def make_principal(name: str, model: ExternalityMDP, settings: ExperimentSettings) -> Principal:
     """Build one of :data:`PRINCIPALS` for the model."""
     n = settings.n_runs
@@ -89,7 +100,7 @@ def run_experiment(settings: ExperimentSettings, out: str | Path | None = None,
     :param log: a callable taking one line of progress (e.g. ``print``), or ``None``.
     :return: the records per principal and the metrics (summaries per principal, settings, wall times).
     """
-    model = pollution_model(settings.world)
+    model = world_model(settings.world)
     options = AGENT_OPTIONS.get(settings.agent, {}) if settings.agent_options is None else settings.agent_options
     records, summaries = {}, {}
     for name in settings.principals:
