@@ -33,7 +33,7 @@ chosen so that a firm left alone pollutes heavily: see the README for the measur
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
@@ -383,8 +383,3 @@ def _config(config: PollutionConfig | None, kwargs: dict[str, Any]) -> Pollution
     if not isinstance(config, PollutionConfig):
         raise TypeError(f"config must be a PollutionConfig, got {type(config).__name__}")
     return replace(config, **kwargs) if kwargs else config
-
-
-def config_dict(config: PollutionConfig) -> dict[str, Any]:
-    """The configuration as a plain dict (for metrics files)."""
-    return asdict(config)

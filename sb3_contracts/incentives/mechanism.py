@@ -162,6 +162,8 @@ class TwoPhaseMechanism(Principal):
         self.ratchets = np.zeros((self.n_runs, horizon, n_states), dtype=np.int64)
         self._runs = np.arange(self.n_runs)
         self._steer: np.ndarray | None = None
+        self._last_targets = np.zeros((self.n_runs, horizon, n_states), dtype=np.int64)
+        self._last_offer = np.zeros((self.n_runs, *self.shape))
         self.learner = None if self.targets is not None else _NetRewardLearner(self.shape, self.n_runs,
                                                                                self.config.principal_bonus)
 
