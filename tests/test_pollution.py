@@ -103,3 +103,17 @@ def test_principal_view_embedded_firm_answers_minimal_offers():
     assert info["emission"] == 2 and reward == pytest.approx(info["welfare"] - info["firm_reward"])
     with pytest.raises(ValueError, match="non-negative"):
         env.step(-np.ones(DEFAULTS.n_actions, np.float32))
+
+
+def test_the_pollution_world_imports_without_torch_and_its_ids_register_on_import(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium\n"
+            "import sb3_contracts.envs.pollution\n"
+            "assert not [m for m in ('torch', 'stable_baselines3') if m in sys.modules]\n"
+            "import sb3_contracts\n"
+            "assert {'PollutionControl-v0', 'PollutionControlPrincipal-v0'} <= set(gymnasium.registry)\n"
+            "assert 'torch' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
