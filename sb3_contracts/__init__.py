@@ -26,6 +26,8 @@ ENV_IDS: dict[str, tuple[str, dict]] = {
     "ContractCoinGame7x7-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", _COIN_7x7),
     "ContractCoinGameAgents-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv", _COIN_3x3),
     "ContractCoinGameAgents7x7-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv", _COIN_7x7),
+    "PollutionControl-v0": ("sb3_contracts.envs.pollution:PollutionControlEnv", {}),
+    "PollutionControlPrincipal-v0": ("sb3_contracts.envs.pollution:PollutionControlPrincipalEnv", {}),
 }
 for _env_id, (_entry_point, _kwargs) in ENV_IDS.items():
     if _env_id not in gymnasium.registry:
@@ -55,6 +57,7 @@ _EXPORTS = {
     "minimal_contract": "sb3_contracts.contracts",
     "minimal_contracts": "sb3_contracts.contracts",
     "minimal_contracts_torch": "sb3_contracts.contracts",
+    "minimal_transfers": "sb3_contracts.incentives",
     "nudge_margin": "sb3_contracts.contracts",
     "solve_spe": "sb3_contracts.solvers",
     "value_iteration": "sb3_contracts.solvers",

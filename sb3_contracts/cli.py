@@ -9,6 +9,8 @@ Subcommands:
 * ``tree``: train ContractDQN on a random binary tree (the tuned presets) and score it against the SPE.
 * ``coin``: the Coin Game experiment end to end (principal, validation with fresh DQN/PPO agents, SPE/IC
   best responses, baselines), one TensorBoard run per phase under ``<out>/tb`` and ``<out>/metrics.json``.
+* ``two-phase``: the second system on the pollution world (two-phase mechanism, baselines, optional bandit
+  reproduction): ``<out>/metrics.json``, TensorBoard runs under ``<out>/tb`` and PNG plots.
 * ``plot``: the Figure 2 panels (PNG) from one or more ``coin`` experiment folders.
 """
 
@@ -140,6 +142,34 @@ def cmd_coin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_two_phase(args: argparse.Namespace) -> int:
+    import torch as th
+
+    from sb3_contracts.envs.pollution import PollutionConfig
+    from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
+
+    th.set_num_threads(1)
+    world = PollutionConfig(damage=args.damage, damage_coef=args.damage_coef, n_firms=args.n_firms,
+                            max_stock=args.max_stock)
+    settings = ExperimentSettings(world=world, agent=args.agent, principals=tuple(args.principals),
+                                  episodes=args.episodes, n_runs=args.runs, seed=args.seed)
+    _, metrics = run_experiment(settings, out=args.out, log=print)
+    if args.bandit:
+        from sb3_contracts.incentives.bandit import run_ipa, run_two_phase
+        from sb3_contracts.incentives.plots import plot_bandit
+
+        curves = {"two-phase (ours)": run_two_phase(), "Scheid et al. (IPA)": run_ipa()}
+        metrics["bandit_final_regret"] = {name: float(curve[-1].mean()) for name, curve in curves.items()}
+        print(plot_bandit(curves, f"{args.out}/bandit.png"))
+        with open(f"{args.out}/metrics.json", "w") as handle:
+            json.dump(metrics, handle, indent=2, default=float)
+    print(f"metrics: {args.out}/metrics.json, plot: {args.out}/two_phase.png, TensorBoard: tensorboard --logdir "
+          f"{args.out}/tb")
+    print(json.dumps({name: {key: summary.get(key) for key in ("final_welfare_ratio", "welfare_regret_slope")}
+                      for name, summary in metrics["summaries"].items()}))
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -215,6 +245,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "dqn.yml, ppo.yml (the agents); default: the settings those files are generated from")
     coin.add_argument("--no-progress", action="store_true", help="no progress bars")
     coin.set_defaults(func=cmd_coin)
+
+    two = commands.add_parser("two-phase", help="incentives for a learning firm in the pollution world")
+    two.add_argument("--episodes", type=int, default=100_000, help="episodes per run (default 100,000)")
+    two.add_argument("--runs", type=int, default=5, help="independent runs, vectorised (default 5)")
+    two.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    two.add_argument("--agent", choices=("optimistic_q", "epsilon_greedy_q", "exact"), default="optimistic_q",
+                     help="the learning firm (default optimistic_q, UCB-H)")
+    two.add_argument("--principals", nargs="+", default=["two_phase", "none", "oracle"],
+                     help="two_phase, none, oracle, flat_subsidy (default: the first three)")
+    two.add_argument("--damage", choices=("linear", "quadratic"), default="linear", help="damage (default linear)")
+    two.add_argument("--damage-coef", type=float, default=0.4, help="c or s (default 0.4, for linear damage)")
+    two.add_argument("--n-firms", type=int, default=1, help="firms sharing the stock; the others unregulated")
+    two.add_argument("--max-stock", type=int, default=20, help="stock grid 0..K (default 20; 40 for two firms)")
+    two.add_argument("--bandit", action="store_true", help="also the one-state bandit reproduction (bandit.png)")
+    two.add_argument("--out", default="runs/two_phase", help="output folder (default runs/two_phase)")
+    two.set_defaults(func=cmd_two_phase)
 
     plot = commands.add_parser("plot", help="draw the Figure 2 panels from coin experiment folders")
     plot.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files); several are averaged")
