@@ -13,9 +13,10 @@ Measured variants, per preset (3x3/20 steps and 7x7/50 steps):
   observations (copied out of the buffer), rewards, terminations, truncations and infos.
 
 ``--contested`` picks who collects a coin several players reach (``"all"``, the default, or one
-``"random"`` winner, which costs a table lookup per step and a draw on the steps where some game's coin
-is contested; with these uniformly random actions that is every step at 4096 games on 3x3 and about half
-of them on 7x7, but only about one step in 100 for a single 3x3 game and almost never for a single 7x7 one).
+``"random"`` winner, which costs one more gathered row and a check per step, and a draw for the contested
+games on the steps where some game's coin is contested; with these uniformly random actions that is every
+step at 4096 games on 3x3 and about half of them on 7x7, but only about one step in 100 for a single 3x3
+game and almost never for a single 7x7 one).
 
 Each figure is the best of ``--repeats`` runs of about ``--seconds`` each (the best run is the one
 least disturbed by other processes). The last line of output is one JSON object.

@@ -380,15 +380,15 @@ def test_invariants_against_reference_model(seed, grid_size, n_agents, rule, con
         # greedy-selfish moves put several players on the coin often: contests to resolve
         actions = greedy_selfish_policy(core, rng) if toward_coin else rng.integers(0, 4, (n, n_agents))
         on_coin = move_table(grid_size)[core.positions * 4 + actions] == coin[:, None]
-        # the reference winner: the pinned draw, u_g for every game when any game's coin is contested
-        u = copy.deepcopy(core.rng).random(n) if contested == "random" and (on_coin.sum(axis=1) > 1).any() else None
+        # the reference winners: the pinned draw, one uniform number per contested game, in game order
+        contests = iter(copy.deepcopy(core.rng).random(np.sum(on_coin.sum(axis=1) > 1)))
         rewards, _ = core.step(actions)
         moves = np.array(MOVES)[actions]
         np.testing.assert_array_equal(yx(core), (before + moves) % grid_size)
         for g in range(n):  # the reference rule, game by game
             collectors = on_coin[g].copy()
-            if u is not None and collectors.sum() > 1:
-                winner = np.flatnonzero(collectors)[int(u[g] * collectors.sum())]
+            if collectors.sum() > 1 and contested == "random":
+                winner = np.flatnonzero(collectors)[int(next(contests) * collectors.sum())]
                 collectors[:] = np.arange(n_agents) == winner
             np.testing.assert_allclose(rewards[g], event_rewards(tuple(collectors), color[g], rule), rtol=1e-6)
             assert core.coin_color[g] == ((color[g] + 1) % n_agents if on_coin[g].any() else color[g])

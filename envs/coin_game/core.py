@@ -39,10 +39,12 @@ Mechanics (pinned)
 
   The rewards below then apply to the *collectors*: everyone on the coin under ``"all"``, the
   winner alone under ``"random"``. Reproducibility: the winners come from the batch's own
-  generator (:attr:`CoinGameBatch.rng`), as one ``rng.random(n_games)`` drawn only on steps where
-  at least one game's coin is contested, before the respawn's draw; game ``g``'s winner is the
-  ``floor(u_g * k_g)``-th (in player order) of its ``k_g`` players on the coin. ``"all"`` draws
-  nothing for it: its trajectories for a given seed are those of the game before the option existed.
+  generator (:attr:`CoinGameBatch.rng`), as one ``rng.random(m)`` for the ``m`` games whose coin
+  is contested in this step (in game order), drawn only if ``m > 0`` and before the respawn's
+  draw; a game's winner is the ``floor(u * k)``-th (in player order) of its ``k`` players on the
+  coin. ``"all"`` draws nothing for it: its trajectories for a given seed are those of the game
+  before the option existed. (Drawing for the contested games alone, rather than one number per
+  game, keeps large batches fast: few of their games are contested in a step.)
 - **Rewards** (``reward_rule``), for the collectors:
 
   - ``"parl"`` (the paper's rule): +1 to a player that collects a coin of its own colour, +0.2 to
@@ -218,14 +220,13 @@ def contest_tables(n_agents: int) -> tuple[np.ndarray, np.ndarray]:
     How ``contested="random"`` turns an event code into the code of its winner, in one gather.
 
     :param n_agents: number of players ``n``
-    :return: ``count [K]`` float, the number ``k`` of players on the coin when ``k >= 2`` (else 0, so
-        that ``floor(u * count)`` is 0 for an uncontested coin), and ``resolve [K * n]`` int, where
-        ``resolve[code * n + j]`` is ``code`` with only the ``j``-th (in player order) of its players
-        on the coin kept (``resolve[code * n] = code`` for an uncontested coin)
+    :return: ``count [K]`` int, the number ``k`` of players on the coin when ``k >= 2`` (else 0), and
+        ``resolve [K * n]`` int, where ``resolve[code * n + j]`` is ``code`` with only the ``j``-th (in
+        player order) of its players on the coin kept (``resolve[code * n] = code`` for an uncontested coin)
     """
     n = n_agents
     n_codes = n * 2**n
-    count = np.zeros(n_codes)
+    count = np.zeros(n_codes, dtype=np.intp)
     resolve = np.repeat(np.arange(n_codes, dtype=np.intp), n)
     for code in range(n_codes):
         mask = code % 2**n
@@ -433,17 +434,23 @@ class CoinGameBatch:
         self._move = move_table(self.grid_size)
         self._stats_table, self._side_table = event_tables(a, self.reward_rule)
         self._free_table = free_cell_table(self.grid_size, a)
-        # None under "all": that mode draws nothing and pays one attribute test per step
-        self._contest = contest_tables(a) if self.contested == "random" else None
+        self._resolve = None  # under "all": nothing is drawn or gathered for contests
+        if self.contested == "random":
+            count, self._resolve = contest_tables(a)
+            # a third side row, the size of a contested coin's crowd (0 if none), comes with the side gather
+            self._side_table = np.vstack([self._side_table, count])
+            self._side_table.flags.writeable = False
         self._pos = np.zeros((a, n), dtype=np.intp)
         self._coin = np.zeros(n, dtype=np.intp)
         self._t = np.zeros(n, dtype=np.intp)
         self._t_max = 0  # max of _t, tracked so that the done check needs no reduction
         self._stats = np.zeros((3 * a, n))  # rows: returns, picks, own-colour picks
-        # rows: picked (one per player), coin colour, collected. Colour and collected sit next to the
-        # picks so that one matmul gives the event code and one gather updates colour and collected.
-        self._event = np.zeros((a + 2, n), dtype=np.intp)
-        self._color = self._event[a]
+        # rows: picked (one per player), coin colour, collected (and, under "random", the number of
+        # players on a contested coin). Colour and collected sit next to the picks so that one matmul
+        # gives the event code and one gather updates colour and collected.
+        self._event = np.zeros((a + len(self._side_table), n), dtype=np.intp)
+        self._color, self._collected, *contest = self._event[a:]
+        self._contest_size = contest[0] if contest else None
         self._code_w = np.append(1 << np.arange(a), 1 << a).astype(np.intp)
         # scratch buffers reused by every step: no allocation in the hot path
         self._idx = np.empty((a, n), dtype=np.intp)
@@ -453,8 +460,6 @@ class CoinGameBatch:
         self._row = np.empty(n, dtype=np.intp)
         self._row_w = self.n_cells ** np.arange(1, a + 1, dtype=np.intp)
         self._slot = np.empty(n)
-        self._winner_slot = np.empty(n)
-        self._winner_index = np.empty(n, dtype=np.intp)
 
     @property
     def positions(self) -> np.ndarray:
@@ -620,31 +625,29 @@ class CoinGameBatch:
         self._move.take(self._idx, out=self._pos)
         np.equal(self._pos, self._coin, out=self._event[:a], casting="unsafe")
         np.matmul(self._code_w, self._event[: a + 1], out=self._code)
-        if self._contest is not None:
+        # next colour and collected (and the contest sizes) do not depend on who wins a contested coin
+        self._side_table.take(self._code, axis=1, out=self._event[a:])
+        if self._resolve is not None and np.count_nonzero(self._contest_size):
             self._draw_winners()
         self._stats_table.take(self._code, axis=1, out=self._events)
         self._stats += self._events
-        self._side_table.take(self._code, axis=1, out=self._event[a:])
         self._respawn()
         self._t += 1
         self._t_max += 1
         return self._events[:a].T.astype(np.float32, order="C"), self._t >= self.max_steps
 
     def _draw_winners(self) -> None:
-        # contested="random": replace each contested code by its winner's code (module docstring)
-        count, resolve, slot, index = *self._contest, self._winner_slot, self._winner_index
-        count.take(self._code, out=slot)
-        if not np.count_nonzero(slot):  # no contest in any game: draw nothing
-            return
-        self._rng.random(out=self._uniform)
-        slot *= self._uniform  # u * k in [0, k); 0 where uncontested
-        np.copyto(index, slot, casting="unsafe")  # floor(u * k), the winner's rank among the players on the coin
-        np.multiply(self._code, self.n_agents, out=self._code)  # start of the code's row in resolve
-        index += self._code
-        resolve.take(index, out=self._code)
+        # contested="random", some coin contested: replace those codes by their winners' (module docstring)
+        games = np.flatnonzero(self._contest_size)
+        rank = self._rng.random(len(games))
+        rank *= self._contest_size[games]  # u * k in [0, k)
+        row = self._code[games]
+        row *= self.n_agents  # start of the code's row in resolve
+        row += rank.astype(np.intp)  # + floor(u * k), the winner's rank among the players on the coin
+        self._code[games] = self._resolve.take(row)
 
     def _respawn(self) -> None:
-        collected = self._event[-1]
+        collected = self._collected
         if not np.count_nonzero(collected):  # most single-game steps collect nothing
             return
         self._rng.random(out=self._uniform)

@@ -19,17 +19,17 @@ players (moves come from per-grid lookup tables):
 
 Why ``greedy_own`` joins the owner under ``"parl"``/``"all"``: since all players on the coin collect
 it, greedy-selfish players *herd*: once they share a cell they chase the same coin and take most coins
-together, which is worth +1.2 per coin. A greedy-own variant that merely kept off others' coins earns
-+1 per coin at about the same speed and loses to the herd (measured on 3x3/20 steps: 13.3 vs 15.5
-welfare per episode; on 7x7/50: 14.1 vs 14.9). Joining the owner recovers the +0.2 without ever taking
-a coin from its owner, and greedy-own then earns more welfare than greedy-selfish under both rules
-(``evaluate_policy`` with 4096 games, seeds 0-2: 3x3 parl 15.76 vs 15.54, 7x7 parl 16.02 vs 14.89;
-lola 12.6 vs 0.0 on 3x3 and 13.8 vs 0.0 on 7x7, as every taken coin costs its owner 2). Under
-``contested="random"`` herding no longer pays (a shared coin is worth 0.6 under ``"parl"``): greedy-own,
-which then never joins, gets 12.63 (3x3) and 13.85 (7x7) under both rules (its owner collects every coin
-alone, +1 under either rule) while greedy-selfish falls to 8.16 and 8.90 under ``"parl"`` and stays near
-0 under ``"lola"`` (with two players a shared coin is worth 0 in expectation under both ``contested``
-modes). The README's Coin Game section has the whole table.
+together, which is worth +1.2 per coin. A greedy-own variant that merely kept off others' coins (greedy-own
+as it plays under ``"lola"``) earns +1 per coin at about the same speed and loses to the herd (on 3x3/20
+steps: 12.63 vs 15.54 welfare per episode; on 7x7/50: 13.85 vs 14.89). Joining the owner recovers the
++0.2 without ever taking a coin from its owner, and greedy-own then earns more welfare than
+greedy-selfish under both rules (``evaluate_policy`` with 4096 games, seeds 0-2: 3x3 parl 15.76 vs
+15.54, 7x7 parl 16.02 vs 14.89; lola 12.6 vs 0.0 on 3x3 and 13.8 vs 0.0 on 7x7, as every taken coin
+costs its owner 2). Under ``contested="random"`` herding no longer pays (a shared coin is worth 0.6
+under ``"parl"``): greedy-own, which then never joins, gets 12.63 (3x3) and 13.85 (7x7) under both
+rules (its owner collects every coin alone, +1 under either rule) while greedy-selfish falls to 8.16
+and 8.88 under ``"parl"`` and stays near 0 under ``"lola"`` (with two players a shared coin is worth 0
+in expectation under both ``contested`` modes). The README's Coin Game section has the whole table.
 """
 
 from __future__ import annotations

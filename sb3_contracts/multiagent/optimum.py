@@ -17,7 +17,7 @@ exceed it, and a learned cooperative baseline that falls short of it is undertra
     from sb3_contracts.multiagent.optimum import optimal_welfare
 
     optimal_welfare("3x3")   # 15.81 per episode under "parl" (greedy-selfish play: 15.54); "7x7": 16.66 (14.89)
-    optimal_welfare("3x3", contested="random")   # 13.90 (greedy-selfish play: 8.16); "7x7": 15.25 (8.90)
+    optimal_welfare("3x3", contested="random")   # 13.90 (greedy-selfish play: 8.16); "7x7": 15.25 (8.88)
 """
 
 from __future__ import annotations
