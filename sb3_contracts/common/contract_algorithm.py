@@ -25,6 +25,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import LinearSchedule, polyak_update
 from torch.nn import functional as F
 
+from sb3_contracts.common.safe_load import SAFE_KEY, ExponentialSchedule, describe, safe_replacements
 from sb3_contracts.contracts import nudge_margin
 
 SelfContractAlgorithm = TypeVar("SelfContractAlgorithm", bound="ContractOffPolicyAlgorithm")
@@ -39,14 +40,7 @@ def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
     :param initial_value: value at the start of training (> 0).
     :param final_value: value at the end of training (> 0).
     """
-    if initial_value <= 0 or final_value <= 0:
-        raise ValueError(f"exponential schedule values must be positive, got {initial_value}, {final_value}")
-    ratio = initial_value / final_value
-
-    def schedule(progress_remaining: float) -> float:
-        return float(final_value * ratio**progress_remaining)
-
-    return schedule
+    return ExponentialSchedule(initial_value, final_value)
 
 
 class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
@@ -265,6 +259,43 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_stats", "_episode_utilities"]
+
+    #: The attributes SB3 pickles when saving, which :mod:`~sb3_contracts.common.safe_load` describes plainly.
+    _PICKLED_ATTRIBUTES = ("observation_space", "action_space", "policy_class", "policy_kwargs", "learning_rate",
+                           "lr_schedule", "exploration_schedule", "replay_buffer_class", "train_freq", "nudge")
+
+    def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
+        """SB3's ``save``, plus a plain description of the pickled attributes so that :meth:`load` runs no code."""
+        setattr(self, SAFE_KEY, describe(self, self._PICKLED_ATTRIBUTES))
+        try:
+            super().save(path, exclude, include)
+        finally:
+            delattr(self, SAFE_KEY)
+
+    @classmethod
+    def load(cls, path: Any, env: GymEnv | None = None, device: th.device | str = "auto",
+             custom_objects: dict[str, Any] | None = None, print_system_info: bool = False,
+             force_reset: bool = True, trusted: bool = False, **kwargs: Any) -> Any:
+        """
+        SB3's ``load``, without unpickling unless ``trusted``: the file's pickled attributes are rebuilt from the
+        plain description saved with them (classes only from trusted packages). A file that needs unpickling (saved
+        by another library, or holding e.g. a lambda) is refused with the entries named.
+
+        :param path: the model file
+        :param env: the env to run it on
+        :param device: torch device
+        :param custom_objects: replacements for saved attributes
+        :param print_system_info: print the saved and current system info
+        :param force_reset: reset the env before the next ``learn``
+        :param trusted: allow unpickling (runs code from the file: only for files you trust)
+        :param kwargs: attributes to set on the loaded model
+        """
+        if not trusted:
+            custom_objects = safe_replacements(path, cls, custom_objects)
+        model = super().load(path, env=env, device=device, custom_objects=custom_objects,
+                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        model.__dict__.pop(SAFE_KEY, None)
+        return model
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         # All networks (online, target, outcome model) and the nudge live in the policy's state dict.
