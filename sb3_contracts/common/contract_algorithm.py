@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from sb3_contracts.common.safe_load import SAFE_KEY, ExponentialSchedule, describe, safe_replacements
 from sb3_contracts.contracts import nudge_margin
+from sb3_contracts.envs.checks import check_choice, check_int, check_real
 
 SelfContractAlgorithm = TypeVar("SelfContractAlgorithm", bound="ContractOffPolicyAlgorithm")
 
@@ -98,6 +99,9 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         seed: int | None,
         device: th.device | str,
     ) -> None:
+        self._check_sb3_options(learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau,
+                                gamma, gradient_steps, exploration_fraction, exploration_initial_eps,
+                                exploration_final_eps, max_grad_norm)
         if learning_rate_final is not None:
             # rl-zoo3 hands floats over as constant schedules: start from the schedule's initial value.
             initial = learning_rate(1.0) if callable(learning_rate) else learning_rate
@@ -125,16 +129,36 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         self._agent_td_error = 0.0
 
     @staticmethod
+    def _check_sb3_options(learning_rate: Any, learning_rate_final: Any, buffer_size: Any, learning_starts: Any,
+                           batch_size: Any, tau: Any, gamma: Any, gradient_steps: Any, exploration_fraction: Any,
+                           exploration_initial_eps: Any, exploration_final_eps: Any, max_grad_norm: Any) -> None:
+        """The options SB3 itself leaves unchecked, checked before anything is built."""
+        if not callable(learning_rate):
+            check_real("learning_rate", learning_rate, 0.0, low_open=True)
+        if learning_rate_final is not None:
+            check_real("learning_rate_final", learning_rate_final, 0.0, low_open=True)
+        check_int("buffer_size", buffer_size, 1)
+        check_int("learning_starts", learning_starts, 0)
+        check_int("batch_size", batch_size, 1)
+        check_real("tau", tau, 0.0, 1.0, low_open=True)
+        check_real("gamma", gamma, 0.0, 1.0)
+        if check_int("gradient_steps", gradient_steps, -1) == 0:
+            raise ValueError("gradient_steps must be positive or -1 (as many as env steps collected), got 0")
+        for name, value in (("exploration_fraction", exploration_fraction),
+                            ("exploration_initial_eps", exploration_initial_eps),
+                            ("exploration_final_eps", exploration_final_eps)):
+            check_real(name, value, 0.0, 1.0)
+        if max_grad_norm is not None:
+            check_real("max_grad_norm", max_grad_norm, 0.0, low_open=True)
+
+    @staticmethod
     def _check_common_options(loss: str, nudge: float | Schedule, nudge_td_factor: float,
                               target_update_interval: int) -> None:
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if not callable(nudge) and (not np.isfinite(nudge) or nudge < 0):
-            raise ValueError(f"nudge must be a finite non-negative float or a schedule, got {nudge!r}")
-        if not np.isfinite(nudge_td_factor) or nudge_td_factor < 0:
-            raise ValueError(f"nudge_td_factor must be finite and non-negative, got {nudge_td_factor!r}")
-        if target_update_interval < 1:
-            raise ValueError(f"target_update_interval must be positive, got {target_update_interval!r}")
+        check_choice("loss", loss, LOSSES)
+        if not callable(nudge):
+            check_real("nudge", nudge, 0.0)
+        check_real("nudge_td_factor", nudge_td_factor, 0.0)
+        check_int("target_update_interval", target_update_interval, 1)
 
     def _setup_contract_learning(self) -> None:
         """The shared end of ``_setup_model``: exploration schedule, rollout statistics, nudge."""
@@ -153,6 +177,9 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     def current_margin(self) -> float:
         """The nudge ``ξ`` now: the schedule's value, raised to ``nudge_margin(E)`` when tied to the TD error."""
         base = self.nudge(self._current_progress_remaining) if callable(self.nudge) else self.nudge
+        if callable(self.nudge) and not (np.isfinite(base) and base >= 0):
+            raise ValueError(f"nudge: the schedule gave {base!r} at progress remaining "
+                             f"{self._current_progress_remaining:.3f}; the margin must be finite and non-negative")
         if self.nudge_td_factor > 0:
             base = max(base, nudge_margin(self._agent_td_error, self.nudge_td_factor))
         return float(base)
@@ -231,8 +258,18 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
             return losses.mean()
         return (losses * weights).sum() / weights.sum().clamp(min=1.0)
 
-    def _gradient_step(self, loss: th.Tensor) -> None:
-        """One optimiser step on ``loss``, with the gradient norm of each trained network clipped."""
+    def _gradient_step(self, loss: th.Tensor, parts: dict[str, th.Tensor] | None = None) -> None:
+        """
+        One optimiser step on ``loss``, with the gradient norm of each trained network clipped. A non-finite loss
+        stops training with an error naming the update and, given ``parts`` (the loss of each network), the
+        network: a diverged learner must not go on to offer contracts computed from NaN.
+        """
+        if not th.isfinite(loss):
+            broken = [name for name, part in (parts or {}).items() if not th.isfinite(part)] or ["the total"]
+            raise FloatingPointError(
+                f"{type(self).__name__} diverged at update {self._n_updates} (after {self.num_timesteps} env steps): "
+                f"the loss of {', '.join(broken)} is not finite; lower the learning rate, clip gradients "
+                f"(max_grad_norm) or check the env's rewards")
         self.policy.optimizer.zero_grad()
         loss.backward()
         if self.max_grad_norm is not None:
@@ -253,6 +290,7 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfContractAlgorithm:
+        check_int("total_timesteps", total_timesteps, 1)
         return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
                              tb_log_name=tb_log_name or type(self).__name__, reset_num_timesteps=reset_num_timesteps,
                              progress_bar=progress_bar)
@@ -260,13 +298,11 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_stats", "_episode_utilities"]
 
-    #: The attributes SB3 pickles when saving, which :mod:`~sb3_contracts.common.safe_load` describes plainly.
-    _PICKLED_ATTRIBUTES = ("observation_space", "action_space", "policy_class", "policy_kwargs", "learning_rate",
-                           "lr_schedule", "exploration_schedule", "replay_buffer_class", "train_freq", "nudge")
-
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
         """SB3's ``save``, plus a plain description of the pickled attributes so that :meth:`load` runs no code."""
-        setattr(self, SAFE_KEY, describe(self, self._PICKLED_ATTRIBUTES))
+        excluded = set(exclude or ()) | set(self._excluded_save_params()) | {
+            name.split(".")[0] for name in self._get_torch_save_params()[0]}
+        setattr(self, SAFE_KEY, describe(self, excluded))
         try:
             super().save(path, exclude, include)
         finally:

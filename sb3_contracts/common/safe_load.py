@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import zipfile
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ def encode(value: Any) -> Any:
         return value.item()
     if isinstance(value, TrainFreq):
         return {"train_freq": [value.frequency, value.unit.value]}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"ndarray": {"dtype": str(value.dtype), "shape": list(value.shape), "data": value.ravel().tolist()}}
+    if isinstance(value, deque):
+        return {"deque": {"maxlen": value.maxlen, "items": [encode(item) for item in value]}}
     if isinstance(value, dict):
         return {"dict": {str(key): encode(item) for key, item in value.items()}}
     if isinstance(value, (list, tuple)):
@@ -135,6 +140,10 @@ def decode(value: Any) -> Any:
         return _decode_space(item)
     if kind == "train_freq":
         return TrainFreq(int(item[0]), TrainFrequencyUnit(item[1]))
+    if kind == "ndarray":
+        return np.asarray(item["data"], dtype=np.dtype(item["dtype"])).reshape(item["shape"])
+    if kind == "deque":
+        return deque((decode(inner) for inner in item["items"]), maxlen=item["maxlen"])
     if kind == "schedule":
         return _decode_schedule(item)
     raise ValueError(f"unknown description {kind!r}")
@@ -167,21 +176,32 @@ def _decode_schedule(item: dict[str, Any]) -> Callable[[float], float]:
     raise ValueError(f"unknown schedule {kind!r}")
 
 
-def describe(model: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+def describe(model: Any, excluded: set[str]) -> dict[str, Any]:
     """
-    The plain description saved with ``model``: its class and every attribute of ``keys`` that has one (the
-    others, e.g. a lambda as learning rate, stay pickled only and make the file need ``trusted=True``).
+    The plain description saved with ``model``: its class and every attribute SB3 would pickle (not plain JSON)
+    that has one; the others (e.g. a lambda as learning rate) stay pickled only and make the file need
+    ``trusted=True``.
 
     :param model: the learner being saved
-    :param keys: the attributes SB3 would pickle
+    :param excluded: the attributes SB3 does not save
     """
     described: dict[str, Any] = {}
-    for key in keys:
+    for key, value in model.__dict__.items():
+        if key in excluded or key == SAFE_KEY or _is_json(value):
+            continue
         try:
-            described[key] = encode(getattr(model, key))
+            described[key] = encode(value)
         except TypeError:
             continue
     return {"learner": _class_path(type(model)), "attributes": described}
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def read_saved_data(path: str | Path) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from sb3_contracts.common.vec_env import make_batched_vec_env
 from sb3_contracts.contract_dqn_multiagent.agents import FollowBitAgents, others_follow
 from sb3_contracts.contract_dqn_multiagent.buffers import MultiAgentPrioritizedReplayBuffer, MultiAgentReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.policies import MlpPolicy, MultiAgentContractDQNPolicy
+from sb3_contracts.envs.checks import check_real
 
 #: The paper's weight of welfare against payments.
 DEFAULT_ALPHA = 0.1
@@ -125,10 +126,9 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if alpha is not None and (not np.isfinite(alpha) or alpha <= 0):
-            raise ValueError(f"alpha must be a positive finite number or None, got {alpha!r}")
-        if not 0.0 <= follow_prob <= 1.0:
-            raise ValueError(f"follow_prob must be in [0, 1], got {follow_prob!r}")
+        if alpha is not None:
+            check_real("alpha", alpha, 0.0, low_open=True)
+        check_real("follow_prob", follow_prob, 0.0, 1.0)
         if isinstance(env, str):
             env = make_batched_vec_env(env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
         super().__init__(
@@ -292,7 +292,8 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
             agent_weights = None if weights is None else weights.repeat_interleave(n)
             principal_loss = self._loss(principal_pred, y_p, importance=weights)
             agent_loss = self._loss(agent_pred, y_a, importance=agent_weights)
-            self._gradient_step(principal_loss + agent_loss)
+            self._gradient_step(principal_loss + agent_loss,
+                                {"the principal network": principal_loss, "the agent model": agent_loss})
             if prioritized:
                 self.replay_buffer.update_priorities(data.leaf_nodes_indices, (principal_pred - y_p).detach())
             td_errors.append((agent_pred.detach() - y_a).abs().mean().item())

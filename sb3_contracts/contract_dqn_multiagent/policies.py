@@ -25,7 +25,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_contracts.common.networks import make_q_network
+from sb3_contracts.common.networks import check_finite_values, make_q_network
 from sb3_contracts.contracts import observed_action_payments
 
 
@@ -130,10 +130,12 @@ class MultiAgentContractDQNPolicy(BasePolicy):
         """
         batch = obs.shape[0]
         rows = obs.reshape(batch * self.n_agents, -1)
-        recommendation = self.principal_net(rows).argmax(dim=1).reshape(batch, self.n_agents)
+        q_values = self.principal_net(rows)
+        recommendation = q_values.argmax(dim=1).reshape(batch, self.n_agents)
         if explore is not None:
             recommendation = th.where(explore, random_actions, recommendation)
         payments = self.following_payments(rows).reshape(batch, self.n_agents, self.n_actions)
+        check_finite_values(q_values, payments)  # a NaN must not become some finite contract through argmax or min
         paid = payments.gather(2, recommendation.unsqueeze(2))
         contracts = th.nn.functional.one_hot(recommendation, self.n_actions).to(paid.dtype) * paid
         return recommendation, th.minimum(contracts, self.b_max)
