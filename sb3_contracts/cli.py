@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:  # bad arguments and missing input files: a message, no trace
+    except (ValueError, TypeError, FileNotFoundError) as error:  # bad arguments, missing inputs: a message, no trace
         raise SystemExit(f"sb3-contracts {args.command}: {error}") from error
 
 

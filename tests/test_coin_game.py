@@ -526,7 +526,7 @@ def test_greedy_policies_behave_as_documented():
     ],
 )
 def test_bad_config_raises(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):  # TypeError: not an integer at all
         CoinGameBatch(**kwargs)
 
 

@@ -102,6 +102,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..checks import check_int
+
 PRESETS: dict[str, dict[str, int]] = {
     "3x3": {"grid_size": 3, "max_steps": 20},
     "7x7": {"grid_size": 7, "max_steps": 50},
@@ -118,16 +120,6 @@ MIN_AGENTS, MAX_AGENTS = 2, 4
 #: Reward for collecting another player's coin under the paper's rule.
 PARL_OTHER_COLOR_REWARD = 0.2
 LOLA_OWNER_PENALTY = -2.0
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int if it is an integer within ``[low, high]``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        expected = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return int(value)
 
 
 def resolve_config(
@@ -155,14 +147,14 @@ def resolve_config(
     base = PRESETS[preset or "3x3"]
     grid_size = base["grid_size"] if grid_size is None else grid_size
     max_steps = base["max_steps"] if max_steps is None else max_steps
-    n_agents = _check_int("n_agents", n_agents, MIN_AGENTS, MAX_AGENTS)
-    grid_size = _check_int("grid_size", grid_size, 1)
+    n_agents = check_int("n_agents", n_agents, MIN_AGENTS, MAX_AGENTS)
+    grid_size = check_int("grid_size", grid_size, 1)
     if grid_size**2 < n_agents + 1:
         raise ValueError(
             f"grid_size={grid_size} is too small: the {n_agents} players and the coin need distinct "
             f"cells at the start, so grid_size**2 must be >= n_agents + 1 = {n_agents + 1}"
         )
-    max_steps = _check_int("max_steps", max_steps, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
     if reward_rule not in REWARD_RULES:
         raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {reward_rule!r}")
     if contested not in CONTESTED:
@@ -332,6 +324,8 @@ def sample_distinct_cells(rng: np.random.Generator, n_samples: int, n_games: int
     return cells
 
 
+#: Largest observation buffers a batch allocates (bytes).
+MAX_BATCH_BYTES = 4 * 2**30
 #: Largest free-cell table (entries) built for the respawn; bigger games use :func:`kth_free_cell`.
 MAX_FREE_TABLE_ENTRIES = 2**20
 
@@ -416,7 +410,13 @@ class CoinGameBatch:
         contested: str = "all",
     ) -> None:
         config = resolve_config(grid_size, max_steps, n_agents, reward_rule, preset, contested)
-        self.n_games = _check_int("n_games", n_games, 1)
+        self.n_games = check_int("n_games", n_games, 1)
+        # the observation buffers: (4 agent-centric + 2 global) float32 channels per player and game
+        footprint = 24 * self.n_games * config["n_agents"] * config["grid_size"] ** 2
+        if footprint > MAX_BATCH_BYTES:
+            raise ValueError(f"n_games={n_games} games of grid_size={config['grid_size']} need "
+                             f"{footprint / 2**30:.1f} GiB of observation buffers (at most "
+                             f"{MAX_BATCH_BYTES / 2**30:.0f} GiB): use fewer games or a smaller grid")
         self.grid_size: int = config["grid_size"]
         self.max_steps: int = config["max_steps"]
         self.n_agents: int = config["n_agents"]
@@ -772,6 +772,7 @@ class CoinGameBatch:
 
         :param game: index of the game to draw
         """
+        check_int("game", game, 0, self.n_games - 1)
         cells = np.full(self.n_cells, ".", dtype="<U1")
         cells[self._coin[game]] = "abcd"[self._color[game]]
         for player, cell in enumerate(self._pos[:, game]):

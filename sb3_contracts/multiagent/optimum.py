@@ -28,6 +28,9 @@ import numpy as np
 
 from sb3_contracts.envs.coin_game import N_ACTIONS, event_tables, expected_event_stats, move_table, resolve_config
 
+#: Largest (state, joint action) table the backward induction builds (about 8 bytes each, a few arrays at once).
+MAX_JOINT_ENTRIES = 50_000_000
+
 
 def _free_mean(values: np.ndarray) -> np.ndarray:
     """``values [C, C, C, k]`` → ``[C, C, k]``: mean over the coin cells no player occupies."""
@@ -54,6 +57,10 @@ def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl", co
     :return: ``V_0 [C, C, C, 2]`` indexed by ``(position_0, position_1, coin, colour)``, ``C = grid_size**2``
     """
     n_cells = grid_size**2
+    if n_cells**3 * 2 * N_ACTIONS**2 > MAX_JOINT_ENTRIES:
+        raise ValueError(f"grid_size={grid_size}: the exact optimum's backward induction needs "
+                         f"{n_cells**3 * 2 * N_ACTIONS**2:,} state-action entries per array (at most "
+                         f"{MAX_JOINT_ENTRIES:,}); it is meant for the paper's grids (3x3, 7x7)")
     moves = move_table(grid_size).reshape(n_cells, N_ACTIONS)
     _, side = event_tables(2, reward_rule)
     welfare, next_color = expected_event_stats(2, reward_rule, contested)[:2].sum(axis=0), side[0]

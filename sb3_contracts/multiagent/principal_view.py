@@ -31,6 +31,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.contracts import check_b_max, check_contract
+from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
 from sb3_contracts.multiagent.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
 from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX, settle
@@ -67,8 +68,7 @@ class PrincipalCoinGames:
                  seed: int | None = None, **game_kwargs: Any) -> None:
         if obs_format not in PRINCIPAL_OBS_FORMATS:
             raise ValueError(f"obs_format must be one of {PRINCIPAL_OBS_FORMATS}, got {obs_format!r}")
-        if not np.isfinite(alpha) or alpha <= 0:
-            raise ValueError(f"alpha must be a positive finite number, got {alpha!r}")
+        check_real("alpha", alpha, 0.0, low_open=True)
         self.core = CoinGameBatch(n_games=n_games, seed=seed, **game_kwargs)
         self.responder = make_responder(agents, follow_price)
         self.alpha, self.b_max, self.obs_format = float(alpha), check_b_max(b_max), obs_format
