@@ -146,3 +146,24 @@ def test_prioritized_replay_samples_by_the_principals_td_error():
     data = buffer.sample(16)
     assert data.weights.shape == (16,) and data.leaf_nodes_indices.shape == (16,)
     assert th.allclose(data.weights, th.ones(16))  # β = 0: no importance correction (the paper's setting)
+
+
+def test_the_minimal_contract_form_pays_only_what_the_recommendation_needs():
+    paper = _model(contract_form="paper")
+    minimal = _model(contract_form="minimal")
+    minimal.policy.load_state_dict(paper.policy.state_dict())
+    obs = paper.env.reset()
+    rows = th.as_tensor(obs.reshape(8, -1))
+    with th.no_grad():
+        paid_paper, paid_minimal = paper.policy.following_payments(rows), minimal.policy.following_payments(rows)
+        q = paper.policy.agent_net(paper.policy.with_bits(rows, th.ones(8, 1)))
+    favourite = q.argmax(dim=1)
+    others = th.ones_like(paid_paper, dtype=th.bool)
+    others[th.arange(8), favourite] = False
+    assert th.allclose(paid_paper[others], paid_minimal[others])  # the two forms differ on the favourite only
+    second = q.masked_fill(~others, -th.inf).max(dim=1).values
+    expected = (second - q.max(dim=1).values + paper.policy.margin).clamp(min=0)
+    assert th.allclose(paid_minimal[th.arange(8), favourite], expected)
+    assert MultiAgentContractDQN.load  # saved and loaded with the form, as any policy argument
+    with pytest.raises(ValueError, match="contract_form must be one of"):
+        _model(policy_kwargs={"net_arch": [32], "contract_form": "cheap"})

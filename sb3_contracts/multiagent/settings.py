@@ -23,6 +23,7 @@ from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
 from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
 from sb3_contracts.envs.coin_game import N_ACTIONS, REWARD_RULES, resolve_config
 from sb3_contracts.multiagent.baselines import ALGOS
 from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
@@ -128,6 +129,10 @@ class CoinExperimentConfig:
     encoder: str = "centred"
     """every learner's encoder: ``"centred"`` (the grid re-centred on its observer, ``CenteredCoinExtractor``) or
     ``"conv"`` (the paper's 4x4 convolution, ``CoinConvExtractor``)"""
+    contract_form: str = "paper"
+    """how the principal prices a recommendation: ``"paper"`` (``max_a Q - Q(a*) + ξ``: at least ξ on every
+    recommendation) or ``"minimal"`` (the minimal contract with margin ξ: nothing where the agent already prefers
+    the move by ξ; see ``MultiAgentContractDQNPolicy``)"""
     replay: str = "uniform"
     """the principal's replay: ``"uniform"`` or ``"prioritized"`` (the paper's proportional PER,
     ``PAPER_PER_KWARGS``)"""
@@ -154,6 +159,8 @@ class CoinExperimentConfig:
             raise ValueError(f"nudge must be a finite non-negative number, got {self.nudge!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {self.encoder!r}")
+        if self.contract_form not in CONTRACT_FORMS:
+            raise ValueError(f"contract_form must be one of {CONTRACT_FORMS}, got {self.contract_form!r}")
         if self.replay not in REPLAYS:
             raise ValueError(f"replay must be one of {REPLAYS}, got {self.replay!r}")
         self.algos = tuple(self.algos)
@@ -187,6 +194,7 @@ class CoinExperimentConfig:
     def principal_hyperparams(self) -> dict[str, Any]:
         """The principal's hyperparameters with the preset's nudge, the encoder, the replay and the overrides."""
         base = self._with_encoder(PRINCIPAL_HYPERPARAMS)
+        base["policy_kwargs"]["contract_form"] = self.contract_form
         if self.replay == "prioritized":
             base.update(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, replay_buffer_kwargs=PAPER_PER_KWARGS)
         return copy.deepcopy({**base, "nudge": self.nudge, **self.principal_kwargs})
