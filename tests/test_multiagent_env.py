@@ -34,7 +34,7 @@ def test_the_default_observation_stacks_every_agents_view():
 def test_sb3_and_gymnasium_vectorise_every_registered_id():
     from stable_baselines3.common.env_util import make_vec_env
 
-    for env_id in ("ContractCoinGame-v0", "ContractBinaryTree-v0", "ContractBinaryTreeAgent-v0"):
+    for env_id in sb3_contracts.ENV_IDS:
         kwargs = {"depth": 3} if "Tree" in env_id else {}
         vec = make_vec_env(env_id, n_envs=2, env_kwargs=kwargs)
         vec.reset()
