@@ -20,7 +20,7 @@ from sb3_contracts.contracts import check_contract
 from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game.adapters import AgentCallable, Predictor, make_batched_agent
-from sb3_contracts.game.batch import ContractGameBatch, GameStep, check_start_states, resolve_b_max
+from sb3_contracts.game.batch import ContractGameBatch, GameBatchView, GameStep, resolve_b_max
 from sb3_contracts.game.encoding import StateEncoder
 from sb3_contracts.game.single import SingleGameEnv
 
@@ -103,7 +103,7 @@ class PrincipalEnv(SingleGameEnv):
                 step_infos(self.mdp, step)[0])
 
 
-class PrincipalVecEnv(VecEnv):
+class PrincipalVecEnv(GameBatchView, VecEnv):
     """
     ``n_envs`` episodes of :class:`PrincipalEnv` stepped together: an SB3 ``VecEnv`` that is the game's batch
     itself (outcomes, payments, transitions and the exact agent's replies are all batched).
@@ -146,18 +146,6 @@ class PrincipalVecEnv(VecEnv):
         self._returns = np.zeros(self.num_envs)
         self._starts = np.zeros(self.num_envs)
         self._actions: np.ndarray | None = None
-
-    @property
-    def mdp(self) -> PrincipalAgentMDP:
-        return self.game.mdp
-
-    @property
-    def b_max(self) -> float:
-        return self.game.b_max
-
-    def set_start_states(self, start_states: str) -> None:
-        """Where the next episodes start (``"initial"`` or ``"uniform"``): a learner's exploring starts."""
-        self.game.start_states = check_start_states(start_states)
 
     @property
     def states(self) -> np.ndarray:
