@@ -1,6 +1,7 @@
 """Loading a learner runs no code from the file unless the caller trusts it."""
 
 import base64
+import io
 import json
 import zipfile
 
@@ -99,3 +100,15 @@ def test_a_learning_rate_only_pickling_can_save_needs_trust(tmp_path):
     with pytest.raises(ValueError, match="learning_rate"):
         ContractDQN.load(tmp_path / "model.zip")
     assert ContractDQN.load(tmp_path / "model.zip", trusted=True).learning_rate(0.5) == 1e-3
+
+
+def test_a_model_loads_from_an_open_binary_file_as_sb3s_load_allows(tmp_path):
+    model = _tree_model()
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    loaded = ContractDQN.load(buffer)
+    obs = np.eye(15, dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    with pytest.raises(ValueError, match="file object is not an SB3 model file"):
+        ContractDQN.load(io.BytesIO(b"not a zip"))

@@ -12,6 +12,7 @@ importing such a module runs nothing the library does not.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import zipfile
 from collections import deque
@@ -204,8 +205,22 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-def read_saved_data(path: str | Path) -> dict[str, Any]:
-    """The JSON ``data`` entry of an SB3 model zip (nothing is unpickled)."""
+def read_saved_data(path: str | Path | io.BufferedIOBase) -> dict[str, Any]:
+    """
+    The JSON ``data`` entry of an SB3 model zip (nothing is unpickled).
+
+    :param path: the file, or an open binary file as SB3's ``load`` takes (read from its current position, which
+        is restored for SB3 to read the archive again)
+    """
+    if isinstance(path, io.IOBase):
+        position = path.tell()
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("data"))
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+            raise ValueError(f"the file object is not an SB3 model file ({error})") from error
+        finally:
+            path.seek(position)
     path = Path(path)
     if path.suffix != ".zip" and not path.exists():
         path = path.with_suffix(".zip")
@@ -218,7 +233,8 @@ def read_saved_data(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not an SB3 model file ({error})") from error
 
 
-def safe_replacements(path: str | Path, learner: type, custom_objects: dict[str, Any] | None = None) -> dict[str, Any]:
+def safe_replacements(path: str | Path | io.BufferedIOBase, learner: type,
+                      custom_objects: dict[str, Any] | None = None) -> dict[str, Any]:
     """
     What SB3's ``load`` should use instead of unpickling: every pickled entry of the file rebuilt from its plain
     description (and the caller's ``custom_objects``).
