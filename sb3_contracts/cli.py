@@ -13,7 +13,8 @@ Subcommands:
    reproduction): ``<out>/metrics.json``, TensorBoard runs under ``<out>/tb`` and PNG plots.
 * ``plot``: the Figure 2 panels (PNG) from one or more ``coin`` experiment folders, or a sweep's figures.
 * ``table``: the ``coin`` experiment folders' results as a Markdown table, or a sweep's tables.
-* ``sweep``: a grid of settings x seeds of an experiment (``coin``, ``tree``) as Ray Tune trials, resumable.
+* ``sweep``: a grid of settings x seeds of an experiment (``coin``, ``tree``, ``two_phase``) as Ray Tune trials,
+  resumable.
 """
 
 from __future__ import annotations
@@ -137,14 +138,12 @@ def cmd_coin(args: argparse.Namespace) -> int:
 def cmd_two_phase(args: argparse.Namespace) -> int:
     import torch as th
 
-    from sb3_contracts.envs.pollution import PollutionConfig
-    from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
+    from sb3_contracts.incentives.experiment import TwoPhaseRun, run_experiment
 
     th.set_num_threads(1)
-    world = PollutionConfig(damage=args.damage, damage_coef=args.damage_coef, n_firms=args.n_firms,
-                            max_stock=args.max_stock)
-    settings = ExperimentSettings(world=world, agent=args.agent, principals=tuple(args.principals),
-                                  episodes=args.episodes, n_runs=args.runs, seed=args.seed)
+    settings = TwoPhaseRun(damage=args.damage, damage_coef=args.damage_coef, n_firms=args.n_firms,
+                           max_stock=args.max_stock, agent=args.agent, principals=tuple(args.principals),
+                           episodes=args.episodes, n_runs=args.runs, seed=args.seed).settings()
     _, metrics = run_experiment(settings, out=args.out, log=print)
     if args.bandit:
         from sb3_contracts.incentives.bandit import run_ipa, run_two_phase
@@ -338,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="a grid of settings x seeds of an experiment as Ray Tune trials; "
                                               "the same command again resumes it")
-    sweep.add_argument("experiment", help="the experiment: coin or tree")
+    sweep.add_argument("experiment", help="the experiment: coin, tree or two_phase")
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every setting (default 0)")
     sweep.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
                        help="settings to vary and their values, e.g. reward_rule=parl,lola alpha=0.1,0.2 (values are "

@@ -157,3 +157,19 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="out must be a folder"):
         run_pipeline(CoinExperimentConfig(), tmp_path / "taken", parallel=False)
     assert check_address("10.0.0.1:6379") and check_address("ray://head:10001") and check_address("auto")
+
+
+def test_a_two_phase_sweep_runs_its_grid_and_the_cli_reads_it(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "two_phase", "--no-ray", "--grid", "damage=linear,quadratic", "--set", "episodes=200",
+                 "n_runs=2", "max_stock=10", "principals=[\"two_phase\", \"none\"]", "--out", str(out)]) == 0
+    assert "2 of 2 trials finished" in capsys.readouterr().out
+    rows = json.loads((out / "000_damage=linear_seed=0" / "result.json").read_text().splitlines()[-1])
+    assert 0 < rows["two_phase/final_welfare_ratio"] <= 1 + 1e-9 and "none/wall_s" in rows
+    assert main(["table", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| 0 | two_phase |") == 2 and table.count("mean ± std | none") == 2
+    assert main(["plot", str(out)]) == 0
+    assert len(list((out / "plots").glob("*.png"))) == 2
+    with pytest.raises(SystemExit, match="damage"):
+        main(["sweep", "two_phase", "--no-ray", "--grid", "damage=cubic", "--out", str(tmp_path / "bad")])

@@ -121,6 +121,31 @@ def _run_tree(config: Any, trial: Trial) -> None:
     shutil.rmtree(checkpoint, ignore_errors=True)
 
 
+def _run_two_phase(config: Any, trial: Trial) -> None:
+    """A two-phase trial: one experiment (minutes), reported at its end; an unfinished trial restarts."""
+    import torch as th
+
+    from sb3_contracts.incentives.experiment import run_experiment
+
+    th.set_num_threads(1)
+    _, metrics = run_experiment(config.settings(), trial.folder)
+    # no slope where the regret is not positive throughout (the oracle's) or the run is short
+    trial.report({f"{name}/{key}": summary[key] for name, summary in metrics["summaries"].items()
+                  for key in ("final_welfare_ratio", "welfare_regret_slope", "wall_s") if key in summary})
+
+
+def _two_phase_table(runs: Sequence[Path]) -> str:
+    from sb3_contracts.incentives.experiment import two_phase_table
+
+    return two_phase_table(runs)
+
+
+def _two_phase_plot(runs: Sequence[Path], png: Path) -> Path:
+    from sb3_contracts.incentives.plots import plot_final_ratios
+
+    return plot_final_ratios(runs, png)
+
+
 def _coin_table(runs: Sequence[Path]) -> str:
     from sb3_contracts.multiagent.plots import results_table
 
@@ -146,12 +171,14 @@ def _tree_plot(runs: Sequence[Path], png: Path) -> Path:
 
 
 def _builtin_experiments() -> dict[str, SweepExperiment]:
+    from sb3_contracts.incentives.experiment import TwoPhaseRun
     from sb3_contracts.multiagent.settings import CoinExperimentConfig
     from sb3_contracts.tree_experiment import TreeExperimentConfig
 
     return {
         "coin": SweepExperiment("coin", CoinExperimentConfig, _run_coin, _coin_table, _coin_plot, phases=True),
         "tree": SweepExperiment("tree", TreeExperimentConfig, _run_tree, _tree_table, _tree_plot),
+        "two_phase": SweepExperiment("two_phase", TwoPhaseRun, _run_two_phase, _two_phase_table, _two_phase_plot),
     }
 
 

@@ -65,6 +65,50 @@ class ExperimentSettings:
             raise ValueError(f"principals must be a non-empty subset of {PRINCIPALS}, got {self.principals}")
 
 
+@dataclass(frozen=True)
+class TwoPhaseRun:
+    """
+    The experiment's usual settings as flat keywords: the ``two-phase`` command's options and a sweep's keys
+    (``sb3-contracts sweep two_phase --grid damage=linear,quadratic``). :meth:`settings` builds the
+    :class:`ExperimentSettings`; a bad value fails at creation, naming the setting.
+
+    :param damage: ``"linear"`` or ``"quadratic"`` damage of the stock.
+    :param damage_coef: the damage coefficient (``c`` or ``s``).
+    :param n_firms: firms sharing the stock (the others unregulated).
+    :param max_stock: the stock grid ``0..K``.
+    :param agent: the learning firm (see :class:`ExperimentSettings`).
+    :param principals: which principals to run (see :data:`PRINCIPALS`).
+    :param episodes: ``T``.
+    :param n_runs: independent runs per principal.
+    :param seed: base seed.
+    """
+
+    damage: str = "linear"
+    damage_coef: float = 0.4
+    n_firms: int = 1
+    max_stock: int = 20
+    agent: str = "optimistic_q"
+    principals: tuple[str, ...] = ("two_phase", "none", "oracle")
+    episodes: int = 100_000
+    n_runs: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.agent not in AGENT_OPTIONS:
+            raise ValueError(f"agent must be one of {tuple(AGENT_OPTIONS)}, got {self.agent!r}")
+        if isinstance(self.principals, str) or not isinstance(self.principals, (tuple, list)):
+            raise ValueError(f"principals must be a list of names from {PRINCIPALS}, got {self.principals!r}")
+        object.__setattr__(self, "principals", tuple(self.principals))
+        self.settings()
+
+    def settings(self) -> ExperimentSettings:
+        """The experiment's settings."""
+        world = PollutionConfig(damage=self.damage, damage_coef=self.damage_coef, n_firms=self.n_firms,
+                                max_stock=self.max_stock)
+        return ExperimentSettings(world=world, agent=self.agent, principals=self.principals, episodes=self.episodes,
+                                  n_runs=self.n_runs, seed=self.seed)
+
+
 def world_model(world: PollutionConfig) -> ExternalityMDP:
     """
     The regulated firm's problem. With several firms, the others are unregulated and emit as they like
@@ -137,3 +181,42 @@ def write_outputs(out: Path, records: dict[str, RunRecord], metrics: dict[str, A
         logger.close()
     metrics["plot"] = str(plot_runs(records, out / "two_phase.png"))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+
+
+def load_two_phase_metrics(path: str | Path) -> dict[str, Any]:
+    """An experiment's ``metrics.json`` (``path`` is the file or its folder)."""
+    path = Path(path)
+    path = path / "metrics.json" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"no two-phase metrics at {path}: run `sb3-contracts two-phase --out <folder>` first")
+    return json.loads(path.read_text())
+
+
+def two_phase_table(paths: Any) -> str:
+    """
+    Experiments as a Markdown table: a row per experiment and principal (final welfare ratio, welfare-regret
+    slope, wall), then each principal's mean ± standard deviation over the experiments (e.g. a sweep's seeds).
+
+    :param paths: experiment folders or ``metrics.json`` files
+    """
+    runs = [load_two_phase_metrics(path) for path in paths]
+    if not runs:
+        raise ValueError("two_phase_table needs at least one experiment")
+    lines = ["| seed | principal | final welfare ratio | welfare-regret slope | wall |", "|---|---|---|---|---|"]
+    pooled: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        for name, summary in run["summaries"].items():
+            # no slope where the regret is not positive throughout (the oracle's) or the run is short
+            ratio, slope = summary["final_welfare_ratio"], summary.get("welfare_regret_slope", np.nan)
+            pooled.setdefault(name, []).append((ratio, slope))
+            seed = run["settings"]["seed"]
+            lines.append(f"| {seed} | {name} | {ratio:.4f} | {_cell(slope)} | {summary['wall_s']:.0f} s |")
+    for name, values in pooled.items():
+        ratios, slopes = np.array(values).T
+        slope = "n/a" if np.isnan(slopes).any() else f"{slopes.mean():.3f} ± {slopes.std():.3f}"
+        lines.append(f"| mean ± std | {name} | {ratios.mean():.4f} ± {ratios.std():.4f} | {slope} | |")
+    return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.3f}"

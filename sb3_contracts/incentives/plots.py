@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,5 +80,40 @@ def plot_bandit(curves: dict[str, np.ndarray], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_final_ratios(paths: Any, path: str | Path) -> Path:
+    """
+    Each principal's final welfare ratio over several experiments (e.g. a sweep's seeds): a dot per experiment,
+    the mean as a bar.
+
+    :param paths: experiment folders or ``metrics.json`` files.
+    :param path: the PNG to write.
+    :return: the path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sb3_contracts.incentives.experiment import load_two_phase_metrics
+
+    ratios: dict[str, list[float]] = {}
+    for run in map(load_two_phase_metrics, paths):
+        for name, summary in run["summaries"].items():
+            ratios.setdefault(name, []).append(summary["final_welfare_ratio"])
+    fig, ax = plt.subplots(figsize=(1.6 * len(ratios) + 2, 4))
+    for position, values in enumerate(ratios.values()):
+        ax.bar(position, np.mean(values), color="lightgrey")
+        ax.plot(np.full(len(values), position), values, "o", color="black")
+    ax.set_xticks(range(len(ratios)), list(ratios))
+    ax.set_ylabel("final welfare ratio (welfare / optimum)")
+    ax.set_ylim(min(min(v) for v in ratios.values()) * 0.95, 1.01)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
