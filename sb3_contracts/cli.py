@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_path(path: str, argument: str) -> Path:
+    """Where a model will be saved, checked before any training: its folder must be one (or creatable)."""
+    target = Path(path).expanduser()
+    for parent in (target.parent, *target.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{argument} {path}: {parent} is a file, not a folder")
+            break
+    if target.is_dir():
+        raise ValueError(f"{argument} {path} is a folder: give a file name (SB3 adds .zip)")
+    return target
+
+
 def cmd_tree(args: argparse.Namespace) -> int:
     from sb3_contracts.tree_experiment import TreeExperimentConfig, run_tree_experiment
 
@@ -105,10 +119,11 @@ def cmd_tree(args: argparse.Namespace) -> int:
         raise ValueError(f"--iterations must be positive, got {args.iterations}")
     config = TreeExperimentConfig(depth=args.depth, tree_seed=args.seed, seed=args.trial, iterations=args.iterations,
                                   n_envs=args.n_envs, start_states=args.start_states)
+    save = _model_path(args.save, "--save") if args.save else None
     model, results = run_tree_experiment(config, tensorboard_log=args.tensorboard_log,
                                          progress_bar=not args.no_progress)
-    if args.save:
-        model.save(args.save)
+    if save is not None:
+        model.save(save)
     final = {key: value for key, value in results["final"].items() if key != "steps"}
     print(json.dumps({"depth": args.depth, "seed": args.seed, "trial": args.trial, **final,
                       "wall_s": results["wall_s"]}))
@@ -116,11 +131,13 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_coin(args: argparse.Namespace) -> int:
+    from sb3_contracts.distributed.phases import experiment_folder
     from sb3_contracts.multiagent.pipeline import run_pipeline
     from sb3_contracts.multiagent.settings import CoinExperimentConfig, read_zoo_overrides
 
     if args.grid not in (3, 7):
         raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
+    experiment_folder(args.out, "--out")
     preset = f"{args.grid}x{args.grid}"
     overrides = read_zoo_overrides(args.conf_file, preset) if args.conf_file else {}
     config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule,
@@ -138,9 +155,11 @@ def cmd_coin(args: argparse.Namespace) -> int:
 def cmd_two_phase(args: argparse.Namespace) -> int:
     import torch as th
 
+    from sb3_contracts.distributed.phases import experiment_folder
     from sb3_contracts.incentives.experiment import TwoPhaseRun, run_experiment
 
     th.set_num_threads(1)
+    experiment_folder(args.out, "--out")
     settings = TwoPhaseRun(damage=args.damage, damage_coef=args.damage_coef, n_firms=args.n_firms,
                            max_stock=args.max_stock, agent=args.agent, principals=tuple(args.principals),
                            episodes=args.episodes, n_runs=args.runs, seed=args.seed).settings()
@@ -162,8 +181,6 @@ def cmd_two_phase(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     sweeps = _sweeps(args.runs)
     if sweeps:
         from sb3_contracts.distributed.sweep import sweep_plots

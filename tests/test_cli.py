@@ -58,3 +58,21 @@ def test_zoo_config_matches_the_tree_presets():
             assert entry[key] == value, key
         else:
             assert entry[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["coin", "--seed", "-1"], "seed must be >= 0, got -1"),
+    (["coin", "--out", "{file}"], "--out must be a folder, but .* is a file"),
+    (["tree", "--depth", "3", "--save", "{file}/model"], "--save .*: .* is a file, not a folder"),
+    (["tree", "--depth", "3", "--save", "{folder}"], "--save .* is a folder: give a file name"),
+    (["two-phase", "--out", "{file}"], "--out must be a folder"),
+    (["table", "{folder}/missing"], "no metrics.json at"),
+])
+def test_user_errors_are_one_line_naming_the_option_before_any_training(argv, message, tmp_path, monkeypatch):
+    import sb3_contracts.tree_experiment as tree_experiment
+
+    monkeypatch.setattr(tree_experiment, "run_tree_experiment", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "file").write_text("")
+    argv = [arg.format(file=tmp_path / "file", folder=tmp_path) for arg in argv]
+    with pytest.raises(SystemExit, match=message):
+        main(argv)

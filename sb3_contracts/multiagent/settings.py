@@ -24,6 +24,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
 from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
+from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.coin_game import N_ACTIONS, REWARD_RULES, resolve_config
 from sb3_contracts.multiagent.baselines import ALGOS
 from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
@@ -144,6 +145,7 @@ class CoinExperimentConfig:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.reward_rule not in REWARD_RULES:
             raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {self.reward_rule!r}")
+        check_int("seed", self.seed, 0)
         resolve_config(**self.game_kwargs())  # the game's own checks, before any phase runs
         for name in ("principal_steps", "agent_steps", "baseline_steps", "nudge"):
             if getattr(self, name) is None:
