@@ -51,12 +51,7 @@ def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") 
     axes[0, 0].legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90)
 
 
 def plot_bandit(curves: dict[str, np.ndarray], path: str | Path) -> Path:
@@ -76,12 +71,7 @@ def plot_bandit(curves: dict[str, np.ndarray], path: str | Path) -> Path:
     ax.set_ylabel("principal's cumulative regret")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90)
 
 
 def plot_final_ratios(paths: Any, path: str | Path) -> Path:
@@ -111,9 +101,16 @@ def plot_final_ratios(paths: Any, path: str | Path) -> Path:
     ax.set_xticks(range(len(ratios)), list(ratios))
     ax.set_ylabel("final welfare ratio (welfare / optimum)")
     ax.set_ylim(min(min(v) for v in ratios.values()) * 0.95, 1.01)
+    return _save(fig, path, dpi=120)
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Lay out, write and close a figure (its folder made if need be); the path written."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
