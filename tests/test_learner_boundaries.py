@@ -37,6 +37,10 @@ def _tree(**kwargs):
     ({"loss": "l1"}, ValueError, "loss must be one of"),
     ({"target_update_interval": 0}, ValueError, "target_update_interval must be >= 1"),
     ({"gradient_steps": 0}, ValueError, "gradient_steps must be positive or -1"),
+    ({"observed_action": True}, ValueError, "observed_action=True, but the env's MDP hides the agent's actions"),
+    ({"observed_action": 1}, TypeError, "observed_action must be a bool or None"),
+    ({"outcome_probs": np.full((2, 2), 0.7)}, ValueError, "outcome_probs rows must be probability distributions"),
+    ({"outcome_probs": np.array([[1.5, -0.5], [0.5, 0.5]])}, ValueError, "probability distributions"),
 ])
 def test_bad_options_name_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -241,6 +241,14 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             n_actions = mdp.n_actions
         if observed_action is None:
             observed_action = bool(mdp.observed_action) if mdp is not None else False
+        elif not isinstance(observed_action, (bool, np.bool_)):
+            raise TypeError(f"observed_action must be a bool or None, got {observed_action!r}")
+        elif mdp is not None and bool(observed_action) != mdp.observed_action:
+            raise ValueError(f"observed_action={observed_action}, but the env's MDP "
+                             f"{'reveals' if mdp.observed_action else 'hides'} the agent's actions")
+        if observed_action and n_actions != n_outcomes:
+            raise ValueError(f"observed_action=True needs one outcome per action: {n_actions} actions, "
+                             f"{n_outcomes} outcomes")
         self.n_actions, self.observed_action = int(n_actions), bool(observed_action)
         if self.observed_action or self.outcome_model != "known":
             rows = 1
@@ -254,6 +262,9 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             if table.shape[-2:] != (self.n_actions, n_outcomes) or table.ndim not in (2, 3):
                 raise ValueError(f"outcome_probs must be [A, O] or [S, A, O] with A={self.n_actions}, "
                                  f"O={n_outcomes}; got shape {table.shape}")
+            if not np.all(np.isfinite(table)) or np.any(table < 0) or not np.allclose(table.sum(-1), 1.0):
+                raise ValueError("outcome_probs rows must be probability distributions over outcomes (finite, "
+                                 "non-negative, summing to 1)")
             table = table.reshape(-1, self.n_actions, n_outcomes)
             # One row suffices when every state has the same outcome model (e.g. the binary trees).
             self._outcome_table = table[:1] if np.allclose(table, table[:1]) else table
