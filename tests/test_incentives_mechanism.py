@@ -87,6 +87,8 @@ def test_mechanism_rejects_bad_input():
         TwoPhaseConfig(order="sideways")
     with pytest.raises(ValueError, match="max_transfer"):
         TwoPhaseConfig(max_transfer=0.05)
+    with pytest.raises(TypeError, match="ratchet must be a bool"):
+        TwoPhaseConfig(ratchet="yes")
     with pytest.raises(ValueError, match="targets"):
         TwoPhaseMechanism((2, 3, 2), 1, 100, np.zeros((2, 3)))
     with pytest.raises(TypeError, match="n_runs"):

@@ -103,6 +103,8 @@ class TwoPhaseConfig:
             check_int("search_steps", self.search_steps, 1)
         if self.order not in ("forward", "backward"):
             raise ValueError(f"order must be 'forward' or 'backward', got {self.order!r}")
+        if not isinstance(self.ratchet, (bool, np.bool_)):
+            raise TypeError(f"ratchet must be a bool, got {self.ratchet!r}")
 
     def visits_per_decision(self, horizon_episodes: int) -> int:
         """``m`` for a horizon of ``T`` episodes."""
