@@ -217,3 +217,22 @@ def test_stepping_an_ended_episode_asks_for_a_reset():
     assert env.step(np.zeros(2, dtype=np.float32))[2]
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(2, dtype=np.float32))
+
+
+def test_a_share_of_starts_at_the_root_mixes_with_exploring_starts():
+    from sb3_contracts.game import PrincipalVecEnv
+    from sb3_contracts.game.batch import parse_start_states
+
+    mdp = random_binary_tree(3, seed=0)
+    env = PrincipalVecEnv(mdp, n_envs=4000, seed=0, start_states=0.5)
+    env.reset()
+    counts = np.bincount(env.states, minlength=mdp.n_states)
+    # half the episodes start at the root; the other half uniformly over the 7 decision states (the root included)
+    assert counts[0] / 4000 == pytest.approx(0.5 + 0.5 / 7, abs=0.03)
+    assert np.all(counts[1:7] > 0) and counts[7:].sum() == 0
+    assert parse_start_states("0.25") == 0.25 and parse_start_states("uniform") == "uniform"
+    for bad in (1.5, -0.1, True, "random"):
+        with pytest.raises(ValueError, match="start_states"):
+            PrincipalVecEnv(mdp, n_envs=2, start_states=bad)
+    with pytest.raises(ValueError, match="start_states"):
+        parse_start_states("half")
