@@ -15,7 +15,8 @@ presets were never tuned on, x ``--trials`` seeds from ``--trial``).
 
 Figures per run: ``utility_ratio`` and ``accuracy`` at the end, ``utility_ratio_min_last10`` (minimum over the
 evaluations in the last 10% of training), ``utility_ratio_best`` (the best evaluation: where keeping the best
-evaluated policy would have ended), ``wall_s`` (ContractDQN training time), ``load`` (the 1-minute load
+evaluated policy would have ended), ``utility_ratio_ceiling`` (the exact SPE paying the same nudge: the most a
+learner with that nudge can reach), ``wall_s`` (ContractDQN training time), ``load`` (the 1-minute load
 average after the run: wall times are only comparable at similar load), and the same with the prefix
 ``direct_`` for the PPO baseline that outputs raw contracts. The summary holds each figure's mean and std,
 the worst end ratio and the worst minimum over the last 10%.
@@ -37,8 +38,9 @@ from sb3_contracts import ContractDQN, PrincipalVecEnv
 from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
-from sb3_contracts.evaluation import ExactEvaluationCallback
+from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
 from sb3_contracts.game.batch import StartStates, parse_start_states
+from sb3_contracts.solvers import solve_spe
 
 N_EVALUATIONS = 50
 #: Trees of the held-out protocol: ``random_binary_tree(depth, seed)`` for these seeds. The presets were tuned
@@ -65,7 +67,16 @@ def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrid
     start = time.perf_counter()
     model.learn(total, callback=callback, log_interval=None)
     wall = time.perf_counter() - start
-    return {**summarize(callback, total), "wall_s": wall}
+    return {**summarize(callback, total), **nudge_ceiling(mdp, config.get("nudge", 0.0), callback), "wall_s": wall}
+
+
+def nudge_ceiling(mdp: Any, nudge: Any, callback: ExactEvaluationCallback) -> dict[str, float]:
+    """The utility ratio of the SPE itself with the learner's nudge: the most a learner with that nudge can reach."""
+    if callable(nudge):
+        return {}
+    nudged = solve_spe(mdp, margin=float(nudge))
+    ratio = evaluate_policy_table(mdp, nudged.contracts, nudged.recommended_action, callback.spe).utility_ratio
+    return {"utility_ratio_ceiling": ratio}
 
 
 def run_direct(mdp: Any, trial: int, steps: int, n_envs: int, start_states: StartStates) -> dict[str, float]:
