@@ -236,3 +236,22 @@ def test_a_share_of_starts_at_the_root_mixes_with_exploring_starts():
             PrincipalVecEnv(mdp, n_envs=2, start_states=bad)
     with pytest.raises(ValueError, match="start_states"):
         parse_start_states("half")
+
+
+def test_vec_env_methods_run_once_for_the_whole_batch():
+    from sb3_contracts.game import PrincipalVecEnv
+
+    mdp = random_binary_tree(3, seed=0)
+    spe = solve_spe(mdp)
+    env = PrincipalVecEnv(mdp, n_envs=8, seed=0)
+    calls = []
+
+    def spe_policy(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(observations.shape)
+        return spe.contracts, spe.recommended_action
+
+    assert len(env.env_method("respond_to_principal", spe_policy)) == 8 and calls == [(mdp.n_states, mdp.n_states)]
+    # the agent best-responding to the equilibrium's own contracts has the equilibrium's continuation
+    assert np.allclose(env._responder.agent_q[~mdp.terminal], spe.agent_q[~mdp.terminal])
+    env.restore_agent()
+    assert env.agent is env._own_agent

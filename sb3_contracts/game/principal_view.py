@@ -297,7 +297,9 @@ class PrincipalVecEnv(TrainingAgents, VecEnv):
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+        # Every index is this one batch: call the method once (not once per game) and hand its result to each index.
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
