@@ -3,7 +3,7 @@
 Runs :func:`sb3_contracts.multiagent.pipeline.run_pipeline` (the same as ``sb3-contracts coin``) and prints
 ``welfare_ratio`` (validated welfare of the fresh DQN agents / cooperative baseline welfare),
 ``payment_share``, ``follow_rate``, ``spe_ratio``, ``ic_ratio``, ``constant_proportion_welfare_ratio``
-(budget-matched to the principal's validated spend), ``selfish_welfare_ratio``, ``wall_s``, with the PPO
+(budget-matched to the principal's validated spend), ``selfish_welfare_ratio``, ``wall_s`` and ``cpu_s``, with the PPO
 validation's figures and the budgets used, and every welfare against the game's exact cooperative optimum
 (``optimal_welfare``; ``optimal_ratio`` is the validated welfare over it, ``<baseline>_optimal_ratio`` the
 baselines'), which shows how much room a principal has above selfish play.
@@ -19,10 +19,10 @@ import argparse
 import json
 import time
 
-from sb3_contracts.envs.coin_game import REWARD_RULES
+from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
 
 from sb3_contracts.multiagent.pipeline import run_pipeline
-from sb3_contracts.multiagent.settings import CoinExperimentConfig
+from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS, CoinExperimentConfig
 
 
 def main() -> None:
@@ -36,12 +36,18 @@ def main() -> None:
     parser.add_argument("--agent-steps", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=None)
     parser.add_argument("--n-games", type=int, default=16)
+    parser.add_argument("--contested", choices=CONTESTED, default="random", help="who collects a contested coin")
+    parser.add_argument("--n-agents", type=int, default=2)
+    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="centred")
+    parser.add_argument("--replay", choices=REPLAYS, default="uniform")
     args = parser.parse_args()
     config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed, reward_rule=args.reward_rule,
-                            n_games=args.n_games,
-                            principal_steps=args.principal_steps, agent_steps=args.agent_steps,
-                            baseline_steps=args.baseline_steps)
-    start = time.perf_counter()
+                                  contested=args.contested,
+                                  n_games=args.n_games, n_agents=args.n_agents, alpha=args.alpha,
+                                  principal_steps=args.principal_steps, agent_steps=args.agent_steps,
+                                  baseline_steps=args.baseline_steps, encoder=args.encoder, replay=args.replay)
+    start, cpu_start = time.perf_counter(), time.process_time()
     results = run_pipeline(config, args.out, log=print)
     summary = results["summary"]
     figures = {key: summary[key] for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
@@ -53,12 +59,16 @@ def main() -> None:
                     "ppo_payment_share": ppo["payment_share"], "ppo_follow_rate": ppo["follow_rate"]}
     figures |= {key: value for key, value in summary.items() if "optimal" in key}
     figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
-                "grid": args.grid, "seed": args.seed, "reward_rule": args.reward_rule,
+                "grid": args.grid, "seed": args.seed, "reward_rule": args.reward_rule, "contested": args.contested,
+                "n_agents": args.n_agents,
+                "alpha": args.alpha, "encoder": args.encoder, "replay": args.replay,
                 "principal_steps": config.principal_steps,
                 "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,
                 "nudge": config.nudge,
                 "timings_s": {key: round(value, 1) for key, value in results["timings"].items()},
-                "wall_s": round(time.perf_counter() - start, 1)}
+                "wall_s": round(time.perf_counter() - start, 1),
+                # the process's own CPU time: what the run costs on a core of its own, whatever else is running
+                "cpu_s": round(time.process_time() - cpu_start, 1)}
     print(json.dumps(figures))
 
 

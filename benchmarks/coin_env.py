@@ -12,12 +12,18 @@ Measured variants, per preset (3x3/20 steps and 7x7/50 steps):
 - ``parallel_env``: ``CoinGameParallelEnv.step`` with a dict of actions, one game; it always returns
   observations (copied out of the buffer), rewards, terminations, truncations and infos.
 
+``--contested`` picks who collects a coin several players reach (``"all"``, the default, or one
+``"random"`` winner, which costs one more gathered row and a check per step, and a draw for the contested
+games on the steps where some game's coin is contested; with these uniformly random actions that is every
+step at 4096 games on 3x3 and about half of them on 7x7, but only about one step in 100 for a single 3x3
+game and almost never for a single 7x7 one).
+
 Each figure is the best of ``--repeats`` runs of about ``--seconds`` each (the best run is the one
 least disturbed by other processes). The last line of output is one JSON object.
 
 Usage::
 
-    python benchmarks/coin_env.py [--seconds 0.5] [--repeats 3]
+    python benchmarks/coin_env.py [--seconds 0.5] [--repeats 3] [--contested all|random]
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sb3_contracts.envs.coin_game import PRESETS, CoinGameBatch, parallel_env
+from sb3_contracts.envs.coin_game import CONTESTED, PRESETS, CoinGameBatch, parallel_env
 
 BATCH_SIZES = (1, 256, 4096)
 TARGETS = {"3x3 core_with_obs n=4096": 5_000_000, "3x3 parallel_env": 50_000}
@@ -55,8 +61,8 @@ def best_rate(run_chunk: Callable[[], int], seconds: float, repeats: int) -> flo
     return max(rates)
 
 
-def core_chunk(preset: str, n_games: int, with_obs: bool, chunk: int = 64) -> Callable[[], int]:
-    core = CoinGameBatch(n_games=n_games, preset=preset, seed=0)
+def core_chunk(preset: str, n_games: int, with_obs: bool, contested: str, chunk: int = 64) -> Callable[[], int]:
+    core = CoinGameBatch(n_games=n_games, preset=preset, seed=0, contested=contested)
     actions = np.random.default_rng(0).integers(0, 4, (chunk, n_games, core.n_agents))
 
     def run() -> int:
@@ -71,8 +77,8 @@ def core_chunk(preset: str, n_games: int, with_obs: bool, chunk: int = 64) -> Ca
     return run
 
 
-def parallel_env_chunk(preset: str, chunk: int = 1000) -> Callable[[], int]:
-    env = parallel_env(preset=preset)
+def parallel_env_chunk(preset: str, contested: str, chunk: int = 1000) -> Callable[[], int]:
+    env = parallel_env(preset=preset, contested=contested)
     env.reset(seed=0)
     draws = np.random.default_rng(0).integers(0, 4, (chunk, len(env.possible_agents))).tolist()
     actions = [dict(zip(env.possible_agents, joint, strict=True)) for joint in draws]
@@ -91,16 +97,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="minimum duration of one run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the best is kept)")
+    parser.add_argument("--contested", choices=CONTESTED, default="all", help="who collects a shared coin")
     args = parser.parse_args()
     results: dict[str, dict] = {}
     for preset in PRESETS:
         figures: dict = {"core_no_obs": {}, "core_with_obs": {}}
         for n_games in BATCH_SIZES:
             for variant, with_obs in (("core_no_obs", False), ("core_with_obs", True)):
-                rate = best_rate(core_chunk(preset, n_games, with_obs), args.seconds, args.repeats)
+                rate = best_rate(core_chunk(preset, n_games, with_obs, args.contested), args.seconds, args.repeats)
                 figures[variant][str(n_games)] = round(rate)
                 print(f"{preset}  {variant:<14} n_games={n_games:<5} {rate:>14,.0f} joint steps/s", flush=True)
-        rate = best_rate(parallel_env_chunk(preset), args.seconds, args.repeats)
+        rate = best_rate(parallel_env_chunk(preset, args.contested), args.seconds, args.repeats)
         figures["parallel_env"] = round(rate)
         print(f"{preset}  parallel_env   n_games=1     {rate:>14,.0f} joint steps/s", flush=True)
         results[preset] = figures
@@ -113,6 +120,7 @@ def main() -> None:
         "unit": "joint steps per second (best of repeats)",
         "keys": "core_no_obs: CoinGameBatch.step only; core_with_obs: step + observe(); "
         "parallel_env: PettingZoo ParallelEnv.step (observations included); inner keys: n_games",
+        "contested": args.contested,
         **results,
         "targets": TARGETS,
         "meets_targets": all(measured[key] >= target for key, target in TARGETS.items()),

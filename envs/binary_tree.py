@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_int
 from .mdp import PrincipalAgentMDP, transitions_from_next_states
 
 #: ``P(o1 | a)`` for the low- and high-effort actions.
@@ -28,8 +29,9 @@ def random_binary_tree(depth: int, seed: int | None = None) -> PrincipalAgentMDP
     :param seed: seed of the NumPy random generator (``None`` for fresh entropy).
     :return: the tree as a :class:`PrincipalAgentMDP` with initial state 0 (the root).
     """
-    if not isinstance(depth, (int, np.integer)) or not 1 <= depth <= 24:
-        raise ValueError(f"depth must be an integer in [1, 24], got {depth!r}")
+    check_int("depth", depth, 1, 24)
+    if seed is not None:
+        check_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
     n_decision = 2**depth - 1
     n_states = 2 * n_decision + 1

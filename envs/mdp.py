@@ -17,16 +17,13 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from .checks import as_real_array, check_int, check_real
+
 _PROB_ATOL = 1e-6
 
 
 def _as_float_array(name: str, value: object, ndim: int) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite (found NaN or inf)")
-    return array
+    return as_real_array(name, value, ndim=ndim)
 
 
 def _check_distribution_rows(name: str, probs: np.ndarray, allow_zero_rows: bool = False) -> None:
@@ -108,12 +105,8 @@ class PrincipalAgentMDP:
             raise ValueError(f"principal_reward must have shape [S, O] = {(n_states, n_outcomes)}, "
                              f"got {self.principal_reward.shape}")
         self.transitions = self._validate_transitions(transitions, n_states, n_outcomes)
-        if not (isinstance(initial_state, (int, np.integer)) and 0 <= initial_state < n_states):
-            raise ValueError(f"initial_state must be an integer in [0, {n_states - 1}], got {initial_state!r}")
-        self.initial_state = int(initial_state)
-        if not (np.isfinite(gamma) and 0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
-        self.gamma = float(gamma)
+        self.initial_state = check_int("initial_state", initial_state, 0, n_states - 1)
+        self.gamma = check_real("gamma", gamma, 0.0, 1.0)
         if state_features is not None:
             state_features = _as_float_array("state_features", state_features, 2)
             if state_features.shape[0] != n_states:

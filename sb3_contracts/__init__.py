@@ -14,16 +14,20 @@ import gymnasium
 
 __version__ = "0.1.0"
 
+#: The Coin Game ids are the experiment's game: a contested coin goes to one of its players at random (the dilemma;
+#: the core and the PettingZoo env default to rllib's "all").
+_COIN_3x3 = {"preset": "3x3", "contested": "random"}
+_COIN_7x7 = {"preset": "7x7", "contested": "random"}
 #: Every registered env id: its entry point and default arguments (variants as Gymnasium's ``FrozenLake8x8-v1``).
 ENV_IDS: dict[str, tuple[str, dict]] = {
     "ContractBinaryTree-v0": ("sb3_contracts.game.principal_view:make_binary_tree_principal_env", {}),
     "ContractBinaryTreeAgent-v0": ("sb3_contracts.game.agent_view:make_binary_tree_agent_env", {}),
-    "ContractCoinGame-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", {"preset": "3x3"}),
-    "ContractCoinGame7x7-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", {"preset": "7x7"}),
-    "ContractCoinGameAgents-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv",
-                                  {"preset": "3x3"}),
-    "ContractCoinGameAgents7x7-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv",
-                                     {"preset": "7x7"}),
+    "ContractCoinGame-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", _COIN_3x3),
+    "ContractCoinGame7x7-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", _COIN_7x7),
+    "ContractCoinGameAgents-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv", _COIN_3x3),
+    "ContractCoinGameAgents7x7-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv", _COIN_7x7),
+    "PollutionControl-v0": ("sb3_contracts.envs.pollution:PollutionControlEnv", {}),
+    "PollutionControlPrincipal-v0": ("sb3_contracts.envs.pollution:PollutionControlPrincipalEnv", {}),
 }
 for _env_id, (_entry_point, _kwargs) in ENV_IDS.items():
     if _env_id not in gymnasium.registry:
@@ -53,6 +57,7 @@ _EXPORTS = {
     "minimal_contract": "sb3_contracts.contracts",
     "minimal_contracts": "sb3_contracts.contracts",
     "minimal_contracts_torch": "sb3_contracts.contracts",
+    "minimal_transfers": "sb3_contracts.incentives",
     "nudge_margin": "sb3_contracts.contracts",
     "solve_spe": "sb3_contracts.solvers",
     "value_iteration": "sb3_contracts.solvers",

@@ -9,6 +9,8 @@ Subcommands:
 * ``tree``: train ContractDQN on a random binary tree (the tuned presets) and score it against the SPE.
 * ``coin``: the Coin Game experiment end to end (principal, validation with fresh DQN/PPO agents, SPE/IC
   best responses, baselines), one TensorBoard run per phase under ``<out>/tb`` and ``<out>/metrics.json``.
+* ``two-phase``: the second system on the pollution world (two-phase mechanism, baselines, optional bandit
+  reproduction): ``<out>/metrics.json``, TensorBoard runs under ``<out>/tb`` and PNG plots.
 * ``plot``: the Figure 2 panels (PNG) from one or more ``coin`` experiment folders.
 """
 
@@ -23,8 +25,9 @@ import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.envs.binary_tree import random_binary_tree
-from sb3_contracts.envs.coin_game import REWARD_RULES
+from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
 from sb3_contracts.game.batch import parse_start_states
+from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS
 from sb3_contracts.solvers import SPESolution, solve_spe
 
 Command = Callable[[argparse.Namespace], int]
@@ -129,19 +132,55 @@ def cmd_coin(args: argparse.Namespace) -> int:
         raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
     preset = f"{args.grid}x{args.grid}"
     overrides = read_zoo_overrides(args.conf_file, preset) if args.conf_file else {}
-    config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule, n_games=args.n_games,
-                                  principal_steps=args.principal_steps, agent_steps=args.agent_steps,
-                                  baseline_steps=args.baseline_steps, algos=tuple(args.algos), **overrides)
+    config = CoinExperimentConfig(preset=preset, seed=args.seed, reward_rule=args.reward_rule,
+                                  contested=args.contested, n_games=args.n_games,
+                                  n_agents=args.n_agents, alpha=args.alpha, principal_steps=args.principal_steps,
+                                  agent_steps=args.agent_steps, baseline_steps=args.baseline_steps, nudge=args.nudge,
+                                  algos=tuple(args.algos), encoder=args.encoder, replay=args.replay, **overrides)
     results = run_pipeline(config, args.out, progress_bar=not args.no_progress, log=print)
     print(f"metrics: {args.out}/metrics.json, TensorBoard: tensorboard --logdir {args.out}/tb")
     print(json.dumps(results["summary"]))
     return 0
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    from sb3_contracts.multiagent.plots import plot_figure2
+def cmd_two_phase(args: argparse.Namespace) -> int:
+    import torch as th
 
-    print(plot_figure2(args.runs, args.out or f"{args.runs[0]}/figure2.png"))
+    from sb3_contracts.envs.pollution import PollutionConfig
+    from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
+
+    th.set_num_threads(1)
+    world = PollutionConfig(damage=args.damage, damage_coef=args.damage_coef, n_firms=args.n_firms,
+                            max_stock=args.max_stock)
+    settings = ExperimentSettings(world=world, agent=args.agent, principals=tuple(args.principals),
+                                  episodes=args.episodes, n_runs=args.runs, seed=args.seed)
+    _, metrics = run_experiment(settings, out=args.out, log=print)
+    if args.bandit:
+        from sb3_contracts.incentives.bandit import run_ipa, run_two_phase
+        from sb3_contracts.incentives.plots import plot_bandit
+
+        curves = {"two-phase (ours)": run_two_phase(), "Scheid et al. (IPA)": run_ipa()}
+        metrics["bandit_final_regret"] = {name: float(curve[-1].mean()) for name, curve in curves.items()}
+        print(plot_bandit(curves, f"{args.out}/bandit.png"))
+        with open(f"{args.out}/metrics.json", "w") as handle:
+            json.dump(metrics, handle, indent=2, default=float)
+    print(f"metrics: {args.out}/metrics.json, plot: {args.out}/two_phase.png, TensorBoard: tensorboard --logdir "
+          f"{args.out}/tb")
+    print(json.dumps({name: {key: summary.get(key) for key in ("final_welfare_ratio", "welfare_regret_slope")}
+                      for name, summary in metrics["summaries"].items()}))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sb3_contracts.multiagent.plots import plot_curves, plot_figure2
+
+    out = Path(args.out or f"{args.runs[0]}/figure2.png")
+    print(plot_figure2(args.runs, out))
+    folders = [Path(run) if Path(run).is_dir() else Path(run).parent for run in args.runs]
+    if all((folder / "tb").is_dir() for folder in folders):
+        print(plot_curves(folders, out.with_name(f"{out.stem}_curves.png")))
     return 0
 
 
@@ -186,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     coin.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     coin.add_argument("--reward-rule", choices=REWARD_RULES, default="parl",
                       help="parl: the paper's +1 own / +0.2 other coin (default); lola: a taken coin costs its owner 2")
+    coin.add_argument("--contested", choices=CONTESTED, default="random",
+                      help="who collects a coin several players reach: one at random (default: the dilemma) or all")
+    coin.add_argument("--n-agents", type=int, default=2, help="players, 2 to 4 (default 2)")
+    coin.add_argument("--alpha", type=float, default=0.1,
+                      help="the principal's weight of welfare against payments: utility welfare/alpha - payments")
+    coin.add_argument("--nudge", type=float, default=None, help="the nudge xi (default: the preset's)")
+    coin.add_argument("--encoder", choices=sorted(ENCODERS), default="centred",
+                      help="every learner's encoder: the centred grid (default) or the paper's convolution")
+    coin.add_argument("--replay", choices=REPLAYS, default="uniform",
+                      help="the principal's replay: uniform (default) or the paper's prioritized replay")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
     budgets = "default: the preset's, PRESETS in sb3_contracts.multiagent.settings"
@@ -198,6 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "dqn.yml, ppo.yml (the agents); default: the settings those files are generated from")
     coin.add_argument("--no-progress", action="store_true", help="no progress bars")
     coin.set_defaults(func=cmd_coin)
+
+    two = commands.add_parser("two-phase", help="incentives for a learning firm in the pollution world")
+    two.add_argument("--episodes", type=int, default=100_000, help="episodes per run (default 100,000)")
+    two.add_argument("--runs", type=int, default=5, help="independent runs, vectorised (default 5)")
+    two.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    two.add_argument("--agent", choices=("optimistic_q", "epsilon_greedy_q", "exact"), default="optimistic_q",
+                     help="the learning firm (default optimistic_q, UCB-H)")
+    two.add_argument("--principals", nargs="+", default=["two_phase", "none", "oracle"],
+                     help="two_phase, none, oracle, flat_subsidy (default: the first three)")
+    two.add_argument("--damage", choices=("linear", "quadratic"), default="linear", help="damage (default linear)")
+    two.add_argument("--damage-coef", type=float, default=0.4, help="c or s (default 0.4, for linear damage)")
+    two.add_argument("--n-firms", type=int, default=1, help="firms sharing the stock; the others unregulated")
+    two.add_argument("--max-stock", type=int, default=20, help="stock grid 0..K (default 20; 40 for two firms)")
+    two.add_argument("--bandit", action="store_true", help="also the one-state bandit reproduction (bandit.png)")
+    two.add_argument("--out", default="runs/two_phase", help="output folder (default runs/two_phase)")
+    two.set_defaults(func=cmd_two_phase)
 
     plot = commands.add_parser("plot", help="draw the Figure 2 panels from coin experiment folders")
     plot.add_argument("runs", nargs="+", help="experiment folders (or metrics.json files); several are averaged")
@@ -215,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:  # bad arguments and missing input files: a message, no trace
+    except (ValueError, TypeError, FileNotFoundError) as error:  # bad arguments, missing inputs: a message, no trace
         raise SystemExit(f"sb3-contracts {args.command}: {error}") from error
 
 

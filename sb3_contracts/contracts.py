@@ -29,6 +29,8 @@ import numpy as np
 import scipy.optimize
 import torch
 
+from sb3_contracts.envs.checks import as_real_array, check_int, check_real
+
 #: Probabilities below this are treated as zero when forming likelihood ratios.
 _PROB_EPS = 1e-12
 #: Incentive gaps below this need no payment (the LP solver's feasibility tolerance is far coarser).
@@ -44,14 +46,11 @@ def nudge_margin(agent_q_error: float, factor: float = 2.0) -> float:
     :param factor: multiple of the error to pay (2 covers an error of ``E`` on both sides of a gap).
     :return: the margin ``factor * E``.
     """
-    if not np.isfinite(agent_q_error) or agent_q_error < 0:
-        raise ValueError(f"agent_q_error must be a finite non-negative number, got {agent_q_error!r}")
-    return float(factor * agent_q_error)
+    return check_real("factor", factor, 0.0) * check_real("agent_q_error", agent_q_error, 0.0)
 
 
 def _check_margin(margin: float) -> None:
-    if not np.isfinite(margin) or margin < 0:
-        raise ValueError(f"margin must be a finite non-negative number, got {margin!r}")
+    check_real("margin", margin, 0.0)
 
 
 def check_b_max(b_max: float, name: str = "b_max") -> float:
@@ -61,11 +60,9 @@ def check_b_max(b_max: float, name: str = "b_max") -> float:
     :param b_max: the cap.
     :param name: what to call it in error messages.
     :return: the cap as a float.
-    :raises ValueError: unless it is a positive finite number.
+    :raises ValueError: unless it is a positive finite number (``TypeError`` unless a real number).
     """
-    if not np.isfinite(b_max) or b_max <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {b_max!r}")
-    return float(b_max)
+    return check_real(name, b_max, 0.0, low_open=True)
 
 
 def check_contract(contract: Any, shape: tuple[int, ...], b_max: float, name: str = "contract",
@@ -81,7 +78,7 @@ def check_contract(contract: Any, shape: tuple[int, ...], b_max: float, name: st
     :return: the payments as a float64 array.
     :raises ValueError: on a wrong shape, NaN or inf, a negative payment or one above ``b_max``.
     """
-    contract = np.asarray(contract, dtype=np.float64)
+    contract = as_real_array(name, contract, finite=False)
     if contract.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, {meaning}; got {contract.shape}")
     if not np.all(np.isfinite(contract)):
@@ -134,15 +131,10 @@ def minimal_contract(
 
 
 def _validate_single(outcome_probs: np.ndarray, agent_q: np.ndarray, target: int) -> tuple[np.ndarray, ...]:
-    outcome_probs = np.asarray(outcome_probs, dtype=np.float64)
-    agent_q = np.asarray(agent_q, dtype=np.float64)
-    if outcome_probs.ndim != 2:
-        raise ValueError(f"outcome_probs must be [A, O], got shape {outcome_probs.shape}")
-    if agent_q.shape != outcome_probs.shape[:1]:
-        raise ValueError(f"agent_q must be [A] = [{outcome_probs.shape[0]}], got shape {agent_q.shape}")
+    outcome_probs = as_real_array("outcome_probs", outcome_probs, ndim=2)
+    agent_q = as_real_array("agent_q", agent_q, shape=outcome_probs.shape[:1])
     _validate_values(outcome_probs, agent_q)
-    if not (isinstance(target, (int, np.integer)) and 0 <= target < outcome_probs.shape[0]):
-        raise ValueError(f"target must be an action index in [0, {outcome_probs.shape[0] - 1}], got {target!r}")
+    check_int("target", target, 0, outcome_probs.shape[0] - 1)
     return outcome_probs, agent_q
 
 
@@ -289,8 +281,8 @@ def minimal_contracts(
     :param observed_action: whether outcomes reveal actions; detected from ``outcome_probs`` when ``None``.
     :return: ``(payments [..., O], feasible [...])``; payments are zero where infeasible.
     """
-    outcome_probs = np.asarray(outcome_probs, dtype=np.float64)
-    agent_q = np.asarray(agent_q, dtype=np.float64)
+    outcome_probs = as_real_array("outcome_probs", outcome_probs, finite=False)
+    agent_q = as_real_array("agent_q", agent_q, finite=False)
     target = np.asarray(target)
     _check_batch_shapes(outcome_probs, agent_q, target)
     _validate_values(outcome_probs, agent_q)
@@ -316,7 +308,7 @@ def _check_batch_shapes(outcome_probs: np.ndarray, agent_q: np.ndarray, target: 
     n_actions = outcome_probs.shape[-2]
     if agent_q.ndim < 1 or agent_q.shape[-1] != n_actions:
         raise ValueError(f"agent_q must be [..., A] with A = {n_actions}, got shape {agent_q.shape}")
-    if not np.issubdtype(target.dtype, np.integer):
+    if target.dtype.kind not in "iu":
         raise ValueError(f"target must hold integer actions, got dtype {target.dtype}")
     if target.size and (target.min() < 0 or target.max() >= n_actions):
         raise ValueError(f"target actions must lie in [0, {n_actions - 1}]")

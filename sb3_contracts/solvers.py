@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sb3_contracts.contracts import minimal_contracts
+from sb3_contracts.envs.checks import as_real_array, check_int, check_real
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 
 #: Values closer than this (relative to their scale, at least 1) count as a tie for the agent. It is
@@ -82,6 +83,8 @@ def _sweep(mdp: PrincipalAgentMDP, stage: Stage, n_values: int, tol: float, max_
     until the values move less than ``tol``. ``stage(states, values)`` returns the new
     ``[n, n_values]`` values of ``states`` and per-state extras; those of terminal states stay zero.
     """
+    check_real("tol", tol, 0.0, low_open=True)
+    check_int("max_iter", max_iter, 1)
     values = np.zeros((mdp.n_states, n_values))
     extras: dict[str, np.ndarray] = {}
 
@@ -357,6 +360,8 @@ def meta_algorithm(mdp: PrincipalAgentMDP, max_rounds: int = 1000, margin: float
     :param margin: nudge ``ξ`` of the principal's minimal contracts.
     :param atol: contracts closer than this count as unchanged.
     """
+    check_int("max_rounds", max_rounds, 1)
+    check_real("atol", atol, 0.0)
     contracts = np.zeros((mdp.n_states, mdp.n_outcomes))
     recommended: np.ndarray | None = None
     history: list[float] = []
@@ -423,4 +428,14 @@ class ExactBestResponder:
         return _agent_choice(full_q, principal_q, None, self.strict)
 
     def __call__(self, state: int, contract: np.ndarray) -> int:
-        return int(self.act(np.array([state]), np.asarray(contract, dtype=np.float64)[None])[0])
+        """
+        The agent's action in one state: checked inputs (``act`` is the unchecked batched form the views use).
+
+        :param state: a state index
+        :param contract: ``[O]`` non-negative finite payments
+        """
+        check_int("state", state, 0, self.mdp.n_states - 1)
+        contract = as_real_array("contract", contract, shape=(self.mdp.n_outcomes,))
+        if np.any(contract < 0):
+            raise ValueError(f"contract payments must be non-negative (limited liability), got {contract}")
+        return int(self.act(np.array([state]), contract[None])[0])

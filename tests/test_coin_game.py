@@ -9,15 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 from sb3_contracts.envs.coin_game import (
+    CONTESTED,
     MOVES,
     PRESETS,
     CoinGameBatch,
     coin_game_v0,
     event_rewards,
+    event_tables,
+    expected_event_stats,
     free_cell_table,
     kth_free_cell,
+    move_table,
     parallel_env,
     raw_env,
+    resolve_config,
 )
 from sb3_contracts.envs.coin_game.policies import (
     evaluate_policy,
@@ -52,6 +57,7 @@ def yx(core: CoinGameBatch) -> np.ndarray:
         {"obs_format": "flat", "reward_rule": "lola"},
         {"preset": "7x7", "n_agents": 4},
         {"grid_size": 2, "n_agents": 3, "max_steps": 5},
+        {"grid_size": 2, "n_agents": 3, "contested": "random"},
     ],
 )
 def test_parallel_api(kwargs):
@@ -61,6 +67,7 @@ def test_parallel_api(kwargs):
 def test_seed_tests_and_aec_view():
     parallel_seed_test(lambda: parallel_env())
     parallel_seed_test(lambda: parallel_env(n_agents=3, obs_format="flat"))
+    parallel_seed_test(lambda: parallel_env(grid_size=2, n_agents=3, contested="random"))
     api_test(raw_env(), num_cycles=30)
     seed_test(lambda: raw_env(), num_cycles=30)
     api_test(coin_game_v0.env(), num_cycles=30)
@@ -194,6 +201,87 @@ def test_parl_three_players_owner_and_another():
     np.testing.assert_allclose(rewards[0], [0.2, 1.0, 0.0], rtol=1e-6)
 
 
+# four cells around (1, 1) on 3x3 and the move from each onto it; players 0..3 start on them in this order
+AROUND = (((1, 0), RIGHT), ((1, 2), LEFT), ((0, 1), DOWN), ((2, 1), UP))
+
+
+@pytest.mark.parametrize("rule", ["parl", "lola"])
+@pytest.mark.parametrize(("n_agents", "on_coin"), [(2, (0, 1)), (3, (0, 1, 2)), (3, (1, 2)), (4, (0, 1, 2, 3))])
+def test_random_contest_one_uniform_winner(rule, n_agents, on_coin):
+    # n games in one hand-built state: the players in on_coin step onto player 0's coin, the others stay off
+    n, color = 6000, 0
+    core = CoinGameBatch(n_games=n, grid_size=3, n_agents=n_agents, reward_rule=rule, contested="random", seed=4)
+    starts = [AROUND[i] if i in on_coin else ((0, 0), UP) for i in range(n_agents)]  # (0, 0) UP -> (2, 0)
+    core.set_state(positions=np.tile([[cell for cell, _ in starts]], (n, 1, 1)),
+                   coin_pos=np.tile([1, 1], (n, 1)), coin_color=np.full(n, color))
+    rewards, _ = core.step(np.tile([move for _, move in starts], (n, 1)))
+    picks = core.episode_stats()["coins_picked"]
+    np.testing.assert_array_equal(picks.sum(axis=1), 1)  # exactly one collector per game...
+    winner = picks.argmax(axis=1)
+    assert set(winner.tolist()) == set(on_coin)  # ...always one of the players on the coin
+    for w in on_coin:  # uniformly chosen: each within 4.5 standard deviations of n / k
+        k = len(on_coin)
+        assert abs(np.sum(winner == w) - n / k) < 4.5 * np.sqrt(n * (1 / k) * (1 - 1 / k))
+        expected = event_rewards(tuple(i == w for i in range(n_agents)), color, rule)  # the winner alone collects
+        np.testing.assert_allclose(rewards[winner == w], np.tile(expected, (np.sum(winner == w), 1)), rtol=1e-6)
+    assert (core.coin_color == 1).all() and not (core.positions == core.coin_pos[:, None]).any()
+    # the planning table holds the same rule in expectation
+    code = color * 2**n_agents + sum(1 << i for i in on_coin)
+    stats, _ = event_tables(n_agents, rule)
+    winner_codes = [code - sum(1 << i for i in on_coin) + (1 << w) for w in on_coin]
+    np.testing.assert_allclose(expected_event_stats(n_agents, rule, "random")[:, code],
+                               stats[:, winner_codes].mean(axis=1))
+    np.testing.assert_array_equal(expected_event_stats(n_agents, rule, "all"), stats)
+
+
+@pytest.mark.parametrize(
+    ("rule", "owner_wins", "expected"),
+    [("parl", True, [1.0, 0.0]), ("parl", False, [0.0, 0.2]), ("lola", True, [1.0, 0.0]), ("lola", False, [-2.0, 1.0])],
+)
+def test_random_contest_rewards_on_hand_built_states(rule, owner_wins, expected):
+    # owner (player 0) and player 1 reach the owner's coin together; the loser on the coin gets nothing
+    # (under lola the owner's -2 comes with the other player's win, the owner having stood on the coin too)
+    for seed in range(100):
+        core = one_game(grid_size=3, reward_rule=rule, contested="random")
+        core.reset(seed=seed)
+        put(core, [(1, 0), (1, 2)], coin=(1, 1), color=0)
+        rewards, _ = core.step(np.array([[RIGHT, LEFT]]))
+        if (core.episode_stats()["coins_picked"][0].tolist() == [1, 0]) == owner_wins:
+            np.testing.assert_allclose(rewards[0], expected, rtol=1e-6)
+            assert core.episode_stats()["own_coins_picked"][0].tolist() == [int(owner_wins), 0]
+            return
+    pytest.fail("100 seeds never gave this winner")
+
+
+def test_contested_draws_only_for_contests_and_all_draws_nothing():
+    # under "all", and under "random" without a contest, the generator serves the respawn alone, so
+    # "all" trajectories are what they were before the option existed
+    def generator_after(contested: str, positions, moves) -> tuple[dict, dict]:
+        core = one_game(grid_size=3, contested=contested)
+        put(core, positions, coin=(1, 1), color=0)
+        probe = copy.deepcopy(core.rng)
+        core.step(np.array([moves]))
+        return core.rng.bit_generator.state, probe
+
+    for contested, positions, moves, draws in [
+        ("all", [(1, 0), (1, 2)], [RIGHT, LEFT], 1),  # contested coin: the respawn's draw only
+        ("random", [(1, 0), (0, 0)], [RIGHT, UP], 1),  # one player on the coin: no contest, no draw
+        ("random", [(1, 0), (1, 2)], [RIGHT, LEFT], 2),  # the winner's draw, then the respawn's
+        ("random", [(0, 0), (0, 2)], [UP, UP], 0),  # nobody on the coin
+    ]:
+        state, probe = generator_after(contested, positions, moves)
+        for _ in range(draws):
+            probe.random(1)
+        assert state == probe.bit_generator.state, (contested, positions)
+
+
+def test_random_contest_without_contests_changes_nothing():
+    # greedy-own under lola never puts two players on a coin: both modes then give the same episodes
+    results = [evaluate_policy("greedy_own", n_games=256, seed=1, preset="7x7", reward_rule="lola", contested=mode)
+               for mode in CONTESTED]
+    assert results[0] == results[1]
+
+
 def test_respawn_is_uniform_over_free_cells():
     n = 7000
     core = CoinGameBatch(n_games=n, grid_size=3, seed=1)
@@ -267,33 +355,44 @@ def test_masked_reset_and_step_after_truncation():
     assert core.t.tolist() == [1, 1, 1]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     grid_size=st.integers(2, 5),
     n_agents=st.integers(2, 4),
     rule=st.sampled_from(["parl", "lola"]),
+    contested=st.sampled_from(CONTESTED),
     n_steps=st.integers(1, 12),
+    toward_coin=st.booleans(),
 )
-def test_invariants_against_reference_model(seed, grid_size, n_agents, rule, n_steps):
+def test_invariants_against_reference_model(seed, grid_size, n_agents, rule, contested, n_steps, toward_coin):
     if grid_size**2 < n_agents + 1:
         grid_size = 3
     n = 5
-    core = CoinGameBatch(n_games=n, grid_size=grid_size, n_agents=n_agents, reward_rule=rule, seed=seed)
+    core = CoinGameBatch(n_games=n, grid_size=grid_size, n_agents=n_agents, reward_rule=rule, seed=seed,
+                         contested=contested)
     assert len(set(core.positions[0].tolist()) | {int(core.coin_pos[0])}) == n_agents + 1  # distinct start
     rng = np.random.default_rng(seed)
-    total = np.zeros((n, n_agents))
+    total, picks = np.zeros((n, n_agents)), np.zeros((n, n_agents), dtype=int)
     for _ in range(n_steps):
         before = yx(core).copy()
         coin, color = core.coin_pos.copy(), core.coin_color.copy()
-        actions = rng.integers(0, 4, (n, n_agents))
+        # greedy-selfish moves put several players on the coin often: contests to resolve
+        actions = greedy_selfish_policy(core, rng) if toward_coin else rng.integers(0, 4, (n, n_agents))
+        on_coin = move_table(grid_size)[core.positions * 4 + actions] == coin[:, None]
+        # the reference winners: the pinned draw, one uniform number per contested game, in game order
+        contests = iter(copy.deepcopy(core.rng).random(np.sum(on_coin.sum(axis=1) > 1)))
         rewards, _ = core.step(actions)
         moves = np.array(MOVES)[actions]
         np.testing.assert_array_equal(yx(core), (before + moves) % grid_size)
         for g in range(n):  # the reference rule, game by game
-            picked = tuple(bool(p) for p in core.positions[g] == coin[g])
-            np.testing.assert_allclose(rewards[g], event_rewards(picked, color[g], rule), rtol=1e-6)
-            assert core.coin_color[g] == ((color[g] + 1) % n_agents if any(picked) else color[g])
+            collectors = on_coin[g].copy()
+            if collectors.sum() > 1 and contested == "random":
+                winner = np.flatnonzero(collectors)[int(next(contests) * collectors.sum())]
+                collectors[:] = np.arange(n_agents) == winner
+            np.testing.assert_allclose(rewards[g], event_rewards(tuple(collectors), color[g], rule), rtol=1e-6)
+            assert core.coin_color[g] == ((color[g] + 1) % n_agents if on_coin[g].any() else color[g])
+            picks[g] += collectors
         assert not (core.positions == core.coin_pos[:, None]).any()
         assert ((core.coin_pos >= 0) & (core.coin_pos < grid_size**2)).all()
         total += rewards
@@ -303,6 +402,7 @@ def test_invariants_against_reference_model(seed, grid_size, n_agents, rule, n_s
     stats = core.episode_stats()
     np.testing.assert_allclose(stats["episode_return"], total, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(stats["social_welfare"], total.sum(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(stats["coins_picked"], picks)
     assert (stats["own_coins_picked"] <= stats["coins_picked"]).all()
 
 
@@ -320,11 +420,20 @@ def test_episode_stats_definitions():
 # ------------------------------------------------------- batch vs ParallelEnv, presets
 
 
-@pytest.mark.parametrize("kwargs", [{"preset": "3x3"}, {"preset": "7x7", "max_steps": 8, "n_agents": 3}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"preset": "3x3"},
+        {"preset": "7x7", "max_steps": 8, "n_agents": 3},
+        {"preset": "3x3", "contested": "random"},
+        {"preset": "3x3", "contested": "random", "n_agents": 3, "reward_rule": "lola"},
+    ],
+)
 def test_batch_and_parallel_env_identical_trajectories(kwargs):
     env = parallel_env(**kwargs)
     core = CoinGameBatch(n_games=1, **kwargs)
     rng = np.random.default_rng(5)
+    contests = 0
     for episode in range(3):
         seed = 11 if episode == 0 else None  # later episodes continue the seeded stream
         obs, _ = env.reset(seed=seed)
@@ -333,7 +442,10 @@ def test_batch_and_parallel_env_identical_trajectories(kwargs):
             expected_obs = core.observe()[0]
             assert all(np.array_equal(obs[a], expected_obs[i]) for i, a in enumerate(env.possible_agents))
             np.testing.assert_array_equal(env.state(), core.global_state()[0])
-            actions = rng.integers(0, 4, (1, core.n_agents))
+            # greedy-selfish moves contest many coins (so the winners' draws are compared too)
+            greedy = "contested" in kwargs
+            actions = greedy_selfish_policy(core, rng) if greedy else rng.integers(0, 4, (1, core.n_agents))
+            contests += (move_table(core.grid_size)[core.positions * 4 + actions] == core.coin_pos[:, None]).sum() > 1
             obs, rewards, _, truncs, infos = env.step(dict(zip(env.agents, actions[0].tolist(), strict=True)))
             core_rewards, core_truncated = core.step(actions)
             assert list(rewards.values()) == core_rewards[0].tolist()
@@ -341,6 +453,7 @@ def test_batch_and_parallel_env_identical_trajectories(kwargs):
         stats = core.episode_stats()
         assert infos["player_0"]["social_welfare"] == pytest.approx(stats["social_welfare"][0])
         assert infos["player_1"]["coins_picked"] == stats["coins_picked"][0, 1]
+    assert contests > 5 or "contested" not in kwargs
 
 
 def test_presets():
@@ -354,16 +467,18 @@ def test_presets():
 # ----------------------------------------------------------------------------- policies
 
 
+@pytest.mark.parametrize("contested", CONTESTED)
 @pytest.mark.parametrize("preset", ["3x3", "7x7"])
 @pytest.mark.parametrize("rule", ["parl", "lola"])
-def test_greedy_own_earns_more_welfare_than_greedy_selfish(preset, rule):
-    # on 3x3/parl greedy-selfish players herd and co-collect, so the margin is small (~0.2 per
+def test_greedy_own_earns_more_welfare_than_greedy_selfish(preset, rule, contested):
+    # on 3x3/parl/all greedy-selfish players herd and co-collect, so the margin is small (~0.2 per
     # episode): many games make it several standard errors wide
     n_games = 8192 if preset == "3x3" else 2048
-    own = evaluate_policy("greedy_own", n_games=n_games, seed=7, preset=preset, reward_rule=rule)
-    selfish = evaluate_policy("greedy_selfish", n_games=n_games, seed=7, preset=preset, reward_rule=rule)
+    game = {"preset": preset, "reward_rule": rule, "contested": contested}
+    own = evaluate_policy("greedy_own", n_games=n_games, seed=7, **game)
+    selfish = evaluate_policy("greedy_selfish", n_games=n_games, seed=7, **game)
     assert own["social_welfare"] > selfish["social_welfare"] + 0.1
-    assert own["pick_own_color"] >= 0.5
+    assert own["pick_own_color"] >= 0.5 if (rule, contested) == ("parl", "all") else own["pick_own_color"] == 1.0
 
 
 def test_greedy_policies_behave_as_documented():
@@ -379,12 +494,16 @@ def test_greedy_policies_behave_as_documented():
     before = distance(core.positions, coin)
     core.step(greedy_selfish_policy(core, rng))
     np.testing.assert_array_equal(distance(core.positions, coin), before - 1)  # every step shortens the path
-    core.reset()
-    for _ in range(50):  # under lola greedy-own never touches another's coin
-        core.step(greedy_own_policy(core, rng))
-    stats = core.episode_stats()
-    np.testing.assert_array_equal(stats["coins_picked"], stats["own_coins_picked"])
     assert random_policy(core, rng).shape == (256, 2)
+    # greedy-own joins the owner on its coin only under parl with contested="all"; elsewhere no coin
+    # is ever collected by anyone but its owner (under "random" a joiner could take it from the owner)
+    for rule, contested in [("lola", "all"), ("parl", "random"), ("lola", "random"), ("parl", "all")]:
+        core = CoinGameBatch(n_games=256, preset="7x7", reward_rule=rule, contested=contested, seed=3)
+        for _ in range(50):
+            core.step(greedy_own_policy(core, rng))
+        stats = core.episode_stats()
+        only_own = np.array_equal(stats["coins_picked"], stats["own_coins_picked"])
+        assert only_own == ((rule, contested) != ("parl", "all")), (rule, contested)
 
 
 # ------------------------------------------------------------------------ bad arguments
@@ -397,6 +516,8 @@ def test_greedy_policies_behave_as_documented():
         ({"grid_size": 2, "n_agents": 4}, "grid_size"),
         ({"grid_size": 2.5}, "grid_size"),
         ({"reward_rule": "gift"}, "reward_rule"),
+        ({"contested": "both"}, r"contested must be one of \('all', 'random'\)"),
+        ({"contested": None}, "contested"),
         ({"n_agents": 1}, "n_agents"),
         ({"n_agents": 5}, "n_agents"),
         ({"max_steps": 0}, "max_steps"),
@@ -405,7 +526,7 @@ def test_greedy_policies_behave_as_documented():
     ],
 )
 def test_bad_config_raises(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):  # TypeError: not an integer at all
         CoinGameBatch(**kwargs)
 
 
@@ -431,6 +552,12 @@ def test_parallel_env_bad_arguments_raise():
         parallel_env(obs_format="image")
     with pytest.raises(ValueError, match="render_mode"):
         parallel_env(render_mode="rgb_array")
+    with pytest.raises(ValueError, match="contested"):
+        parallel_env(contested="first")
+    with pytest.raises(ValueError, match="contested"):
+        expected_event_stats(2, "parl", "first")
+    assert resolve_config(contested="random")["contested"] == "random"
+    assert parallel_env(contested="random").core.contested == "random" and parallel_env().core.contested == "all"
     env = parallel_env()
     env.reset(seed=0)
     with pytest.raises(ValueError, match="player_1"):

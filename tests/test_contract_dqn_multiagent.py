@@ -133,3 +133,36 @@ def test_bad_arguments_raise():
         _model(follow_prob=1.5)
     with pytest.raises(ValueError, match="observation_space"):
         MultiAgentContractDQN("MlpPolicy", make_vec_env("ContractCoinGame-v0", env_kwargs={"obs_format": "flat"}))
+
+
+def test_prioritized_replay_samples_by_the_principals_td_error():
+    from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+
+    model = _model(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, learning_starts=100).learn(400)
+    buffer = model.replay_buffer
+    priorities = buffer.priorities()
+    # trained rows carry (|δ| + ε)^0.4 of their TD error, the others still the running maximum
+    assert priorities.min() < priorities.max() and buffer.alpha == 0.4 and buffer.beta == 0.0
+    data = buffer.sample(16)
+    assert data.weights.shape == (16,) and data.leaf_nodes_indices.shape == (16,)
+    assert th.allclose(data.weights, th.ones(16))  # β = 0: no importance correction (the paper's setting)
+
+
+def test_the_minimal_contract_form_pays_only_what_the_recommendation_needs():
+    paper = _model(policy_kwargs={"net_arch": [32], "contract_form": "paper"})
+    minimal = _model(policy_kwargs={"net_arch": [32], "contract_form": "minimal"})
+    minimal.policy.load_state_dict(paper.policy.state_dict())
+    obs = paper.env.reset()
+    rows = th.as_tensor(obs.reshape(8, -1))
+    with th.no_grad():
+        paid_paper, paid_minimal = paper.policy.following_payments(rows), minimal.policy.following_payments(rows)
+        q = paper.policy.agent_net(paper.policy.with_bits(rows, th.ones(8, 1)))
+    favourite = q.argmax(dim=1)
+    others = th.ones_like(paid_paper, dtype=th.bool)
+    others[th.arange(8), favourite] = False
+    assert th.allclose(paid_paper[others], paid_minimal[others])  # the two forms differ on the favourite only
+    second = q.masked_fill(~others, -th.inf).max(dim=1).values
+    expected = (second - q.max(dim=1).values + paper.policy.margin).clamp(min=0)
+    assert th.allclose(paid_minimal[th.arange(8), favourite], expected)
+    with pytest.raises(ValueError, match="contract_form must be one of"):
+        _model(policy_kwargs={"net_arch": [32], "contract_form": "cheap"})

@@ -73,3 +73,27 @@ def test_contract_recommendation_is_appended_as_a_one_hot():
     np.testing.assert_array_equal(features[:, -4:], [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
     with pytest.raises(ValueError, match="contract_dims must be in"):
         CenteredCoinExtractor(spaces.Box(0.0, 1.0, (4 * size * size + 2,)), contract_dims=4)
+
+
+def test_the_papers_convolution_sees_the_torus_and_passes_the_extras():
+    from sb3_contracts.multiagent.encoders import CoinConvExtractor
+
+    space = spaces.Box(0.0, 2.0, (4 * 9 + 4,), dtype=np.float32)
+    extractor = CoinConvExtractor(space, contract_dims=4)
+    assert extractor.conv.kernel_size == (4, 4) and extractor.conv.out_channels == 32
+    assert extractor.features_dim == 32 * 16 + 4 + 4
+    core = CoinGameBatch(n_games=5, preset="3x3", seed=0)
+    grid = th.as_tensor(core.observe(flat=True).reshape(10, -1))
+    contract = th.zeros(10, 4)
+    contract[:, 2] = 0.3
+    features = extractor(th.cat([grid, contract], dim=1)).detach()
+    np.testing.assert_array_equal(features[:, -8:-4].numpy(), contract.numpy())
+    np.testing.assert_array_equal(features[:, -4:].numpy(), np.tile([0, 0, 1, 0], (10, 1)))
+    # a shift of the whole torus shifts the convolution's maps (circular padding: no border)
+    shifted = th.roll(grid.reshape(10, 4, 3, 3), shifts=1, dims=3).reshape(10, -1)
+    maps = th.relu(extractor.conv(grid.reshape(10, 4, 3, 3)))
+    maps_shifted = th.relu(extractor.conv(shifted.reshape(10, 4, 3, 3)))
+    assert maps.shape[-2:] == (4, 4)
+    assert th.allclose(maps_shifted[..., 1:], maps[..., :-1], atol=1e-6)
+    with pytest.raises(ValueError, match="contract_dims"):
+        CoinConvExtractor(spaces.Box(0.0, 1.0, (36,), dtype=np.float32), contract_dims=2)

@@ -34,7 +34,7 @@ def test_the_default_observation_stacks_every_agents_view():
 def test_sb3_and_gymnasium_vectorise_every_registered_id():
     from stable_baselines3.common.env_util import make_vec_env
 
-    for env_id in ("ContractCoinGame-v0", "ContractBinaryTree-v0", "ContractBinaryTreeAgent-v0"):
+    for env_id in sb3_contracts.ENV_IDS:
         kwargs = {"depth": 3} if "Tree" in env_id else {}
         vec = make_vec_env(env_id, n_envs=2, env_kwargs=kwargs)
         vec.reset()
@@ -50,7 +50,7 @@ def test_the_batched_view_plays_the_single_views_trajectory():
     from sb3_contracts.multiagent import ContractCoinGameVecEnv
 
     single = gym.make("ContractCoinGame-v0", preset="3x3", max_steps=5).unwrapped
-    batch = ContractCoinGameVecEnv(1, preset="3x3", max_steps=5)
+    batch = ContractCoinGameVecEnv(1, preset="3x3", max_steps=5, contested="random")  # as the registered id
     single.reset(seed=4)
     batch.reset()
     batch.games.reset(seed=int(np.random.default_rng(4).integers(2**31)))  # the core's seed from reset(seed=4)

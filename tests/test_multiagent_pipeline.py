@@ -37,7 +37,7 @@ def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
         assert np.isfinite(summary[key]), key
     assert 0.0 <= summary["follow_rate"] <= 1.0 and summary["payment_share"] >= 0.0
     # every welfare is also reported against the game's exact optimum, which no policy exceeds
-    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3"))
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", contested="random"))
     for key in ("optimal_ratio", "selfish_optimal_ratio", "cooperative_optimal_ratio", "proportion_optimal_ratio"):
         assert 0.0 <= summary[key] < 1.1, key
     assert summary["optimal_ratio"] == pytest.approx(summary["welfare"] / summary["optimal_welfare"])
@@ -173,7 +173,7 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["config"]["reward_rule"] == "lola"
-    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", "lola"))
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", "lola", contested="random"))
     assert main(["plot", str(out)]) == 0
     png = out / "figure2.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -205,3 +205,22 @@ def test_mean_margin_errors_pool_the_evaluation_and_measure_the_seeds_spread():
     assert evaluation_se == pytest.approx(0.06 / np.sqrt(3))
     assert over_runs_se == pytest.approx(np.std([-0.13, 0.04, -0.07], ddof=1) / np.sqrt(3))
     assert np.isnan(_pooled_margin(runs[:1])[2])
+
+
+def test_the_encoder_and_the_replay_are_options_of_the_experiment():
+    from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+    from sb3_contracts.multiagent.encoders import CoinConvExtractor
+
+    config = CoinExperimentConfig(encoder="conv", replay="prioritized")
+    principal = config.principal_hyperparams()
+    assert principal["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
+    assert principal["replay_buffer_class"] is MultiAgentPrioritizedReplayBuffer
+    assert principal["replay_buffer_kwargs"] == {"alpha": 0.4, "beta": 0.0, "final_beta": 0.0, "min_priority": 1e-7}
+    assert config.agent_hyperparams("dqn")["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
+    # an explicit override still wins over the encoder option
+    custom = CoinExperimentConfig(encoder="conv", agent_kwargs={"ppo": {"policy_kwargs": {"net_arch": [8]}}})
+    assert custom.agent_hyperparams("ppo")["policy_kwargs"] == {"net_arch": [8]}
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        CoinExperimentConfig(encoder="resnet")
+    with pytest.raises(ValueError, match="replay must be one of"):
+        CoinExperimentConfig(replay="her")

@@ -8,6 +8,7 @@
 from . import coin_game_v0
 from .coin_game_v0 import CoinGameParallelEnv, env, parallel_env, raw_env
 from .core import (
+    CONTESTED,
     MAX_AGENTS,
     MIN_AGENTS,
     MOVES,
@@ -18,8 +19,10 @@ from .core import (
     REWARD_RULES,
     CoinGameBatch,
     CoinGameState,
+    contest_tables,
     event_rewards,
     event_tables,
+    expected_event_stats,
     free_cell_table,
     kth_free_cell,
     move_table,
@@ -29,6 +32,7 @@ from .core import (
 from .policies import POLICIES, evaluate_policy, greedy_own_policy, greedy_selfish_policy, random_policy
 
 __all__ = [
+    "CONTESTED",
     "MAX_AGENTS",
     "MIN_AGENTS",
     "MOVES",
@@ -42,10 +46,12 @@ __all__ = [
     "CoinGameParallelEnv",
     "CoinGameState",
     "coin_game_v0",
+    "contest_tables",
     "env",
     "evaluate_policy",
     "event_rewards",
     "event_tables",
+    "expected_event_stats",
     "free_cell_table",
     "greedy_own_policy",
     "greedy_selfish_policy",

@@ -27,13 +27,17 @@ identical trajectories for the same seed and actions.
 ### Arguments
 
 ```python
-coin_game_v0.parallel_env(preset="7x7", reward_rule="parl", n_agents=2, obs_format="grid")
+coin_game_v0.parallel_env(preset="7x7", reward_rule="parl", n_agents=2, obs_format="grid", contested="all")
 ```
 
 `preset`: `"3x3"` (3x3 grid, 20 steps: the paper's appendix) or `"7x7"` (7x7, 50 steps: its main
 experiment); `grid_size` and `max_steps` override it. `reward_rule`: `"parl"` (the paper's: +1 for
 one's own colour, +0.2 for another's) or `"lola"` (+1 to a taker, -2 to the owner of a taken coin).
 `n_agents`: 2 to 4. `obs_format`: `"grid"` or `"flat"`. `render_mode`: `None`, `"ansi"` or `"human"`.
+`contested`: who collects a coin that several players reach in the same step: `"all"` of them (rllib's
+default) or one `"random"` winner, drawn uniformly from the game's own generator so that seeds reproduce
+(the others on the coin get nothing and have not picked it); under `"lola"` the owner's -2 applies when
+the collector is another player.
 
 **Episode end**: truncation after exactly `max_steps` steps; the game never terminates. At the last
 step every agent's `info` holds its episode statistics (`episode_return`, `coins_picked`,
@@ -73,6 +77,7 @@ class CoinGameParallelEnv(ParallelEnv):
     :param preset: ``"3x3"`` or ``"7x7"``
     :param obs_format: ``"grid"`` for ``(4, G, G)`` observations, ``"flat"`` for ``(4 * G * G,)``
     :param render_mode: ``None``, ``"ansi"`` (``render`` returns a string) or ``"human"`` (prints it)
+    :param contested: who collects a coin several players reach together: ``"all"`` or one ``"random"`` winner
     """
 
     metadata = {"name": "coin_game_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
@@ -86,12 +91,13 @@ class CoinGameParallelEnv(ParallelEnv):
         preset: str | None = None,
         obs_format: str = "grid",
         render_mode: str | None = None,
+        contested: str = "all",
     ) -> None:
         if obs_format not in OBS_FORMATS:
             raise ValueError(f"obs_format must be one of {OBS_FORMATS}, got {obs_format!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.core = CoinGameBatch(1, grid_size, max_steps, n_agents, reward_rule, preset)
+        self.core = CoinGameBatch(1, grid_size, max_steps, n_agents, reward_rule, preset, contested=contested)
         self.obs_format = obs_format
         self.render_mode = render_mode
         self.possible_agents = [f"player_{i}" for i in range(self.core.n_agents)]

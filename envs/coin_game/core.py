@@ -23,20 +23,43 @@ Mechanics (pinned)
 - **Start**: players and the coin are placed on ``n_agents + 1`` distinct uniformly random cells;
   the first coin colour is uniform among the players.
 - **Players may share cells**; there are no collisions.
-- **Order within a step**: all players move simultaneously, then every player standing on the
-  coin collects it (several players on the coin all collect), then, if collected, a new coin
+- **Order within a step**: all players move simultaneously, then the players standing on the
+  coin collect it (who among them collects: ``contested`` below), then, if collected, a new coin
   appears *in the same step* on a uniformly random cell that no player occupies, with the next
   colour in the cycle ``0 -> 1 -> ... -> n_agents - 1 -> 0`` (for two players: alternating). The
   new coin is visible in the observation returned by that step and can be collected from the
   next step on. Hence, after every step, the coin never lies under a player.
-- **Rewards** (``reward_rule``):
+- **A contested coin** (two or more players on it after moving; ``contested``):
+
+  - ``"all"`` (rllib's default, and ours for now): every player on the coin collects it.
+  - ``"random"`` (the public reproduction's rule): exactly one of them, the *winner*, collects it,
+    chosen uniformly at random; the others on the coin collect nothing, as if they stood elsewhere
+    (no reward, no pick in the statistics). A coin reached by one player alone is that player's.
+    Either way the coin is gone, so the respawn and the colour cycle are the same under both rules.
+
+  The rewards below then apply to the *collectors*: everyone on the coin under ``"all"``, the
+  winner alone under ``"random"``. Reproducibility: the winners come from the batch's own
+  generator (:attr:`CoinGameBatch.rng`), as one ``rng.random(m)`` for the ``m`` games whose coin
+  is contested in this step (in game order), drawn only if ``m > 0`` and before the respawn's
+  draw; a game's winner is the ``floor(u * k)``-th (in player order) of its ``k`` players on the
+  coin. ``"all"`` draws nothing for it: its trajectories for a given seed are those of the game
+  before the option existed. (Drawing for the contested games alone, rather than one number per
+  game, keeps large batches fast: few of their games are contested in a step.)
+- **Rewards** (``reward_rule``), for the collectors:
 
   - ``"parl"`` (the paper's rule): +1 to a player that collects a coin of its own colour, +0.2 to
     a player that collects another player's coin; nobody is penalised.
   - ``"lola"`` (the classic rule): +1 to every player that collects the coin, whatever its
     colour; the owner of the coin gets -2 if at least one *other* player collected it (once per
-    coin, however many others collected it). When the owner and another player collect it
-    together, the owner gets +1 - 2 = -1 and the other +1.
+    coin, however many others collected it). Under ``"all"``, when the owner and another player
+    collect it together, the owner gets +1 - 2 = -1 and the other +1. Under ``"random"`` the
+    owner's -2 applies exactly when the winner is another player, whether or not the owner stood
+    on the coin too (then the owner gets -2 and the winner +1; if the owner wins: +1 and 0).
+
+  So a coin that the owner and one other player reach together is worth, in expectation, 1.2 of
+  welfare under ``"parl"``/``"all"`` but (1 + 0.2) / 2 = 0.6 under ``"parl"``/``"random"``: only
+  ``"random"`` makes grabbing another's coin destroy welfare under the paper's rule. Under
+  ``"lola"`` with two players it is worth 0 in expectation under both.
 
 - **Episode end**: truncation after exactly ``max_steps`` steps (PettingZoo ``truncations``, SB3
   ``TimeLimit.truncated``); the game never terminates.
@@ -62,10 +85,13 @@ Episode statistics
 ------------------
 
 Tracked per game and player in arrays, reported by :meth:`CoinGameBatch.episode_stats` and in the
-ParallelEnv's ``infos`` at the last step: ``episode_return``, ``coins_picked``,
-``own_coins_picked``, ``pick_speed`` (coins picked per step), ``pick_own_color`` (own-colour picks
-divided by picks; **NaN when a player picked no coin**, so average it with ``np.nanmean``),
-``social_welfare`` (sum of all players' returns) and ``episode_length``.
+ParallelEnv's ``infos`` at the last step: ``episode_return``, ``coins_picked`` (coins the player
+*collected*: under ``contested="random"`` a player that stood on a coin but lost the draw has not
+picked it, so the players' picks add up to the coins collected; under ``"all"`` a shared coin
+counts once for each collector), ``own_coins_picked``, ``pick_speed`` (coins picked per step),
+``pick_own_color`` (own-colour picks divided by picks; **NaN when a player picked no coin**, so
+average it with ``np.nanmean``), ``social_welfare`` (sum of all players' returns) and
+``episode_length``.
 """
 
 from __future__ import annotations
@@ -76,11 +102,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..checks import check_int
+
 PRESETS: dict[str, dict[str, int]] = {
     "3x3": {"grid_size": 3, "max_steps": 20},
     "7x7": {"grid_size": 7, "max_steps": 50},
 }
 REWARD_RULES = ("parl", "lola")
+#: Who collects a coin that several players reach together (see the module docstring).
+CONTESTED = ("all", "random")
 OBS_FORMATS = ("grid", "flat")
 #: ``(dy, dx)`` per action, in the LOLA implementation's order.
 MOVES: tuple[tuple[int, int], ...] = ((0, 1), (0, -1), (1, 0), (-1, 0))
@@ -92,22 +122,13 @@ PARL_OTHER_COLOR_REWARD = 0.2
 LOLA_OWNER_PENALTY = -2.0
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int if it is an integer within ``[low, high]``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        expected = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return int(value)
-
-
 def resolve_config(
     grid_size: int | None = None,
     max_steps: int | None = None,
     n_agents: int = 2,
     reward_rule: str = "parl",
     preset: str | None = None,
+    contested: str = "all",
 ) -> dict[str, Any]:
     """
     Validate the game's parameters and fill the missing ones from the preset.
@@ -117,31 +138,37 @@ def resolve_config(
     :param n_agents: number of players, 2 to 4 (one coin colour per player)
     :param reward_rule: ``"parl"`` (paper) or ``"lola"`` (classic), see the module docstring
     :param preset: ``"3x3"`` or ``"7x7"``; explicitly passed values override it
-    :return: a dict with the keys ``grid_size``, ``max_steps``, ``n_agents``, ``reward_rule``
+    :param contested: who collects a coin several players reach together: ``"all"`` of them or one
+        ``"random"`` winner (see the module docstring)
+    :return: a dict with the keys ``grid_size``, ``max_steps``, ``n_agents``, ``reward_rule``, ``contested``
     """
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
     base = PRESETS[preset or "3x3"]
     grid_size = base["grid_size"] if grid_size is None else grid_size
     max_steps = base["max_steps"] if max_steps is None else max_steps
-    n_agents = _check_int("n_agents", n_agents, MIN_AGENTS, MAX_AGENTS)
-    grid_size = _check_int("grid_size", grid_size, 1)
+    n_agents = check_int("n_agents", n_agents, MIN_AGENTS, MAX_AGENTS)
+    grid_size = check_int("grid_size", grid_size, 1)
     if grid_size**2 < n_agents + 1:
         raise ValueError(
             f"grid_size={grid_size} is too small: the {n_agents} players and the coin need distinct "
             f"cells at the start, so grid_size**2 must be >= n_agents + 1 = {n_agents + 1}"
         )
-    max_steps = _check_int("max_steps", max_steps, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
     if reward_rule not in REWARD_RULES:
         raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {reward_rule!r}")
-    return {"grid_size": grid_size, "max_steps": max_steps, "n_agents": n_agents, "reward_rule": reward_rule}
+    if contested not in CONTESTED:
+        raise ValueError(f"contested must be one of {CONTESTED}, got {contested!r}")
+    return {"grid_size": grid_size, "max_steps": max_steps, "n_agents": n_agents, "reward_rule": reward_rule,
+            "contested": contested}
 
 
 def event_rewards(picked: tuple[bool, ...], color: int, reward_rule: str) -> list[float]:
     """
     The reward rule for one coin: the reference the batched tables are built from.
 
-    :param picked: whether each player stands on the coin after moving
+    :param picked: whether each player collects the coin (under ``contested="all"`` every player on
+        it; under ``"random"`` the winner alone)
     :param color: the coin's colour (index of its owner)
     :param reward_rule: ``"parl"`` or ``"lola"``
     :return: one reward per player
@@ -177,6 +204,55 @@ def event_tables(n_agents: int, reward_rule: str) -> tuple[np.ndarray, np.ndarra
     stats.flags.writeable = False
     side.flags.writeable = False
     return stats, side
+
+
+@functools.cache
+def contest_tables(n_agents: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    How ``contested="random"`` turns an event code into the code of its winner, in one gather.
+
+    :param n_agents: number of players ``n``
+    :return: ``count [K]`` int, the number ``k`` of players on the coin when ``k >= 2`` (else 0), and
+        ``resolve [K * n]`` int, where ``resolve[code * n + j]`` is ``code`` with only the ``j``-th (in
+        player order) of its players on the coin kept (``resolve[code * n] = code`` for an uncontested coin)
+    """
+    n = n_agents
+    n_codes = n * 2**n
+    count = np.zeros(n_codes, dtype=np.intp)
+    resolve = np.repeat(np.arange(n_codes, dtype=np.intp), n)
+    for code in range(n_codes):
+        mask = code % 2**n
+        on_coin = [i for i in range(n) if mask >> i & 1]
+        if len(on_coin) >= 2:
+            count[code] = len(on_coin)
+            resolve[code * n : code * n + len(on_coin)] = [code - mask + (1 << i) for i in on_coin]
+    count.flags.writeable = False
+    resolve.flags.writeable = False
+    return count, resolve
+
+
+@functools.cache
+def expected_event_stats(n_agents: int, reward_rule: str, contested: str = "all") -> np.ndarray:
+    """
+    The event table's statistics in expectation over the winner of a contested coin (for planning).
+
+    :param n_agents: number of players ``n``
+    :param reward_rule: ``"parl"`` or ``"lola"``
+    :param contested: ``"all"`` (then this is :func:`event_tables`' ``stats``) or ``"random"``
+    :return: ``[3n, K]`` float, rows and codes as in :func:`event_tables`
+    """
+    if contested not in CONTESTED:
+        raise ValueError(f"contested must be one of {CONTESTED}, got {contested!r}")
+    stats, _ = event_tables(n_agents, reward_rule)
+    if contested == "all":
+        return stats
+    count, resolve = contest_tables(n_agents)
+    k = np.maximum(count, 1).astype(np.intp)  # equally likely winners per code
+    winners = resolve.reshape(-1, n_agents)  # [code, slot]
+    slots = np.arange(n_agents)[None, :] < k[:, None]
+    expected = (stats[:, winners] * slots).sum(axis=-1) / k
+    expected.flags.writeable = False
+    return expected
 
 
 @functools.cache
@@ -248,6 +324,8 @@ def sample_distinct_cells(rng: np.random.Generator, n_samples: int, n_games: int
     return cells
 
 
+#: Largest observation buffers a batch allocates (bytes).
+MAX_BATCH_BYTES = 4 * 2**30
 #: Largest free-cell table (entries) built for the respawn; bigger games use :func:`kth_free_cell`.
 MAX_FREE_TABLE_ENTRIES = 2**20
 
@@ -316,6 +394,8 @@ class CoinGameBatch:
     :param reward_rule: ``"parl"`` or ``"lola"``
     :param preset: ``"3x3"`` or ``"7x7"``; explicit ``grid_size``/``max_steps`` override it
     :param seed: seed of the batch's random generator (``reset(seed=...)`` reseeds it)
+    :param contested: who collects a coin several players reach together: ``"all"`` of them or one
+        ``"random"`` winner drawn from :attr:`rng`
     """
 
     def __init__(
@@ -327,13 +407,21 @@ class CoinGameBatch:
         reward_rule: str = "parl",
         preset: str | None = None,
         seed: int | None = None,
+        contested: str = "all",
     ) -> None:
-        config = resolve_config(grid_size, max_steps, n_agents, reward_rule, preset)
-        self.n_games = _check_int("n_games", n_games, 1)
+        config = resolve_config(grid_size, max_steps, n_agents, reward_rule, preset, contested)
+        self.n_games = check_int("n_games", n_games, 1)
+        # the observation buffers: (4 agent-centric + 2 global) float32 channels per player and game
+        footprint = 24 * self.n_games * config["n_agents"] * config["grid_size"] ** 2
+        if footprint > MAX_BATCH_BYTES:
+            raise ValueError(f"n_games={n_games} games of grid_size={config['grid_size']} need "
+                             f"{footprint / 2**30:.1f} GiB of observation buffers (at most "
+                             f"{MAX_BATCH_BYTES / 2**30:.0f} GiB): use fewer games or a smaller grid")
         self.grid_size: int = config["grid_size"]
         self.max_steps: int = config["max_steps"]
         self.n_agents: int = config["n_agents"]
         self.reward_rule: str = config["reward_rule"]
+        self.contested: str = config["contested"]
         self.n_cells = self.grid_size**2
         self._rng = np.random.default_rng(seed)
         self._allocate_state()
@@ -346,15 +434,23 @@ class CoinGameBatch:
         self._move = move_table(self.grid_size)
         self._stats_table, self._side_table = event_tables(a, self.reward_rule)
         self._free_table = free_cell_table(self.grid_size, a)
+        self._resolve = None  # under "all": nothing is drawn or gathered for contests
+        if self.contested == "random":
+            count, self._resolve = contest_tables(a)
+            # a third side row, the size of a contested coin's crowd (0 if none), comes with the side gather
+            self._side_table = np.vstack([self._side_table, count])
+            self._side_table.flags.writeable = False
         self._pos = np.zeros((a, n), dtype=np.intp)
         self._coin = np.zeros(n, dtype=np.intp)
         self._t = np.zeros(n, dtype=np.intp)
         self._t_max = 0  # max of _t, tracked so that the done check needs no reduction
         self._stats = np.zeros((3 * a, n))  # rows: returns, picks, own-colour picks
-        # rows: picked (one per player), coin colour, collected. Colour and collected sit next to the
-        # picks so that one matmul gives the event code and one gather updates colour and collected.
-        self._event = np.zeros((a + 2, n), dtype=np.intp)
-        self._color = self._event[a]
+        # rows: picked (one per player), coin colour, collected (and, under "random", the number of
+        # players on a contested coin). Colour and collected sit next to the picks so that one matmul
+        # gives the event code and one gather updates colour and collected.
+        self._event = np.zeros((a + len(self._side_table), n), dtype=np.intp)
+        self._color, self._collected, *contest = self._event[a:]
+        self._contest_size = contest[0] if contest else None
         self._code_w = np.append(1 << np.arange(a), 1 << a).astype(np.intp)
         # scratch buffers reused by every step: no allocation in the hot path
         self._idx = np.empty((a, n), dtype=np.intp)
@@ -529,16 +625,29 @@ class CoinGameBatch:
         self._move.take(self._idx, out=self._pos)
         np.equal(self._pos, self._coin, out=self._event[:a], casting="unsafe")
         np.matmul(self._code_w, self._event[: a + 1], out=self._code)
+        # next colour and collected (and the contest sizes) do not depend on who wins a contested coin
+        self._side_table.take(self._code, axis=1, out=self._event[a:])
+        if self._resolve is not None and np.count_nonzero(self._contest_size):
+            self._draw_winners()
         self._stats_table.take(self._code, axis=1, out=self._events)
         self._stats += self._events
-        self._side_table.take(self._code, axis=1, out=self._event[a:])
         self._respawn()
         self._t += 1
         self._t_max += 1
         return self._events[:a].T.astype(np.float32, order="C"), self._t >= self.max_steps
 
+    def _draw_winners(self) -> None:
+        # contested="random", some coin contested: replace those codes by their winners' (module docstring)
+        games = np.flatnonzero(self._contest_size)
+        rank = self._rng.random(len(games))
+        rank *= self._contest_size[games]  # u * k in [0, k)
+        row = self._code[games]
+        row *= self.n_agents  # start of the code's row in resolve
+        row += rank.astype(np.intp)  # + floor(u * k), the winner's rank among the players on the coin
+        self._code[games] = self._resolve.take(row)
+
     def _respawn(self) -> None:
-        collected = self._event[-1]
+        collected = self._collected
         if not np.count_nonzero(collected):  # most single-game steps collect nothing
             return
         self._rng.random(out=self._uniform)
@@ -663,6 +772,7 @@ class CoinGameBatch:
 
         :param game: index of the game to draw
         """
+        check_int("game", game, 0, self.n_games - 1)
         cells = np.full(self.n_cells, ".", dtype="<U1")
         cells[self._coin[game]] = "abcd"[self._color[game]]
         for player, cell in enumerate(self._pos[:, game]):

@@ -7,20 +7,29 @@ players (moves come from per-grid lookup tables):
 - ``greedy_selfish``: every player takes a first step of a shortest toroidal path to the coin,
   whatever its colour (uniform among the shortest-path first steps, independently per player).
 - ``greedy_own``: the coin's owner steps toward it as above. Every other player approaches the
-  coin too but steps onto it only in the same step as the owner, and only under ``"parl"``, where
-  joining costs the owner nothing (owner +1, joiner +0.2); under ``"lola"`` joining would cost the
-  owner -2, so it never does. When it may not step onto the coin it takes the move that keeps it
-  closest to the coin without landing on it (there is no "stay" action). The players of a game
-  share their tie-breaks, so players that share a cell keep moving together.
+  coin too but steps onto it only in the same step as the owner, and only where joining costs the
+  owner nothing: under ``"parl"`` with ``contested="all"`` (owner +1, joiner +0.2). Under ``"lola"``
+  joining would cost the owner -2, and under ``contested="random"`` the joiner would win the coin
+  half the time (two players: 0.6 of welfare in expectation instead of 1 under ``"parl"``, 0 instead
+  of 1 under ``"lola"``), so there it never joins. When it may not step onto the coin it takes the
+  move that keeps it closest to the coin without landing on it (there is no "stay" action). The
+  players of a game share their tie-breaks, so players that share a cell keep moving together.
+  Hence a coin is only ever collected by its owner, except under ``"parl"``/``"all"`` where a
+  joiner collects it *with* the owner.
 
-Why ``greedy_own`` joins the owner: since all players on the coin collect it, greedy-selfish players
-*herd*: once they share a cell they chase the same coin and take most coins together, which is worth
-+1.2 per coin under ``"parl"``. A greedy-own variant that merely kept off others' coins earns +1 per
-coin at about the same speed and loses to the herd (measured on 3x3/20 steps: 13.3 vs 15.5 welfare
-per episode; on 7x7/50: 14.1 vs 14.9). Joining the owner recovers the +0.2 without ever taking a
-coin from its owner, and greedy-own then earns more welfare than greedy-selfish under both rules
-(``evaluate_policy`` with 4096 games, seeds 0-2: 3x3 parl 15.76 vs 15.54, 7x7 parl 16.02 vs 14.89;
-lola 12.6 vs 0.0 on 3x3 and 13.8 vs 0.0 on 7x7, as every taken coin costs its owner 2).
+Why ``greedy_own`` joins the owner under ``"parl"``/``"all"``: since all players on the coin collect
+it, greedy-selfish players *herd*: once they share a cell they chase the same coin and take most coins
+together, which is worth +1.2 per coin. A greedy-own variant that merely kept off others' coins (greedy-own
+as it plays under ``"lola"``) earns +1 per coin at about the same speed and loses to the herd (on 3x3/20
+steps: 12.63 vs 15.54 welfare per episode; on 7x7/50: 13.85 vs 14.89). Joining the owner recovers the
++0.2 without ever taking a coin from its owner, and greedy-own then earns more welfare than
+greedy-selfish under both rules (``evaluate_policy`` with 4096 games, seeds 0-2: 3x3 parl 15.76 vs
+15.54, 7x7 parl 16.02 vs 14.89; lola 12.6 vs 0.0 on 3x3 and 13.8 vs 0.0 on 7x7, as every taken coin
+costs its owner 2). Under ``contested="random"`` herding no longer pays (a shared coin is worth 0.6
+under ``"parl"``): greedy-own, which then never joins, gets 12.63 (3x3) and 13.85 (7x7) under both
+rules (its owner collects every coin alone, +1 under either rule) while greedy-selfish falls to 8.16
+and 8.88 under ``"parl"`` and stays near 0 under ``"lola"`` (with two players a shared coin is worth 0
+in expectation under both ``contested`` modes). The README's Coin Game section has the whole table.
 """
 
 from __future__ import annotations
@@ -125,7 +134,7 @@ def greedy_selfish_policy(core: CoinGameBatch, rng: np.random.Generator) -> np.n
 def greedy_own_policy(core: CoinGameBatch, rng: np.random.Generator) -> np.ndarray:
     """
     The owner of the coin steps toward it; the others approach it and step onto it only together
-    with the owner, and only under ``"parl"`` (see the module docstring).
+    with the owner, and only under ``"parl"`` with ``contested="all"`` (see the module docstring).
 
     :param core: the batch of games
     :param rng: random generator (tie-breaks are shared by the players of a game)
@@ -137,7 +146,8 @@ def greedy_own_policy(core: CoinGameBatch, rng: np.random.Generator) -> np.ndarr
     lands = move_table(core.grid_size)[core.positions * N_ACTIONS + toward] == coin
     owner = np.arange(core.n_agents)[None, :] == core.coin_color[:, None]
     owner_lands = (lands & owner).any(axis=1, keepdims=True)
-    may_land = owner | (owner_lands & (core.reward_rule == "parl"))
+    joining_is_free = core.reward_rule == "parl" and core.contested == "all"
+    may_land = owner | (owner_lands & joining_is_free)
     hover = _pick(hover_table(core.grid_size), pair, rng.random((core.n_games, 1)))
     return np.where(lands & ~may_land, hover, toward)
 

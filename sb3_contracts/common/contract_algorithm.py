@@ -25,7 +25,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import LinearSchedule, polyak_update
 from torch.nn import functional as F
 
+from sb3_contracts.common.safe_load import SAFE_KEY, ExponentialSchedule, describe, safe_replacements
 from sb3_contracts.contracts import nudge_margin
+from sb3_contracts.envs.checks import check_choice, check_int, check_real
 
 SelfContractAlgorithm = TypeVar("SelfContractAlgorithm", bound="ContractOffPolicyAlgorithm")
 
@@ -39,14 +41,7 @@ def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
     :param initial_value: value at the start of training (> 0).
     :param final_value: value at the end of training (> 0).
     """
-    if initial_value <= 0 or final_value <= 0:
-        raise ValueError(f"exponential schedule values must be positive, got {initial_value}, {final_value}")
-    ratio = initial_value / final_value
-
-    def schedule(progress_remaining: float) -> float:
-        return float(final_value * ratio**progress_remaining)
-
-    return schedule
+    return ExponentialSchedule(initial_value, final_value)
 
 
 class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
@@ -104,6 +99,9 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         seed: int | None,
         device: th.device | str,
     ) -> None:
+        self._check_sb3_options(learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau,
+                                gamma, gradient_steps, exploration_fraction, exploration_initial_eps,
+                                exploration_final_eps, max_grad_norm)
         if learning_rate_final is not None:
             # rl-zoo3 hands floats over as constant schedules: start from the schedule's initial value.
             initial = learning_rate(1.0) if callable(learning_rate) else learning_rate
@@ -131,16 +129,36 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         self._agent_td_error = 0.0
 
     @staticmethod
+    def _check_sb3_options(learning_rate: Any, learning_rate_final: Any, buffer_size: Any, learning_starts: Any,
+                           batch_size: Any, tau: Any, gamma: Any, gradient_steps: Any, exploration_fraction: Any,
+                           exploration_initial_eps: Any, exploration_final_eps: Any, max_grad_norm: Any) -> None:
+        """The options SB3 itself leaves unchecked, checked before anything is built."""
+        if not callable(learning_rate):
+            check_real("learning_rate", learning_rate, 0.0, low_open=True)
+        if learning_rate_final is not None:
+            check_real("learning_rate_final", learning_rate_final, 0.0, low_open=True)
+        check_int("buffer_size", buffer_size, 1)
+        check_int("learning_starts", learning_starts, 0)
+        check_int("batch_size", batch_size, 1)
+        check_real("tau", tau, 0.0, 1.0, low_open=True)
+        check_real("gamma", gamma, 0.0, 1.0)
+        if check_int("gradient_steps", gradient_steps, -1) == 0:
+            raise ValueError("gradient_steps must be positive or -1 (as many as env steps collected), got 0")
+        for name, value in (("exploration_fraction", exploration_fraction),
+                            ("exploration_initial_eps", exploration_initial_eps),
+                            ("exploration_final_eps", exploration_final_eps)):
+            check_real(name, value, 0.0, 1.0)
+        if max_grad_norm is not None:
+            check_real("max_grad_norm", max_grad_norm, 0.0, low_open=True)
+
+    @staticmethod
     def _check_common_options(loss: str, nudge: float | Schedule, nudge_td_factor: float,
                               target_update_interval: int) -> None:
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if not callable(nudge) and (not np.isfinite(nudge) or nudge < 0):
-            raise ValueError(f"nudge must be a finite non-negative float or a schedule, got {nudge!r}")
-        if not np.isfinite(nudge_td_factor) or nudge_td_factor < 0:
-            raise ValueError(f"nudge_td_factor must be finite and non-negative, got {nudge_td_factor!r}")
-        if target_update_interval < 1:
-            raise ValueError(f"target_update_interval must be positive, got {target_update_interval!r}")
+        check_choice("loss", loss, LOSSES)
+        if not callable(nudge):
+            check_real("nudge", nudge, 0.0)
+        check_real("nudge_td_factor", nudge_td_factor, 0.0)
+        check_int("target_update_interval", target_update_interval, 1)
 
     def _setup_contract_learning(self) -> None:
         """The shared end of ``_setup_model``: exploration schedule, rollout statistics, nudge."""
@@ -159,6 +177,9 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     def current_margin(self) -> float:
         """The nudge ``ξ`` now: the schedule's value, raised to ``nudge_margin(E)`` when tied to the TD error."""
         base = self.nudge(self._current_progress_remaining) if callable(self.nudge) else self.nudge
+        if callable(self.nudge) and not (np.isfinite(base) and base >= 0):
+            raise ValueError(f"nudge: the schedule gave {base!r} at progress remaining "
+                             f"{self._current_progress_remaining:.3f}; the margin must be finite and non-negative")
         if self.nudge_td_factor > 0:
             base = max(base, nudge_margin(self._agent_td_error, self.nudge_td_factor))
         return float(base)
@@ -225,18 +246,34 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     # -- learning ------------------------------------------------------------------------------------------
 
-    def _loss(self, prediction: th.Tensor, target: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
-        """MSE or Huber, averaged (with per-sample ``weights``: their weighted mean)."""
+    def _loss(self, prediction: th.Tensor, target: th.Tensor, weights: th.Tensor | None = None,
+              importance: th.Tensor | None = None) -> th.Tensor:
+        """
+        MSE or Huber, averaged: over the samples with ``weights`` > 0 (a 0/1 mask of usable samples: their
+        weighted mean), each scaled by its importance-sampling weight ``importance`` (prioritized replay).
+        """
         if self.loss == "huber":
             losses = F.smooth_l1_loss(prediction, target, reduction="none")
         else:
             losses = F.mse_loss(prediction, target, reduction="none")
+        if importance is not None:
+            losses = losses * importance.reshape(losses.shape)
         if weights is None:
             return losses.mean()
         return (losses * weights).sum() / weights.sum().clamp(min=1.0)
 
-    def _gradient_step(self, loss: th.Tensor) -> None:
-        """One optimiser step on ``loss``, with the gradient norm of each trained network clipped."""
+    def _gradient_step(self, loss: th.Tensor, parts: dict[str, th.Tensor] | None = None) -> None:
+        """
+        One optimiser step on ``loss``, with the gradient norm of each trained network clipped. A non-finite loss
+        stops training with an error naming the update and, given ``parts`` (the loss of each network), the
+        network: a diverged learner must not go on to offer contracts computed from NaN.
+        """
+        if not th.isfinite(loss):
+            broken = [name for name, part in (parts or {}).items() if not th.isfinite(part)] or ["the total"]
+            raise FloatingPointError(
+                f"{type(self).__name__} diverged at update {self._n_updates} (after {self.num_timesteps} env steps): "
+                f"the loss of {', '.join(broken)} is not finite; lower the learning rate, clip gradients "
+                f"(max_grad_norm) or check the env's rewards")
         self.policy.optimizer.zero_grad()
         loss.backward()
         if self.max_grad_norm is not None:
@@ -257,12 +294,48 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfContractAlgorithm:
+        check_int("total_timesteps", total_timesteps, 1)
         return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
                              tb_log_name=tb_log_name or type(self).__name__, reset_num_timesteps=reset_num_timesteps,
                              progress_bar=progress_bar)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_stats", "_episode_utilities"]
+
+    def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
+        """SB3's ``save``, plus a plain description of the pickled attributes so that :meth:`load` runs no code."""
+        excluded = set(exclude or ()) | set(self._excluded_save_params()) | {
+            name.split(".")[0] for name in self._get_torch_save_params()[0]}
+        setattr(self, SAFE_KEY, describe(self, excluded))
+        try:
+            super().save(path, exclude, include)
+        finally:
+            delattr(self, SAFE_KEY)
+
+    @classmethod
+    def load(cls, path: Any, env: GymEnv | None = None, device: th.device | str = "auto",
+             custom_objects: dict[str, Any] | None = None, print_system_info: bool = False,
+             force_reset: bool = True, trusted: bool = False, **kwargs: Any) -> Any:
+        """
+        SB3's ``load``, without unpickling unless ``trusted``: the file's pickled attributes are rebuilt from the
+        plain description saved with them (classes only from trusted packages). A file that needs unpickling (saved
+        by another library, or holding e.g. a lambda) is refused with the entries named.
+
+        :param path: the model file
+        :param env: the env to run it on
+        :param device: torch device
+        :param custom_objects: replacements for saved attributes
+        :param print_system_info: print the saved and current system info
+        :param force_reset: reset the env before the next ``learn``
+        :param trusted: allow unpickling (runs code from the file: only for files you trust)
+        :param kwargs: attributes to set on the loaded model
+        """
+        if not trusted:
+            custom_objects = safe_replacements(path, cls, custom_objects)
+        model = super().load(path, env=env, device=device, custom_objects=custom_objects,
+                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        model.__dict__.pop(SAFE_KEY, None)
+        return model
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         # All networks (online, target, outcome model) and the nudge live in the policy's state dict.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import QNetwork
@@ -26,3 +27,15 @@ def make_q_network(policy: BasePolicy, n_outputs: int, observation_space: spaces
         features_extractor=extractor,
     )
     return QNetwork(**net_args).to(policy.device)
+
+
+def check_finite_values(*values: th.Tensor) -> None:
+    """
+    Refuse to offer contracts computed from non-finite values (a diverged learner or corrupted weights): the
+    error says so, where clipping or an argmax would turn NaN into some finite contract.
+
+    :param values: the principal's Q-values and the contracts derived from them
+    """
+    if not all(bool(th.isfinite(value).all()) for value in values):
+        raise FloatingPointError("the principal's networks give non-finite values (diverged training or corrupted "
+                                 "weights): no contract is offered")

@@ -28,7 +28,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_contracts.common.networks import make_q_network
+from sb3_contracts.common.networks import check_finite_values, make_q_network
 from sb3_contracts.contracts import minimal_contracts_torch
 
 OUTCOME_MODELS = ("known", "learned")
@@ -266,8 +266,12 @@ class ContractDQNPolicy(BasePolicy):
         :param margin: nudge, a float or ``[B, 1]`` per state (the policy's ``ξ`` by default).
         """
         probs = self.outcome_probs(obs)
-        contracts, feasible = self.minimal_contracts(self.agent_q(self.agent_net(obs), probs), probs, margin=margin)
-        return self.principal_q(self.principal_net(obs), probs, contracts), contracts, feasible
+        agent_q = self.agent_q(self.agent_net(obs), probs)
+        contracts, feasible = self.minimal_contracts(agent_q, probs, margin=margin)
+        q_values = self.principal_q(self.principal_net(obs), probs, contracts)
+        # the closed forms read a NaN gap as "no payment needed": check what the networks gave, not the contracts
+        check_finite_values(agent_q, q_values, contracts)
+        return q_values, contracts, feasible
 
     @staticmethod
     def greedy(q_values: th.Tensor, feasible: th.Tensor) -> th.Tensor:

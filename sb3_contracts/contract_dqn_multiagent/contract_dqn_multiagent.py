@@ -34,8 +34,9 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrappe
 from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm
 from sb3_contracts.common.vec_env import make_batched_vec_env
 from sb3_contracts.contract_dqn_multiagent.agents import FollowBitAgents, others_follow
-from sb3_contracts.contract_dqn_multiagent.buffers import MultiAgentReplayBuffer
+from sb3_contracts.contract_dqn_multiagent.buffers import MultiAgentPrioritizedReplayBuffer, MultiAgentReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.policies import MlpPolicy, MultiAgentContractDQNPolicy
+from sb3_contracts.envs.checks import check_real
 
 #: The paper's weight of welfare against payments.
 DEFAULT_ALPHA = 0.1
@@ -72,6 +73,9 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
     :param follow_prob: probability of each follow bit ``f_i = 1`` at the start of an episode
     :param n_envs: games stepped together when ``env`` is an id
     :param env_kwargs: arguments of the env when ``env`` is an id
+    :param replay_buffer_class: :class:`MultiAgentReplayBuffer` (uniform, the default) or
+        :class:`MultiAgentPrioritizedReplayBuffer` (the paper's: sampled by the principal's TD error, losses weighted
+        by the importance-sampling weights)
     :param replay_buffer_kwargs: extra arguments of the replay buffer
     :param stats_window_size: episodes averaged in the rollout statistics
     :param tensorboard_log: TensorBoard log directory
@@ -112,6 +116,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         follow_prob: float = 0.5,
         n_envs: int = 16,
         env_kwargs: dict[str, Any] | None = None,
+        replay_buffer_class: type[MultiAgentReplayBuffer | MultiAgentPrioritizedReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -121,17 +126,17 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if alpha is not None and (not np.isfinite(alpha) or alpha <= 0):
-            raise ValueError(f"alpha must be a positive finite number or None, got {alpha!r}")
-        if not 0.0 <= follow_prob <= 1.0:
-            raise ValueError(f"follow_prob must be in [0, 1], got {follow_prob!r}")
+        if alpha is not None:
+            check_real("alpha", alpha, 0.0, low_open=True)
+        check_real("follow_prob", follow_prob, 0.0, 1.0)
         if isinstance(env, str):
             env = make_batched_vec_env(env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
         super().__init__(
             policy, env, learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau, gamma,
             train_freq, gradient_steps, target_update_interval, exploration_fraction, exploration_initial_eps,
             exploration_final_eps, nudge, nudge_td_factor, double_q, loss, max_grad_norm,
-            replay_buffer_class=MultiAgentReplayBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
+            replay_buffer_class=replay_buffer_class or MultiAgentReplayBuffer,
+            replay_buffer_kwargs=replay_buffer_kwargs,
             stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
             verbose=verbose, seed=seed, device=device,
         )
@@ -154,7 +159,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         self.set_random_seed(self.seed)
         n_agents, n_actions = self.action_space.shape
         if self.replay_buffer is None:
-            self.replay_buffer = MultiAgentReplayBuffer(
+            self.replay_buffer = self.replay_buffer_class(
                 self.buffer_size, self.observation_space, spaces.MultiDiscrete([n_actions] * n_agents),
                 device=self.device, n_envs=self.n_envs, **self.replay_buffer_kwargs,
             )
@@ -254,6 +259,9 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         policy, gamma, alpha = self.policy, self.gamma, self.alpha
+        prioritized = isinstance(self.replay_buffer, MultiAgentPrioritizedReplayBuffer)
+        if prioritized:
+            self.replay_buffer.set_progress_remaining(self._current_progress_remaining)
         losses, td_errors = [], []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size)
@@ -279,8 +287,15 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
                 y_a = rewards + continuation * next_selfish
             principal_pred = policy.principal_net(obs)[rows, actions].view(batch, n).sum(dim=1)
             agent_pred = policy.agent_net(policy.with_bits(obs, bits))[rows, actions]
-            principal_loss, agent_loss = self._loss(principal_pred, y_p), self._loss(agent_pred, y_a)
-            self._gradient_step(principal_loss + agent_loss)
+            # importance-sampling weights of prioritized replay (per game; each agent's row shares its game's)
+            weights = data.weights
+            agent_weights = None if weights is None else weights.repeat_interleave(n)
+            principal_loss = self._loss(principal_pred, y_p, importance=weights)
+            agent_loss = self._loss(agent_pred, y_a, importance=agent_weights)
+            self._gradient_step(principal_loss + agent_loss,
+                                {"the principal network": principal_loss, "the agent model": agent_loss})
+            if prioritized:
+                self.replay_buffer.update_priorities(data.leaf_nodes_indices, (principal_pred - y_p).detach())
             td_errors.append((agent_pred.detach() - y_a).abs().mean().item())
             self._track_td_error(td_errors[-1])
             self._n_updates += 1

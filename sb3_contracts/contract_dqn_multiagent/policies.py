@@ -25,8 +25,12 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_contracts.common.networks import make_q_network
+from sb3_contracts.common.networks import check_finite_values, make_q_network
 from sb3_contracts.contracts import observed_action_payments
+from sb3_contracts.envs.checks import check_choice
+
+#: How the principal prices a recommendation (see :class:`MultiAgentContractDQNPolicy`).
+CONTRACT_FORMS = ("paper", "minimal")
 
 
 class MultiAgentContractDQNPolicy(BasePolicy):
@@ -44,6 +48,10 @@ class MultiAgentContractDQNPolicy(BasePolicy):
     :param normalize_images: unused (rows are flat)
     :param optimizer_class: optimizer (one over the trained networks)
     :param optimizer_kwargs: its keyword arguments, besides the learning rate
+    :param contract_form: ``"paper"``: pay ``max_a Q - Q(a*) + ξ``, at least ξ on every recommendation (every
+        contract recommends a move); ``"minimal"``: the minimal contract with margin ξ, ``max(max_{a != a*} Q -
+        Q(a*) + ξ, 0)``, which pays nothing when the agent already prefers ``a*`` by at least ξ (its contract then
+        recommends nothing: the agent is free, and takes that move on its own)
     """
 
     def __init__(
@@ -58,7 +66,9 @@ class MultiAgentContractDQNPolicy(BasePolicy):
         normalize_images: bool = False,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
+        contract_form: str = "paper",
     ) -> None:
+        check_choice("contract_form", contract_form, CONTRACT_FORMS)
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 2:
             raise ValueError(f"observation_space must be a Box (n_agents, d) with one row per agent, "
                              f"got {observation_space}")
@@ -69,6 +79,7 @@ class MultiAgentContractDQNPolicy(BasePolicy):
         super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
                          optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs,
                          normalize_images=normalize_images)
+        self.contract_form = contract_form
         self.net_arch = [64, 64] if net_arch is None else net_arch
         self.activation_fn = activation_fn
         self.n_agents, self.n_actions = (int(n) for n in action_space.shape)
@@ -108,15 +119,16 @@ class MultiAgentContractDQNPolicy(BasePolicy):
 
     def following_payments(self, rows: th.Tensor, margin: th.Tensor | float | None = None) -> th.Tensor:
         """
-        Payment implementing each move ``[B, A]``, the others following: ``max_a Q_φ((o_i, 1), a) -
-        Q_φ((o_i, 1), a*) + ξ`` (every contract carries a recommendation), uncapped.
+        Payment implementing each move ``[B, A]``, the others following, uncapped: ``max_a Q_φ((o_i, 1), a) -
+        Q_φ((o_i, 1), a*) + ξ`` (``contract_form="paper"``) or the minimal contract with margin ξ (``"minimal"``).
 
         :param rows: ``[B, d]`` agents' rows
         :param margin: nudge ``ξ`` (the policy's by default)
         """
         ones = th.ones((rows.shape[0], self.n_agents - 1), device=rows.device)
         margin = self.margin if margin is None else margin
-        return observed_action_payments(self.agent_net(self.with_bits(rows, ones)), margin, always_recommend=True)
+        return observed_action_payments(self.agent_net(self.with_bits(rows, ones)), margin,
+                                        always_recommend=self.contract_form == "paper")
 
     def recommend_and_contract(self, obs: th.Tensor, explore: th.Tensor | None = None,
                                random_actions: th.Tensor | None = None) -> tuple[th.Tensor, th.Tensor]:
@@ -130,10 +142,12 @@ class MultiAgentContractDQNPolicy(BasePolicy):
         """
         batch = obs.shape[0]
         rows = obs.reshape(batch * self.n_agents, -1)
-        recommendation = self.principal_net(rows).argmax(dim=1).reshape(batch, self.n_agents)
+        q_values = self.principal_net(rows)
+        recommendation = q_values.argmax(dim=1).reshape(batch, self.n_agents)
         if explore is not None:
             recommendation = th.where(explore, random_actions, recommendation)
         payments = self.following_payments(rows).reshape(batch, self.n_agents, self.n_actions)
+        check_finite_values(q_values, payments)  # a NaN must not become some finite contract through argmax or min
         paid = payments.gather(2, recommendation.unsqueeze(2))
         contracts = th.nn.functional.one_hot(recommendation, self.n_actions).to(paid.dtype) * paid
         return recommendation, th.minimum(contracts, self.b_max)
@@ -149,7 +163,7 @@ class MultiAgentContractDQNPolicy(BasePolicy):
         data.update(dict(net_arch=self.net_arch, activation_fn=self.activation_fn, lr_schedule=self._dummy_schedule,
                          optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs,
                          features_extractor_class=self.features_extractor_class,
-                         features_extractor_kwargs=self.features_extractor_kwargs))
+                         features_extractor_kwargs=self.features_extractor_kwargs, contract_form=self.contract_form))
         return data
 
     def set_training_mode(self, mode: bool) -> None:

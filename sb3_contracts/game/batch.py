@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sb3_contracts.contracts import check_b_max, check_contract
+from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.solvers import SPESolution, solve_spe
 
@@ -127,10 +128,11 @@ class ContractGameBatch:
                  start_states: StartStates = "initial", seed: int | None = None) -> None:
         if not isinstance(mdp, PrincipalAgentMDP):
             raise TypeError(f"mdp must be a sb3_contracts.envs.PrincipalAgentMDP, got {type(mdp).__name__}")
-        if isinstance(n_games, bool) or not isinstance(n_games, (int, np.integer)) or n_games < 1:
-            raise ValueError(f"n_envs must be a positive integer, got {n_games!r}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps!r}")
+        check_int("n_envs", n_games, 1)
+        if max_episode_steps is not None:
+            check_int("max_episode_steps", max_episode_steps, 1)
+        elif mdp.topological_levels() is None:
+            raise ValueError("the MDP has a cycle, so its episodes never end: pass max_episode_steps")
         self.start_states = check_start_states(start_states)
         if mdp.terminal[mdp.initial_state]:
             raise ValueError(f"the initial state {mdp.initial_state} is terminal: nothing can happen")
@@ -212,3 +214,21 @@ class ContractGameBatch:
         point = before + self.rng.random(rows.size) * mass
         position = np.clip(np.searchsorted(self._cumulative, point, side="right"), start, end - 1)
         return self._indices[position]
+
+
+class GameBatchView:
+    """What every view over a :class:`ContractGameBatch` (``self.game``) exposes of it."""
+
+    game: ContractGameBatch
+
+    @property
+    def mdp(self) -> PrincipalAgentMDP:
+        return self.game.mdp
+
+    @property
+    def b_max(self) -> float:
+        return self.game.b_max
+
+    def set_start_states(self, start_states: StartStates) -> None:
+        """Where the next episodes start (see :func:`draw_start_states`): a learner's exploring starts."""
+        self.game.start_states = check_start_states(start_states)

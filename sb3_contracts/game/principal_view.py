@@ -26,9 +26,9 @@ from sb3_contracts.game.adapters import AgentCallable, Predictor, make_batched_a
 from sb3_contracts.game.batch import (
     BatchedAgent,
     ContractGameBatch,
+    GameBatchView,
     GameStep,
     StartStates,
-    check_start_states,
     resolve_b_max,
 )
 from sb3_contracts.game.encoding import StateEncoder
@@ -180,7 +180,7 @@ class PrincipalEnv(TrainingAgents, SingleGameEnv):
                 step_infos(self.mdp, step)[0])
 
 
-class PrincipalVecEnv(TrainingAgents, VecEnv):
+class PrincipalVecEnv(TrainingAgents, GameBatchView, VecEnv):
     """
     ``n_envs`` episodes of :class:`PrincipalEnv` stepped together: an SB3 ``VecEnv`` that is the game's batch
     itself (outcomes, payments, transitions and the exact agent's replies are all batched).
@@ -225,18 +225,6 @@ class PrincipalVecEnv(TrainingAgents, VecEnv):
         self._returns = np.zeros(self.num_envs)
         self._starts = np.zeros(self.num_envs)
         self._actions: np.ndarray | None = None
-
-    @property
-    def mdp(self) -> PrincipalAgentMDP:
-        return self.game.mdp
-
-    @property
-    def b_max(self) -> float:
-        return self.game.b_max
-
-    def set_start_states(self, start_states: StartStates) -> None:
-        """Where the next episodes start (see :func:`~sb3_contracts.game.batch.draw_start_states`): a learner's tool."""
-        self.game.start_states = check_start_states(start_states)
 
     @property
     def states(self) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
-from sb3_contracts.game.batch import ContractGameBatch, StartStates, check_start_states
+from sb3_contracts.game.batch import ContractGameBatch, GameBatchView, StartStates
 from sb3_contracts.game.encoding import StateEncoder
 
 
@@ -17,7 +17,7 @@ def check_render_mode(render_mode: str | None) -> None:
         raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
 
 
-class SingleGameEnv(gym.Env):
+class SingleGameEnv(GameBatchView, gym.Env):
     """
     A Gymnasium view of one episode at a time: a thin layer over a :class:`ContractGameBatch` of one game
     (``self.game``), seeded by ``reset(seed=...)`` through the env's own ``np_random``.
@@ -40,18 +40,6 @@ class SingleGameEnv(gym.Env):
         self.game = ContractGameBatch(mdp, 1, b_max, max_episode_steps, start_states)
         self.encoder = StateEncoder(mdp, encoding)
         self._ended = False
-
-    @property
-    def mdp(self) -> PrincipalAgentMDP:
-        return self.game.mdp
-
-    @property
-    def b_max(self) -> float:
-        return self.game.b_max
-
-    def set_start_states(self, start_states: StartStates) -> None:
-        """Where the next episodes start (see :func:`~sb3_contracts.game.batch.draw_start_states`): a learner's tool."""
-        self.game.start_states = check_start_states(start_states)
 
     @property
     def state(self) -> int:

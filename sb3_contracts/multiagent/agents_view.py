@@ -101,7 +101,7 @@ class ContractAgentsVecEnv(CoinGameVecEnv):
         super().__init__(n_games=n_games, obs_format="flat", seed=seed, **game_kwargs)
         core = self.core
         self.principal = make_principal(principal, core.n_games, core.n_agents, b_max)
-        self.b_max = float(b_max)
+        self.b_max = check_b_max(b_max)
         grid_dim = self.observation_space.shape[0]
         high = np.concatenate([np.ones(grid_dim), np.full(N_ACTIONS, self.b_max)]).astype(np.float32)
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
@@ -163,7 +163,10 @@ class SoloContractVecEnv(VecEnv):
         return self._inner_obs[:: self.n_agents].copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
+        actions = np.asarray(actions)
+        if actions.size != self.num_envs:
+            raise ValueError(f"actions must hold one move per game ({self.num_envs}), got shape {actions.shape}")
+        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         core, n = self.inner.core, self.n_agents

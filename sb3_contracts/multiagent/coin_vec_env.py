@@ -82,7 +82,11 @@ class CoinGameVecEnv(VecEnv):
         return self._observe()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
+        actions = np.asarray(actions)
+        if actions.size != self.num_envs:
+            raise ValueError(f"actions must hold one move per slot ({self.num_envs} = {self.core.n_games} games x "
+                             f"{self.core.n_agents} players), got shape {actions.shape}")
+        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:

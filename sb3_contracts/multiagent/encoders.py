@@ -87,9 +87,55 @@ class CenteredCoinExtractor(BaseFeaturesExtractor):
         centred = grid[:, 1:].gather(2, source[:, None, :].expand(batch, N_OBS_CHANNELS - 1, self.cells))
         features = [centred.reshape(batch, -1), observations[:, N_OBS_CHANNELS * self.cells:]]
         if self.contract_dims:
-            contract = observations[:, -self.contract_dims:]
-            # the first maximal entry (ties go to the lowest index), none for an all-zero contract
-            best = contract.max(dim=1)
-            one_hot = th.nn.functional.one_hot(best.indices, self.contract_dims).to(contract.dtype)
-            features.append(one_hot * (best.values > 0)[:, None].to(contract.dtype))
+            features.append(recommendation_one_hot(observations[:, -self.contract_dims:]))
         return th.cat(features, dim=1)
+
+
+class CoinConvExtractor(BaseFeaturesExtractor):
+    """
+    The paper's encoder (App. D.2): one 4x4 convolution from the 4 observation channels to 32, ReLU, flattened; the
+    policy's ``net_arch=[64, 64]`` then adds the two fully connected layers of 64. The grid is a torus, so the
+    convolution pads circularly (by 2: the 4x4 kernel then covers every cell's neighbourhood on the 3x3 grid too).
+    Trailing features (an agent's contract, the others' follow bits) are appended after the flattened maps; with
+    ``contract_dims`` the contract's recommendation as a one-hot too, as :class:`CenteredCoinExtractor` does.
+
+    :param observation_space: flat ``Box`` of ``4 G G`` grid features followed by any extras
+    :param grid_size: the grid side ``G`` (inferred from the observation length by default)
+    :param contract_dims: how many trailing features are a contract (0: none; 4 in the agents' view)
+    :param channels: output channels of the convolution (the paper's 32)
+    """
+
+    def __init__(self, observation_space: spaces.Box, grid_size: int | None = None, contract_dims: int = 0,
+                 channels: int = 32) -> None:
+        if len(observation_space.shape) != 1:
+            raise ValueError(f"CoinConvExtractor needs flat observations, got shape {observation_space.shape}")
+        dim = int(observation_space.shape[0])
+        size = infer_grid_size(dim) if grid_size is None else int(grid_size)
+        extras = dim - N_OBS_CHANNELS * size * size
+        if size < 1 or extras < 0:
+            raise ValueError(f"grid_size={grid_size!r} does not fit observations of {dim} features")
+        if not 0 <= contract_dims <= extras:
+            raise ValueError(f"contract_dims must be in [0, {extras}] (the trailing features), got {contract_dims!r}")
+        super().__init__(observation_space, channels * (size + 1) ** 2 + extras + contract_dims)
+        self.grid_size, self.contract_dims = size, int(contract_dims)
+        self.conv = th.nn.Conv2d(N_OBS_CHANNELS, channels, kernel_size=4, padding=2, padding_mode="circular")
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        batch, size = observations.shape[0], self.grid_size
+        grid = observations[:, : N_OBS_CHANNELS * size * size].reshape(batch, N_OBS_CHANNELS, size, size)
+        features = [th.relu(self.conv(grid)).reshape(batch, -1), observations[:, N_OBS_CHANNELS * size * size:]]
+        if self.contract_dims:
+            features.append(recommendation_one_hot(observations[:, -self.contract_dims:]))
+        return th.cat(features, dim=1)
+
+
+def recommendation_one_hot(contract: th.Tensor) -> th.Tensor:
+    """
+    The recommendation of each contract ``[B, A]`` as a one-hot: the first maximal entry (ties go to the lowest
+    index), none for an all-zero contract (the convention of :mod:`~sb3_contracts.multiagent.settlement`).
+
+    :param contract: ``[B, A]`` payments
+    """
+    best = contract.max(dim=1)
+    one_hot = th.nn.functional.one_hot(best.indices, contract.shape[1]).to(contract.dtype)
+    return one_hot * (best.values > 0)[:, None].to(contract.dtype)

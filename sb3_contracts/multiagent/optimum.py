@@ -6,6 +6,10 @@ time step, the joint action one of 16 moves. Backward induction over the ``max_s
 tables (:func:`~sb3_contracts.envs.coin_game.move_table`, :func:`~sb3_contracts.envs.coin_game.event_tables`; a
 collected coin respawns uniformly on a cell no player occupies) gives the optimal expected welfare from every state,
 averaged over the game's start distribution (players and coin on distinct uniform cells, uniform first colour).
+Under ``contested="random"`` the step's welfare is its expectation over the winner of a contested coin
+(:func:`~sb3_contracts.envs.coin_game.expected_event_stats`: with both players on the coin each wins with
+probability 1/2); the next state does not depend on the winner (the coin is gone and respawns either way), so this
+expectation is exact.
 
 This is the reference a welfare ratio needs: no principal, whatever it pays, can make the agents' *welfare*
 exceed it, and a learned cooperative baseline that falls short of it is undertrained. Example::
@@ -13,6 +17,7 @@ exceed it, and a learned cooperative baseline that falls short of it is undertra
     from sb3_contracts.multiagent.optimum import optimal_welfare
 
     optimal_welfare("3x3")   # 15.81 per episode under "parl" (greedy-selfish play: 15.54); "7x7": 16.66 (14.89)
+    optimal_welfare("3x3", contested="random")   # 13.90 (greedy-selfish play: 8.16); "7x7": 15.25 (8.88)
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import functools
 
 import numpy as np
 
-from sb3_contracts.envs.coin_game import N_ACTIONS, event_tables, move_table, resolve_config
+from sb3_contracts.envs.coin_game import N_ACTIONS, event_tables, expected_event_stats, move_table, resolve_config
+
+#: Largest (state, joint action) table the backward induction builds (about 8 bytes each, a few arrays at once).
+MAX_JOINT_ENTRIES = 50_000_000
 
 
 def _free_mean(values: np.ndarray) -> np.ndarray:
@@ -38,19 +46,24 @@ def _free_mean(values: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl") -> np.ndarray:
+def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl", contested: str = "all") -> np.ndarray:
     """
     Optimal expected welfare-to-go at the start of an episode, per state.
 
     :param grid_size: side of the grid
     :param max_steps: episode length
     :param reward_rule: ``"parl"`` or ``"lola"``
+    :param contested: ``"all"`` or ``"random"`` (who collects a coin both players reach)
     :return: ``V_0 [C, C, C, 2]`` indexed by ``(position_0, position_1, coin, colour)``, ``C = grid_size**2``
     """
     n_cells = grid_size**2
+    if n_cells**3 * 2 * N_ACTIONS**2 > MAX_JOINT_ENTRIES:
+        raise ValueError(f"grid_size={grid_size}: the exact optimum's backward induction needs "
+                         f"{n_cells**3 * 2 * N_ACTIONS**2:,} state-action entries per array (at most "
+                         f"{MAX_JOINT_ENTRIES:,}); it is meant for the paper's grids (3x3, 7x7)")
     moves = move_table(grid_size).reshape(n_cells, N_ACTIONS)
-    stats, side = event_tables(2, reward_rule)
-    welfare, next_color = stats[:2].sum(axis=0), side[0]
+    _, side = event_tables(2, reward_rule)
+    welfare, next_color = expected_event_stats(2, reward_rule, contested)[:2].sum(axis=0), side[0]
     cells = np.arange(n_cells)
     # after moves: destinations [C, A] for each player, broadcast to [p0, p1, coin, colour, a0, a1]
     dest0 = moves[:, None, None, None, :, None]
@@ -73,7 +86,7 @@ def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl") ->
 
 
 def optimal_welfare(preset: str | None = "3x3", reward_rule: str = "parl", grid_size: int | None = None,
-                    max_steps: int | None = None) -> float:
+                    max_steps: int | None = None, contested: str = "all") -> float:
     """
     The exact optimal expected social welfare per episode of the two-player Coin Game (joint control).
 
@@ -81,11 +94,12 @@ def optimal_welfare(preset: str | None = "3x3", reward_rule: str = "parl", grid_
     :param reward_rule: ``"parl"`` or ``"lola"``
     :param grid_size: overrides the preset's grid
     :param max_steps: overrides the preset's episode length
+    :param contested: ``"all"`` (both players on the coin collect it) or ``"random"`` (one of them, uniformly)
     :return: the mean over the start distribution of the optimal welfare
     """
     config = resolve_config(preset=preset, grid_size=grid_size, max_steps=max_steps, n_agents=2,
-                            reward_rule=reward_rule)
-    values = optimal_values(config["grid_size"], config["max_steps"], config["reward_rule"])
+                            reward_rule=reward_rule, contested=contested)
+    values = optimal_values(config["grid_size"], config["max_steps"], config["reward_rule"], config["contested"])
     n_cells = values.shape[0]
     p0, p1, coin = np.meshgrid(*(np.arange(n_cells),) * 3, indexing="ij")
     distinct = (p0 != p1) & (p0 != coin) & (p1 != coin)

@@ -268,7 +268,7 @@ def run_pipeline(config: CoinExperimentConfig, out: str | Path | None = None, pr
         "validation": validation,
         "ratios": ratios,
         "baselines": baselines,
-        "summary": summarize(validation, ratios, baselines, _optimum(config)),
+        "summary": summarize(validation, ratios, baselines, exact_optimum(config)),
         "timings": timings,
     }
     if folder is not None:
@@ -279,9 +279,11 @@ def run_pipeline(config: CoinExperimentConfig, out: str | Path | None = None, pr
     return results
 
 
-def _optimum(config: CoinExperimentConfig) -> float | None:
+def exact_optimum(config: CoinExperimentConfig) -> float | None:
     """The exact cooperative optimum (known for two players only)."""
-    return optimal_welfare(config.preset, config.reward_rule) if config.n_agents == 2 else None
+    if config.n_agents != 2:
+        return None
+    return optimal_welfare(config.preset, config.reward_rule, contested=config.contested)
 
 
 def log_summary(results: dict[str, Any], tensorboard_log: str) -> None:

@@ -3,9 +3,9 @@
 Five panels: (a) social welfare per episode of the principal's validated agents (DQN, PPO) next to the
 selfish, cooperative and budget-matched constant-proportion baselines; (b) share of welfare paid (the
 principal's payments; the proportion baseline's redistributed spend); (c) follow rate; (d) SPE ratio;
-(e) IC ratio. Several runs (seeds) are averaged, with one standard deviation as error bars. Panel (a) draws the
-game's exact cooperative optimum (``summary["optimal_welfare"]``) as a dashed line and zooms onto the bars, since
-on 3x3 every method lies within a few percent of it.
+(e) IC ratio. :func:`plot_figure2` draws the final values (dots with one standard error over the runs; panel (a)
+with the game's exact optimum as a dashed line); :func:`plot_curves` draws (a)-(c) over each phase's training, as
+the paper does, from the ``coin/`` TensorBoard scalars.
 
 :func:`results_table` writes the same runs as the README's Markdown results table, one row per run and a row
 pooling the seeds.
@@ -64,9 +64,25 @@ def _bars(runs: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
     return panels
 
 
+#: Per panel of Figure 2: its title and y-axis label (with units).
+PANELS = {
+    "welfare": ("(a) social welfare", "welfare per episode (sum of the agents' rewards)"),
+    "paid": ("(b) payments", "payments / welfare"),
+    "follow": ("(c) recommendations followed", "share of recommendations followed"),
+    "spe": ("(d) SPE ratio", "return deviating / following"),
+    "ic": ("(e) IC ratio", "return deviating / following"),
+}
+
+
+def _mean_and_error(values: list[float]) -> tuple[float, float]:
+    """Mean over runs and its standard error (0 for one run)."""
+    return float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
 def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -> Path:
     """
-    Draw the five panels into a PNG.
+    Draw the five panels of final values into a PNG: a dot per method with its standard error over the runs (no
+    truncated bars), the exact optimum and the ratio 1 as reference lines, each panel zoomed to its data.
 
     :param runs: experiment folders, ``metrics.json`` paths or loaded metrics (one per seed)
     :param out: the PNG file to write
@@ -80,39 +96,132 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
     if not runs:
         raise ValueError("runs must name at least one experiment folder or metrics.json")
     loaded = [run if isinstance(run, dict) else load_metrics(run) for run in runs]
-    panels = _bars(loaded)
-    titles = {"welfare": "(a) social welfare / episode", "paid": "(b) share of welfare paid",
-              "follow": "(c) recommendations followed", "spe": "(d) SPE ratio", "ic": "(e) IC ratio"}
-    fig, axes = plt.subplots(1, 5, figsize=(19, 4.2))
-    for ax, (key, bars) in zip(axes, panels.items(), strict=True):
-        labels = list(bars)
-        means = [np.mean(bars[label]) for label in labels]
-        errors = [np.std(bars[label]) for label in labels]
-        colors = [PANEL_COLORS["principal" if "principal" in label or "agent" in label else "baseline"]
-                  for label in labels]
-        ax.bar(range(len(labels)), means, yerr=errors, color=colors, capsize=4)
-        ax.set_xticks(range(len(labels)), labels, fontsize=8)
-        ax.set_title(titles[key], fontsize=10)
-        for index, mean in enumerate(means):
-            ax.annotate(f"{mean:.2f}", (index, mean), ha="center", va="bottom", fontsize=8)
-        if key in ("spe", "ic", "follow"):
-            ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4.6))
+    for ax, (key, points) in zip(axes, _bars(loaded).items(), strict=True):
+        labels = list(points)
+        stats = [_mean_and_error(points[label]) for label in labels]
+        for index, (label, (mean, error)) in enumerate(zip(labels, stats, strict=True)):
+            kind = "principal" if "principal" in label or "agent" in label else "baseline"
+            ax.errorbar(index, mean, yerr=error, fmt="o", color=PANEL_COLORS[kind], capsize=4, markersize=7)
+            ax.annotate(f"{mean:.2f}", (index, mean), xytext=(7, 0), textcoords="offset points", va="center",
+                        fontsize=8)
+        references = [1.0] if key in ("spe", "ic", "follow") else []
         optima = [run["summary"]["optimal_welfare"] for run in loaded if "optimal_welfare" in run.get("summary", {})]
         if key == "welfare" and optima:
-            optimum = float(np.mean(optima))
-            ax.axhline(optimum, color="black", linestyle="--", linewidth=0.8, label=f"optimum {optimum:.2f}")
-            low = min(np.array(means) - np.array(errors))
-            ax.set_ylim(max(0.0, low - 0.1 * (optimum - low) - 0.5), optimum + 0.15 * (optimum - low) + 0.2)
-            ax.legend(fontsize=8, loc="lower right")
+            references = [float(np.mean(optima))]
+            ax.axhline(references[0], color="black", linestyle="--", linewidth=0.8,
+                       label=f"exact optimum {references[0]:.2f}")
+        elif references:
+            ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="1")
+        values = [m - e for m, e in stats] + [m + e for m, e in stats] + references
+        span = max(values) - min(values) or 1.0
+        ax.set_ylim(min(values) - 0.15 * span, max(values) + 0.15 * span)
+        ax.set_xlim(-0.5, len(labels) - 0.3)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        title, ylabel = PANELS[key]
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if references:
+            ax.legend(fontsize=7, loc="best")
     config = loaded[0].get("config", {})
-    fig.suptitle(f"Coin Game {config.get('preset', '')}: principal-agent RL with contracts "
-                 f"({len(loaded)} run{'s' if len(loaded) > 1 else ''})")
-    fig.tight_layout()
+    errors = (f"error bars: ± one standard error over {len(loaded)} runs" if len(loaded) > 1
+              else "one run: no error bars")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=color, label=name)
+               for name, color in (("principal (validated agents)", PANEL_COLORS["principal"]),
+                                   ("baselines", PANEL_COLORS["baseline"]))]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8)
+    fig.suptitle(f"Coin Game {config.get('preset', '')} ({config.get('reward_rule', 'parl')}, contested: "
+                 f"{config.get('contested', 'all')}): final values; {errors}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, out)
+
+
+def _save(fig: Any, out: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+#: The curves of Figure 2 over training: the TensorBoard runs and scalars each panel reads.
+CURVES = {
+    "welfare": ("coin/welfare", ("principal", "validation_dqn", "validation_ppo", "baseline_selfish",
+                                 "baseline_cooperative", "baseline_proportion")),
+    "paid": ("coin/payment_share", ("principal", "validation_dqn", "validation_ppo")),
+    "follow": ("coin/follow_rate", ("principal", "validation_dqn", "validation_ppo")),
+}
+
+
+def read_scalars(run_folder: str | Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """
+    One TensorBoard run's scalar ``tag``: its steps and values (empty arrays when absent).
+
+    :param run_folder: the folder of one run's event files (e.g. ``<out>/tb/validation_dqn_1``)
+    :param tag: the scalar's tag
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_folder), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    if tag not in accumulator.Tags()["scalars"]:
+        return np.zeros(0), np.zeros(0)
+    events = accumulator.Scalars(tag)
+    return np.array([e.step for e in events], dtype=float), np.array([e.value for e in events], dtype=float)
+
+
+def _phase_folder(experiment: Path, phase: str) -> Path | None:
+    folders = sorted((experiment / "tb").glob(f"{phase}_*"))
+    return folders[-1] if folders else None
+
+
+def plot_curves(runs: Sequence[str | Path], out: str | Path, points: int = 50) -> Path:
+    """
+    Figure 2 as the paper draws it: panels (a)-(c) as curves over each phase's training (its own steps, as a
+    share of its budget), the mean over runs with a shaded standard error, from the ``coin/`` TensorBoard scalars
+    every phase logs; (d) and (e) are measured once, at the end (:func:`plot_figure2`).
+
+    :param runs: experiment folders (each with its ``tb`` folder)
+    :param out: the PNG file to write
+    :param points: points per curve (the runs are interpolated onto a common grid)
+    :return: the path written
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folders = [Path(run) for run in runs]
+    if not folders:
+        raise ValueError("runs must name at least one experiment folder")
+    grid = np.linspace(0.0, 1.0, points)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for ax, (key, (tag, phases)) in zip(axes, CURVES.items(), strict=True):
+        for phase in phases:
+            curves = []
+            for folder in folders:
+                source = _phase_folder(folder, phase)
+                steps, values = read_scalars(source, tag) if source is not None else (np.zeros(0), np.zeros(0))
+                if steps.size >= 2:
+                    curves.append(np.interp(grid, steps / steps.max(), values))
+            if not curves:
+                continue
+            mean = np.mean(curves, axis=0)
+            error = np.std(curves, axis=0, ddof=1) / np.sqrt(len(curves)) if len(curves) > 1 else 0 * mean
+            line = ax.plot(grid, mean, label=phase.replace("_", " "))[0]
+            ax.fill_between(grid, mean - error, mean + error, color=line.get_color(), alpha=0.2)
+        title, ylabel = PANELS[key]
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_xlabel("share of the phase's training", fontsize=8)
+        ax.legend(fontsize=7, loc="best")
+    errors = f"shaded: ± one standard error over {len(folders)} runs" if len(folders) > 1 else "one run"
+    fig.suptitle(f"Coin Game: the headline scalars over each phase's training (last 100 games each); {errors}",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)
 
 
 #: The results table's columns after ``seed``: summary keys shown as ratios.
@@ -140,7 +249,7 @@ def _table_row(run: dict[str, Any]) -> str:
              f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}",
              f"{summary['selfish_welfare_ratio']:.3f}",
              " / ".join(f"{value:.2f}" for value in welfares) + f" (p = {baselines['proportion']['p']:.2f})",
-             f"{summary.get('optimal_ratio', float('nan')):.3f}", ppo_cell,
+             f"{summary['optimal_ratio']:.3f}" if "optimal_ratio" in summary else "n/a", ppo_cell,
              f"{sum(run['timings'].values()) / 60:.0f} min"]
     return "| " + " | ".join(cells) + " |"
 
@@ -164,6 +273,6 @@ def results_table(paths: Sequence[str | Path]) -> str:
     lines = [header, "|" + "---|" * header.count(" | ") + "---|", *(_table_row(run) for run in runs)]
     margin, evaluation_se, over_runs_se = _pooled_margin(runs)
     means = [f"{np.mean([run['summary'][key] for run in runs]):.3f}" for key in _RATIO_COLUMNS]
-    lines.append(f"| mean | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f} (± {over_runs_se:.2f} over "
-                 "seeds) | | | | | |")
+    spread = f" (± {over_runs_se:.2f} over seeds)" if len(runs) > 1 else ""
+    lines.append(f"| mean | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f}{spread} | | | | | |")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.contracts import check_b_max, check_contract
+from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
 from sb3_contracts.multiagent.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
 from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX, settle
@@ -67,8 +68,7 @@ class PrincipalCoinGames:
                  seed: int | None = None, **game_kwargs: Any) -> None:
         if obs_format not in PRINCIPAL_OBS_FORMATS:
             raise ValueError(f"obs_format must be one of {PRINCIPAL_OBS_FORMATS}, got {obs_format!r}")
-        if not np.isfinite(alpha) or alpha <= 0:
-            raise ValueError(f"alpha must be a positive finite number, got {alpha!r}")
+        check_real("alpha", alpha, 0.0, low_open=True)
         self.core = CoinGameBatch(n_games=n_games, seed=seed, **game_kwargs)
         self.responder = make_responder(agents, follow_price)
         self.alpha, self.b_max, self.obs_format = float(alpha), check_b_max(b_max), obs_format
@@ -137,7 +137,31 @@ class PrincipalCoinGames:
             )
 
 
-class ContractCoinGameEnv(gym.Env):
+class PrincipalCoinGamesView:
+    """What both views over :class:`PrincipalCoinGames` (``self.games``) expose of it."""
+
+    games: PrincipalCoinGames
+
+    @property
+    def core(self) -> CoinGameBatch:
+        """The batch of games underneath."""
+        return self.games.core
+
+    @property
+    def responder(self) -> Responder:
+        return self.games.responder
+
+    @property
+    def alpha(self) -> float:
+        """The weight of welfare against payments in the reward."""
+        return self.games.alpha
+
+    def set_responder(self, agents: str | Responder | Any) -> None:
+        """Plug in other agents (a name, an SB3 model or a responder callable), e.g. a learner's training agents."""
+        self.games.responder = make_responder(agents)
+
+
+class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):
     """
     The principal's view of one Coin Game (``ContractCoinGame-v0``).
 
@@ -176,24 +200,6 @@ class ContractCoinGameEnv(gym.Env):
         self.observation_space = self.games.observation_space
         self.action_space = self.games.action_space
 
-    @property
-    def core(self) -> CoinGameBatch:
-        """The batch of one game underneath."""
-        return self.games.core
-
-    @property
-    def responder(self) -> Responder:
-        return self.games.responder
-
-    @property
-    def alpha(self) -> float:
-        """The weight of welfare against payments in the reward."""
-        return self.games.alpha
-
-    def set_responder(self, agents: str | Responder | Any) -> None:
-        """Plug in other agents (a name, an SB3 model or a responder callable), e.g. a learner's training agents."""
-        self.games.responder = make_responder(agents)
-
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         # the core's generator also breaks the scripted responders' ties: one seed fixes the whole episode
@@ -211,7 +217,7 @@ class ContractCoinGameEnv(gym.Env):
         return self.core.render_ansi(0) if self.render_mode == "ansi" else None
 
 
-class ContractCoinGameVecEnv(VecEnv):
+class ContractCoinGameVecEnv(PrincipalCoinGamesView, VecEnv):
     """
     ``n_games`` principal's views of the Coin Game as one SB3 ``VecEnv`` (one slot per game), stepped together
     with no Python loop over games but the ``info`` dicts SB3 needs. Observations, actions, rewards and ``info``
@@ -231,23 +237,6 @@ class ContractCoinGameVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(self.num_envs)
         self._start = time.time()
-
-    @property
-    def core(self) -> CoinGameBatch:
-        return self.games.core
-
-    @property
-    def responder(self) -> Responder:
-        return self.games.responder
-
-    @property
-    def alpha(self) -> float:
-        """The weight of welfare against payments in the reward."""
-        return self.games.alpha
-
-    def set_responder(self, agents: str | Responder | Any) -> None:
-        """Plug in other agents for every game (see :meth:`ContractCoinGameEnv.set_responder`)."""
-        self.games.responder = make_responder(agents)
 
     def reset(self) -> VecEnvObs:
         self.games.reset(seed=self._seeds[0])

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.envs.coin_game.policies import greedy_selfish_policy
 from sb3_contracts.multiagent.settlement import recommend
@@ -55,9 +56,7 @@ class ThresholdResponder:
     """
 
     def __init__(self, follow_price: float = DEFAULT_FOLLOW_PRICE) -> None:
-        if not np.isfinite(follow_price) or follow_price < 0:
-            raise ValueError(f"follow_price must be a non-negative finite number, got {follow_price!r}")
-        self.follow_price = float(follow_price)
+        self.follow_price = check_real("follow_price", follow_price, 0.0)
 
     def __call__(self, agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
         recommended = recommend(contracts)

@@ -21,12 +21,19 @@ import numpy as np
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import LinearSchedule
 
+from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
+from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
 from sb3_contracts.envs.coin_game import N_ACTIONS, REWARD_RULES, resolve_config
 from sb3_contracts.multiagent.baselines import ALGOS
-from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
+from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
 
 #: The encoder of every learner of the experiment: the agent-centric grid re-centred on its observer.
 POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor)
+#: Encoders the experiment offers every learner (``CoinExperimentConfig.encoder``).
+ENCODERS = {"centred": CenteredCoinExtractor, "conv": CoinConvExtractor}
+#: The principal's replay (``CoinExperimentConfig.replay``).
+REPLAYS = ("uniform", "prioritized")
 #: Agents facing contracts also read their contract's recommendation as a one-hot (baselines see no contract).
 CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
 #: The principal's hyperparameters (App. D.2 scaled down: Huber loss, gradient-norm clipping 10, 4 gradient steps
@@ -90,6 +97,11 @@ class CoinExperimentConfig:
     """seed of every phase (each phase adds its own offset, so phases see distinct games)"""
     reward_rule: str = "parl"
     """``"parl"`` (the paper's: +1 own coin, +0.2 another's) or ``"lola"`` (a taken coin costs its owner 2)"""
+    contested: str = "random"
+    """who collects a coin several players reach together: one of them at random (``"random"``, the public
+    reproduction's rule and the paper's "grab each other's coins": the dilemma the experiment leads with) or
+    ``"all"`` of them (rllib's default, where two players herding onto a coin earn 1.2 and selfish play is
+    nearly optimal)"""
     n_agents: int = 2
     """players (2 to 4); the exact optimum exists for 2 only"""
     alpha: float = 0.1
@@ -114,6 +126,16 @@ class CoinExperimentConfig:
     """overrides of :data:`PRINCIPAL_HYPERPARAMS`"""
     agent_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """overrides of :data:`AGENT_HYPERPARAMS`, per algorithm"""
+    encoder: str = "centred"
+    """every learner's encoder: ``"centred"`` (the grid re-centred on its observer, ``CenteredCoinExtractor``) or
+    ``"conv"`` (the paper's 4x4 convolution, ``CoinConvExtractor``)"""
+    contract_form: str = "paper"
+    """how the principal prices a recommendation: ``"paper"`` (``max_a Q - Q(a*) + ξ``: at least ξ on every
+    recommendation) or ``"minimal"`` (the minimal contract with margin ξ: nothing where the agent already prefers
+    the move by ξ; see ``MultiAgentContractDQNPolicy``)"""
+    replay: str = "uniform"
+    """the principal's replay: ``"uniform"`` or ``"prioritized"`` (the paper's proportional PER,
+    ``PAPER_PER_KWARGS``)"""
     threads: int = 1
     """torch threads (1 is fastest for these small networks)"""
 
@@ -135,6 +157,12 @@ class CoinExperimentConfig:
             raise ValueError(f"alpha must be a positive finite number, got {self.alpha!r}")
         if not np.isfinite(self.nudge) or self.nudge < 0:
             raise ValueError(f"nudge must be a finite non-negative number, got {self.nudge!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {self.encoder!r}")
+        if self.contract_form not in CONTRACT_FORMS:
+            raise ValueError(f"contract_form must be one of {CONTRACT_FORMS}, got {self.contract_form!r}")
+        if self.replay not in REPLAYS:
+            raise ValueError(f"replay must be one of {REPLAYS}, got {self.replay!r}")
         self.algos = tuple(self.algos)
         if not self.algos or any(algo not in ALGOS for algo in self.algos):
             raise ValueError(f"algos must be a non-empty subset of {sorted(ALGOS)}, got {self.algos!r}")
@@ -145,7 +173,8 @@ class CoinExperimentConfig:
 
     def game_kwargs(self) -> dict[str, Any]:
         """The Coin Game arguments of every phase."""
-        return {"preset": self.preset, "reward_rule": self.reward_rule, "n_agents": self.n_agents}
+        return {"preset": self.preset, "reward_rule": self.reward_rule, "contested": self.contested,
+                "n_agents": self.n_agents}
 
     def agent_hyperparams(self, algo: str, schedules: bool = True) -> dict[str, Any]:
         """
@@ -156,14 +185,25 @@ class CoinExperimentConfig:
         :param schedules: turn a ``"lin_<x>"`` learning rate into its schedule (else keep the zoo's string)
         """
         rule_kwargs = RULE_AGENT_KWARGS.get(self.reward_rule, {}).get(algo, {})
-        hyperparams = copy.deepcopy({**AGENT_HYPERPARAMS[algo], **rule_kwargs, **self.agent_kwargs.get(algo, {})})
+        hyperparams = copy.deepcopy({**self._with_encoder(AGENT_HYPERPARAMS[algo]), **rule_kwargs,
+                                     **self.agent_kwargs.get(algo, {})})
         if schedules and "learning_rate" in hyperparams:
             hyperparams["learning_rate"] = learning_rate_schedule(hyperparams["learning_rate"])
         return hyperparams
 
     def principal_hyperparams(self) -> dict[str, Any]:
-        """The principal's hyperparameters with the preset's nudge and this config's overrides."""
-        return copy.deepcopy({**PRINCIPAL_HYPERPARAMS, "nudge": self.nudge, **self.principal_kwargs})
+        """The principal's hyperparameters with the preset's nudge, the encoder, the replay and the overrides."""
+        base = self._with_encoder(PRINCIPAL_HYPERPARAMS)
+        base["policy_kwargs"]["contract_form"] = self.contract_form
+        if self.replay == "prioritized":
+            base.update(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, replay_buffer_kwargs=PAPER_PER_KWARGS)
+        return copy.deepcopy({**base, "nudge": self.nudge, **self.principal_kwargs})
+
+    def _with_encoder(self, hyperparams: dict[str, Any]) -> dict[str, Any]:
+        """``hyperparams`` (copied) whose policy reads the observations with this config's encoder."""
+        hyperparams = copy.deepcopy(hyperparams)
+        hyperparams["policy_kwargs"]["features_extractor_class"] = ENCODERS[self.encoder]
+        return hyperparams
 
 
 #: The zoo files this module writes, one per algorithm (rl-zoo3's layout: env ids at the top level).
@@ -201,10 +241,12 @@ def zoo_hyperparams(reward_rule: str = "parl") -> dict[str, dict[str, dict[str, 
         principal = config.principal_hyperparams()
         principal["callback"] = "sb3_contracts.multiagent.metrics.CoinMetricsCallback"
         files["contract_dqn_multiagent"][ids["principal"]] = _zoo_entry(
-            principal, config.principal_steps, config.n_games, {"reward_rule": reward_rule, "alpha": config.alpha})
+            principal, config.principal_steps, config.n_games,
+            {"reward_rule": reward_rule, "contested": config.contested, "alpha": config.alpha})
         for algo in ALGOS:
             files[algo][ids["agents"]] = _zoo_entry(config.agent_hyperparams(algo, schedules=False),
-                                                    config.agent_steps, config.n_games, {"reward_rule": reward_rule})
+                                                    config.agent_steps, config.n_games,
+                                                    {"reward_rule": reward_rule, "contested": config.contested})
     return files
 
 
@@ -254,7 +296,8 @@ def read_zoo_overrides(paths: list[str | Path], preset: str) -> dict[str, Any]:
         entry = {key: value for key, value in entries[env_id].items()
                  if key not in ("env_kwargs", "n_envs", "n_timesteps", "policy", "callback", "alpha")}
         if "policy_kwargs" in entry:
-            entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"CenteredCoinExtractor": CenteredCoinExtractor})  # noqa: S307
+            names = {extractor.__name__: extractor for extractor in ENCODERS.values()}
+            entry["policy_kwargs"] = eval(entry["policy_kwargs"], names)  # noqa: S307  (as rl-zoo3 reads it)
         if role == "principal":
             overrides["principal_kwargs"] = entry
         else:

@@ -1,0 +1,128 @@
+"""Ablations of the Coin Game principal: one setting varied over values and seeds, judged by fresh DQN agents.
+
+For each value of ``--vary`` and each seed: the principal trains (the experiment's settings, with ``--set``
+overrides), fresh shared-parameter DQN agents learn against its frozen contracts, and both are evaluated on
+2 x 1024 fresh episodes: the validated welfare and payments per episode, the payment share, the follow rate,
+the principal's recommendations followed exactly, and the exact optimum's ratio. No baselines and no SPE/IC
+ratios (``benchmarks/coin_contracts.py`` runs those), which halves the cost of a run. Per-run JSON lines, a
+Markdown table (mean ± standard error over seeds per value), an optional plot (``--plot``: the welfare-payment
+frontier when varying ``alpha``), and one JSON line last.
+
+    python benchmarks/coin_ablation.py --grid 3 --vary alpha 0.01 0.03 0.1 0.3 1 --seeds 0 1 2 \\
+        --set contested=random --plot docs/figures/alpha_frontier.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+import torch as th
+
+from sb3_contracts.multiagent.agents_view import coin_principal
+from sb3_contracts.multiagent.pipeline import evaluate_under_contracts, exact_optimum, train_agents, train_principal
+from sb3_contracts.multiagent.responders import make_responder
+from sb3_contracts.multiagent.settings import CoinExperimentConfig
+
+FIGURES = ("welfare", "payments", "payment_share", "follow_rate", "followed_exactly_welfare", "optimal_ratio")
+
+
+def run_one(config: CoinExperimentConfig) -> dict[str, float]:
+    """Principal, DQN validation and evaluation of one config."""
+    start = time.perf_counter()
+    principal = train_principal(config)
+    offer = coin_principal(principal)
+    agents = train_agents(offer, config, "dqn")
+    validated = evaluate_under_contracts(make_responder(agents), offer, config)
+    followed = evaluate_under_contracts(make_responder("follow"), offer, config)
+    optimum = exact_optimum(config)
+    return {"welfare": validated["welfare"], "welfare_se": validated["welfare_se"],
+            "payments": validated["payments"], "payment_share": validated["payment_share"],
+            "follow_rate": validated["follow_rate"], "followed_exactly_welfare": followed["welfare"],
+            "optimal_ratio": validated["welfare"] / optimum if optimum else float("nan"),
+            "wall_s": time.perf_counter() - start}
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as JSON when it parses (numbers, booleans), else the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def table(rows: list[dict[str, Any]], name: str) -> str:
+    """Markdown table: per value of the varied setting, the mean ± standard error over seeds of every figure."""
+    values = list(dict.fromkeys(row[name] for row in rows))
+    lines = [f"| {name} | " + " | ".join(FIGURES) + " | runs |", "|---" * (len(FIGURES) + 2) + "|"]
+    for value in values:
+        group = [row for row in rows if row[name] == value]
+        cells = []
+        for figure in FIGURES:
+            data = np.array([row[figure] for row in group], dtype=float)
+            error = data.std(ddof=1) / np.sqrt(data.size) if data.size > 1 else float("nan")
+            cells.append(f"{data.mean():.3f} ± {error:.3f}" if data.size > 1 else f"{data.mean():.3f}")
+        lines.append(f"| {value} | " + " | ".join(cells) + f" | {len(group)} |")
+    return "\n".join(lines)
+
+
+def plot_frontier(rows: list[dict[str, Any]], name: str, out: str) -> None:
+    """Validated welfare against payments per episode, one point per value (mean ± SE over seeds), labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for value in dict.fromkeys(row[name] for row in rows):
+        group = [row for row in rows if row[name] == value]
+        welfare, payments = (np.array([row[key] for row in group]) for key in ("welfare", "payments"))
+        se = [x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else 0.0 for x in (payments, welfare)]
+        ax.errorbar(payments.mean(), welfare.mean(), xerr=se[0], yerr=se[1], fmt="o", capsize=4)
+        ax.annotate(f"{name} = {value}", (payments.mean(), welfare.mean()), xytext=(6, 4), textcoords="offset points",
+                    fontsize=8)
+    ax.set_xlabel("payments per episode (validated DQN agents)")
+    ax.set_ylabel("welfare per episode (sum of the agents' rewards)")
+    ax.set_title(f"Welfare-payment frontier over {name} (error bars: ± one SE over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", type=int, default=3, choices=(3, 7))
+    parser.add_argument("--vary", nargs="+", required=True, metavar=("SETTING", "VALUE"),
+                        help="a CoinExperimentConfig field and its values, e.g. alpha 0.01 0.1 1")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed CoinExperimentConfig fields")
+    parser.add_argument("--plot", default=None, help="PNG of the welfare-payment frontier")
+    args = parser.parse_args()
+    names = {field.name for field in fields(CoinExperimentConfig)}
+    name, *values = args.vary
+    fixed = dict(item.split("=", 1) for item in args.set)
+    for key in (name, *fixed):
+        if key not in names:
+            raise SystemExit(f"--vary/--set: {key!r} is not a CoinExperimentConfig field ({sorted(names)})")
+    if not values:
+        raise SystemExit("--vary needs a setting and at least one value")
+    th.set_num_threads(1)
+    rows = []
+    for value in map(parse_value, values):
+        for seed in args.seeds:
+            settings = {key: parse_value(text) for key, text in fixed.items()} | {name: value, "seed": seed}
+            config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", algos=("dqn",), **settings)
+            rows.append({name: value, "seed": seed, **run_one(config)})
+            print(json.dumps(rows[-1]), flush=True)
+    print(table(rows, name))
+    if args.plot:
+        plot_frontier(rows, name, args.plot)
+    print(json.dumps({"vary": name, "grid": args.grid, "set": fixed, "runs": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""PNG plots of the second system's runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sb3_contracts.incentives.simulate import RunRecord
+
+
+def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") -> Path:
+    """
+    Six panels, one line per principal (means over runs): welfare ratio per episode (smoothed), cumulative
+    welfare regret and agent regret (log–log), cumulative transfers, the principal's net reward per episode,
+    and the stock trajectory within an episode over the last 10% of episodes.
+
+    :param records: the runs, by principal.
+    :param path: the PNG to write.
+    :param title: the figure's title.
+    :return: the path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for name, record in records.items():
+        episodes = np.arange(1, len(record.welfare) + 1)
+        window = max(1, len(episodes) // 200)
+        ratio = record.welfare.mean(axis=1) / record.optimal_welfare
+        smooth = np.convolve(ratio, np.ones(window) / window, mode="valid")
+        axes[0, 0].plot(episodes[window - 1:], smooth, label=name)
+        axes[0, 1].loglog(episodes, np.maximum(record.welfare_regret.mean(axis=1), 1e-9), label=name)
+        axes[0, 2].loglog(episodes, np.maximum(np.cumsum(record.agent_regret.mean(axis=1)), 1e-9), label=name)
+        axes[1, 0].plot(episodes, np.cumsum(record.transfers.mean(axis=1)), label=name)
+        net = np.convolve(record.principal_net.mean(axis=1), np.ones(window) / window, mode="valid")
+        axes[1, 1].plot(episodes[window - 1:], net, label=name)
+        tail = max(1, len(episodes) // 10)
+        axes[1, 2].plot(np.arange(record.mean_state.shape[1]), record.mean_state[-tail:].mean(axis=0), marker="o",
+                        label=name)
+    labels = [("episode", "welfare / W*"), ("episode", "welfare regret R_W(t)"), ("episode", "agent regret"),
+              ("episode", "cumulative transfers"), ("episode", "principal's net reward"),
+              ("step h (last 10% of episodes)", "mean stock")]
+    for ax, (x, y) in zip(axes.flat, labels, strict=True):
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_bandit(curves: dict[str, np.ndarray], path: str | Path) -> Path:
+    """The bandit reproduction: each mechanism's mean cumulative regret with its ±1 sd band over runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        rounds = np.arange(1, len(curve) + 1)
+        mean, sd = curve.mean(axis=1), curve.std(axis=1)
+        ax.plot(rounds, mean, label=name)
+        ax.fill_between(rounds, mean - sd, mean + sd, alpha=0.2)
+    ax.set_xlabel("round")
+    ax.set_ylabel("principal's cumulative regret")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,75 @@
+"""The learners' options are checked at creation, divergence stops training, and NaN never becomes a contract."""
+
+import numpy as np
+import pytest
+import torch as th
+from sb3_contracts.envs import random_binary_tree
+
+from sb3_contracts import ContractDQN, MultiAgentContractDQN, PrincipalVecEnv
+
+th.set_num_threads(1)
+
+
+def _tree(**kwargs):
+    return ContractDQN("MlpPolicy", PrincipalVecEnv(random_binary_tree(3, 0), n_envs=2), learning_starts=10,
+                       policy_kwargs={"net_arch": [16]}, **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"gamma": float("nan")}, ValueError, "gamma must be finite"),
+    ({"gamma": -1.0}, ValueError, r"gamma must be in \[0.0, 1.0\]"),
+    ({"gamma": 2}, ValueError, "gamma must be in"),
+    ({"gamma": "0.9"}, TypeError, "gamma must be a real number"),
+    ({"tau": float("nan")}, ValueError, "tau must be finite"),
+    ({"tau": 2.0}, ValueError, "tau must be in"),
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+    ({"batch_size": True}, TypeError, "batch_size must be an integer"),
+    ({"batch_size": 32.5}, TypeError, "batch_size must be an integer"),
+    ({"exploration_fraction": 1.5}, ValueError, "exploration_fraction"),
+    ({"exploration_initial_eps": -0.1}, ValueError, "exploration_initial_eps"),
+    ({"exploration_final_eps": 2.0}, ValueError, "exploration_final_eps"),
+    ({"max_grad_norm": -1.0}, ValueError, "max_grad_norm must be > 0"),
+    ({"max_grad_norm": float("nan")}, ValueError, "max_grad_norm must be finite"),
+    ({"learning_rate": 0.0}, ValueError, "learning_rate must be > 0"),
+    ({"learning_rate_final": float("inf")}, ValueError, "learning_rate_final must be finite"),
+    ({"nudge": -0.1}, ValueError, "nudge must be >= 0"),
+    ({"nudge": 1j}, TypeError, "nudge must be a real number"),
+    ({"loss": "l1"}, ValueError, "loss must be one of"),
+    ({"target_update_interval": 0}, ValueError, "target_update_interval must be >= 1"),
+    ({"gradient_steps": 0}, ValueError, "gradient_steps must be positive or -1"),
+])
+def test_bad_options_name_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _tree(**kwargs)
+
+
+def test_learn_needs_a_positive_budget_and_a_negative_nudge_schedule_is_named():
+    with pytest.raises(ValueError, match="total_timesteps must be >= 1"):
+        _tree().learn(-1)
+    with pytest.raises(ValueError, match="nudge: the schedule gave -0.5"):
+        _tree(nudge=lambda progress: -0.5).learn(20)
+
+
+def test_a_diverged_learner_stops_and_names_the_network():
+    model = _tree()
+    model.learn(40)
+    with th.no_grad():
+        for parameter in model.policy.agent_net.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite values"):
+        model.predict(np.eye(15, dtype=np.float32), deterministic=True)
+    multi = MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2, learning_starts=20, batch_size=8,
+                                  policy_kwargs={"net_arch": [16]}, learning_rate=1e30, max_grad_norm=None, seed=0)
+    # whichever comes first: a NaN loss (the network named) or NaN values when offering the next contracts
+    with pytest.raises(FloatingPointError, match="diverged at update .* loss of the|non-finite values"):
+        multi.learn(2_000)
+
+
+def test_predict_never_turns_nan_weights_into_contracts():
+    model = MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2, policy_kwargs={"net_arch": [16]})
+    obs = model.env.reset()
+    with th.no_grad():
+        for parameter in model.policy.principal_net.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="no contract is offered"):
+        model.predict(obs, deterministic=True)
