@@ -1,20 +1,32 @@
 """Tree benchmark: ContractDQN (and a direct-contract baseline) on the paper's random binary trees.
 
-Trains on one random tree, evaluates the learned principal against the exact best-responding agent
-(``sb3_contracts.evaluation``) and prints one JSON line last::
+Trains on random trees, evaluates the learned principal against the exact agent best-responding to it
+(``sb3_contracts.evaluation``) and prints one JSON line per run, then (for more than one run) one summary
+JSON line last::
 
-    python benchmarks/tree.py --depth 10 --seed 0 --trial 0
-    python benchmarks/tree.py --depth 10 --sweep          # 3 trees x 3 trials, mean ± std
+    python benchmarks/tree.py --depth 10 --seed 0 --trial 0 --direct-steps 0   # one run
+    python benchmarks/tree.py --protocol heldout                 # 20 held-out trees x 3 seeds (the headline)
+    python benchmarks/tree.py --protocol heldout --trees 5 --trials 1 --overrides '{"nudge": 0.005}'
+    python benchmarks/tree.py --sweep --trees 3 --direct-steps 0 # trees --seed.. x seeds --trial..
 
-Figures: ``utility_ratio`` and ``accuracy`` at the end, ``utility_ratio_min_last10`` (minimum over the
-evaluations in the last 10% of training), ``wall_s`` (ContractDQN training time), and the same with
-the prefix ``direct_`` for the PPO baseline that outputs raw contracts.
+Protocols: ``one`` (tree ``--seed``, training seed ``--trial``); ``sweep`` (``--trees`` trees from ``--seed`` x
+``--trials`` seeds from ``--trial``); ``heldout`` (the first ``--trees`` of :data:`HELDOUT_TREES`, trees the tree
+presets were never tuned on, x ``--trials`` seeds from ``--trial``).
+
+Figures per run: ``utility_ratio`` and ``accuracy`` at the end, ``utility_ratio_min_last10`` (minimum over the
+evaluations in the last 10% of training), ``utility_ratio_best`` (the best evaluation: where keeping the best
+evaluated policy would have ended), ``utility_ratio_ceiling`` (the exact SPE paying the same nudge: the most a
+learner with that nudge can reach), ``wall_s`` (ContractDQN training time), ``load`` (the 1-minute load
+average after the run: wall times are only comparable at similar load), and the same with the prefix
+``direct_`` for the PPO baseline that outputs raw contracts. The summary holds each figure's mean and std,
+the worst end ratio and the worst minimum over the last 10%.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from typing import Any
 
@@ -26,20 +38,27 @@ from sb3_contracts import ContractDQN, PrincipalVecEnv
 from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
-from sb3_contracts.evaluation import ExactEvaluationCallback
+from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
+from sb3_contracts.game.batch import StartStates, parse_start_states
+from sb3_contracts.solvers import solve_spe
 
 N_EVALUATIONS = 50
+#: Trees of the held-out protocol: ``random_binary_tree(depth, seed)`` for these seeds. The presets were tuned
+#: on seeds 0-5 and their candidates screened on seeds 20-29; none of these was looked at before the final runs.
+HELDOUT_TREES = tuple(range(100, 120))
+PROTOCOLS = ("one", "sweep", "heldout")
 
 
 def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]:
     last = [e.utility_ratio for t, e in callback.history if t >= 0.9 * total]
     final = callback.history[-1][1]
     return {"utility_ratio": final.utility_ratio, "accuracy": final.accuracy,
-            "utility_ratio_min_last10": float(min(last)) if last else float("nan")}
+            "utility_ratio_min_last10": float(min(last)) if last else float("nan"),
+            "utility_ratio_best": float(max(e.utility_ratio for _, e in callback.history))}
 
 
 def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrides: dict[str, Any],
-                     start_states: str) -> dict[str, float]:
+                     start_states: StartStates) -> dict[str, float]:
     env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial)
     config = {**binary_tree_hyperparams(n_envs), "training_start_states": start_states, **overrides}
     model = ContractDQN("MlpPolicy", env, seed=trial, **config)
@@ -48,10 +67,19 @@ def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrid
     start = time.perf_counter()
     model.learn(total, callback=callback, log_interval=None)
     wall = time.perf_counter() - start
-    return {**summarize(callback, total), "wall_s": wall}
+    return {**summarize(callback, total), **nudge_ceiling(mdp, config.get("nudge", 0.0), callback), "wall_s": wall}
 
 
-def run_direct(mdp: Any, trial: int, steps: int, n_envs: int, start_states: str) -> dict[str, float]:
+def nudge_ceiling(mdp: Any, nudge: Any, callback: ExactEvaluationCallback) -> dict[str, float]:
+    """The utility ratio of the SPE itself with the learner's nudge: the most a learner with that nudge can reach."""
+    if callable(nudge):
+        return {}
+    nudged = solve_spe(mdp, margin=float(nudge))
+    ratio = evaluate_policy_table(mdp, nudged.contracts, nudged.recommended_action, callback.spe).utility_ratio
+    return {"utility_ratio_ceiling": ratio}
+
+
+def run_direct(mdp: Any, trial: int, steps: int, n_envs: int, start_states: StartStates) -> dict[str, float]:
     env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial, start_states=start_states)
     model = make_direct_baseline(env, "ppo", seed=trial, n_steps=256, batch_size=256, learning_rate=3e-4,
                                  policy_kwargs=dict(features_extractor_class=OneHotEmbedding,
@@ -66,48 +94,93 @@ def run_direct(mdp: Any, trial: int, steps: int, n_envs: int, start_states: str)
     return {f"direct_{k}": v for k, v in figures.items()}
 
 
-def run_one(args: argparse.Namespace, tree: int, trial: int) -> dict[str, float]:
+def run_one(args: argparse.Namespace, tree: int, trial: int, overrides: dict[str, Any]) -> dict[str, Any]:
     mdp = random_binary_tree(args.depth, tree)
     result: dict[str, Any] = {"depth": args.depth, "tree": tree, "trial": trial}
-    result.update(run_contract_dqn(mdp, trial, args.iterations, args.n_envs, json.loads(args.overrides),
-                                   args.start_states))
+    result.update(run_contract_dqn(mdp, trial, args.iterations, args.n_envs, overrides, args.start_states))
     if args.direct_steps > 0:
         result.update(run_direct(mdp, trial, args.direct_steps, args.n_envs, args.start_states))
+    result["load"] = os.getloadavg()[0]
     return result
+
+
+def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std of every figure over the runs, plus the worst end ratio and worst late minimum."""
+    summary: dict[str, Any] = {"runs": len(runs), "trees": sorted({run["tree"] for run in runs})}
+    for key in (k for k in runs[0] if k not in ("depth", "tree", "trial")):
+        values = np.array([run[key] for run in runs], dtype=np.float64)
+        summary[f"{key}_mean"], summary[f"{key}_std"] = float(values.mean()), float(values.std())
+        if key.startswith(("utility_ratio", "direct_utility_ratio")):
+            summary[f"{key}_worst"] = float(values.min())
+    return summary
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """The ``--overrides`` JSON object, or a ``SystemExit`` naming the argument."""
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--overrides must be a JSON object of ContractDQN keyword arguments: {error}") from error
+    if not isinstance(overrides, dict):
+        raise SystemExit(f"--overrides must be a JSON object of ContractDQN keyword arguments, got {text!r}")
+    return overrides
+
+
+def tree_seeds(args: argparse.Namespace) -> list[int]:
+    """The tree seeds the protocol trains on."""
+    if args.protocol == "one":
+        return [args.seed]
+    if args.protocol == "heldout":
+        trees = len(HELDOUT_TREES) if args.trees is None else args.trees
+        if not 1 <= trees <= len(HELDOUT_TREES):
+            raise SystemExit(f"--trees must be in [1, {len(HELDOUT_TREES)}] for the held-out protocol, got {trees}")
+        return list(HELDOUT_TREES[:trees])
+    trees = 3 if args.trees is None else args.trees
+    if trees < 1:
+        raise SystemExit(f"--trees must be positive, got {trees}")
+    return list(range(args.seed, args.seed + trees))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="one",
+                        help="one run, a sweep from --seed, or the held-out trees (see the module doc)")
+    parser.add_argument("--sweep", action="store_true", help="shorthand for --protocol sweep")
     parser.add_argument("--depth", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0, help="tree seed")
-    parser.add_argument("--trial", type=int, default=0, help="training seed")
-    parser.add_argument("--sweep", action="store_true", help="run --trees trees x --trials trials")
-    parser.add_argument("--trees", type=int, default=3)
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="tree seed (the first one of a sweep)")
+    parser.add_argument("--trial", type=int, default=0, help="training seed (the first one of a sweep)")
+    parser.add_argument("--trees", type=int, default=None,
+                        help="number of trees (sweep: 3; heldout: all 20, or the first N for a cheap screen)")
+    parser.add_argument("--trials", type=int, default=3, help="training seeds per tree (sweep, heldout)")
     parser.add_argument("--iterations", type=int, default=TREE_ITERATIONS,
                         help="vec-env steps (one gradient step each)")
     parser.add_argument("--n-envs", type=int, default=TREE_N_ENVS)
-    parser.add_argument("--direct-steps", type=int, default=200_000, help="PPO env steps (0: skip the baseline)")
+    parser.add_argument("--direct-steps", type=int, default=None,
+                        help="PPO env steps (0: skip the baseline; default 200000 for one run and sweeps, 0 held out)")
     parser.add_argument("--overrides", default="{}", help="JSON dict of ContractDQN keyword overrides")
-    parser.add_argument("--start-states", default=TREE_START_STATES, choices=("uniform", "initial"),
-                        help="training episodes start in a uniformly random state (exploring starts) or at the root")
+    parser.add_argument("--start-states", default=TREE_START_STATES, type=parse_start_states,
+                        help="where training episodes start: uniform (anywhere), initial (the root), or the share of "
+                             "episodes that start at the root, the others anywhere")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small MLPs: 1 is fastest)")
     args = parser.parse_args()
+    if args.sweep:
+        args.protocol = "sweep"
+    if args.direct_steps is None:
+        args.direct_steps = 0 if args.protocol == "heldout" else 200_000
+    if args.trials < 1:
+        raise SystemExit(f"--trials must be positive, got {args.trials}")
+    overrides = parse_overrides(args.overrides)
+    trees = tree_seeds(args)
     th.set_num_threads(args.threads)
-    if not args.sweep:
-        print(json.dumps(run_one(args, args.seed, args.trial)))
-        return
+    trials = [args.trial] if args.protocol == "one" else list(range(args.trial, args.trial + args.trials))
     runs = []
-    for tree in range(args.seed, args.seed + args.trees):
-        for trial in range(args.trial, args.trial + args.trials):
-            runs.append(run_one(args, tree, trial))
+    for tree in trees:
+        for trial in trials:
+            runs.append(run_one(args, tree, trial, overrides))
             print(json.dumps(runs[-1]), flush=True)
-    keys = [k for k in runs[0] if k not in ("depth", "tree", "trial")]
-    summary: dict[str, Any] = {"depth": args.depth, "runs": len(runs)}
-    for key in keys:
-        values = np.array([run[key] for run in runs], dtype=np.float64)
-        summary[f"{key}_mean"], summary[f"{key}_std"] = float(values.mean()), float(values.std())
-    print(json.dumps(summary))
+    if len(runs) > 1:
+        print(json.dumps({"protocol": args.protocol, "depth": args.depth, "overrides": overrides,
+                          **summary_of(runs)}))
 
 
 if __name__ == "__main__":

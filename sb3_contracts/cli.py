@@ -31,6 +31,7 @@ import numpy as np
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
+from sb3_contracts.game.batch import parse_start_states
 from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS
 from sb3_contracts.solvers import SPESolution, solve_spe
 
@@ -287,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("--trial", type=int, default=0, help="training seed (default 0)")
     tree.add_argument("--iterations", type=int, default=TREE_ITERATIONS, help="vec-env steps, one gradient step each")
     tree.add_argument("--n-envs", type=int, default=TREE_N_ENVS, help=f"parallel episodes (default {TREE_N_ENVS})")
-    tree.add_argument("--start-states", choices=("uniform", "initial"), default=TREE_START_STATES,
-                      help="training episodes start anywhere (exploring starts, default) or at the root")
+    tree.add_argument("--start-states", type=parse_start_states, default=TREE_START_STATES,
+                      help="where training episodes start: uniform (anywhere), initial (the root), or the share "
+                           f"of episodes that start at the root, the others anywhere (default {TREE_START_STATES})")
     tree.add_argument("--tensorboard-log", default=None, help="TensorBoard folder (default: none)")
     tree.add_argument("--save", default=None, help="save the trained model to this .zip")
     tree.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -24,6 +24,7 @@ import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.distributed.phases import experiment_folder
+from sb3_contracts.game.batch import StartStates, check_start_states
 
 #: Share of training at the end over which ``utility_ratio_min_last10`` takes the minimum.
 LAST_SHARE = 0.1
@@ -43,8 +44,9 @@ class TreeExperimentConfig:
     """vec-env steps of training, one gradient step each"""
     n_envs: int = TREE_N_ENVS
     """parallel episodes"""
-    start_states: str = TREE_START_STATES
-    """training episodes start in any state (``"uniform"``, exploring starts) or at the root (``"initial"``)"""
+    start_states: StartStates = TREE_START_STATES
+    """where training episodes start: in any state (``"uniform"``, exploring starts), at the root (``"initial"``), or
+    a share in [0, 1] of them at the root and the others anywhere"""
     n_evaluations: int = 20
     """exact evaluations over training"""
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -57,8 +59,7 @@ class TreeExperimentConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.start_states not in ("uniform", "initial"):
-            raise ValueError(f"start_states must be 'uniform' or 'initial', got {self.start_states!r}")
+        check_start_states(self.start_states)
         if not isinstance(self.hyperparams, dict):
             raise ValueError(f"hyperparams must be a dict of ContractDQN arguments, got {self.hyperparams!r}")
 

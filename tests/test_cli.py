@@ -49,8 +49,9 @@ def test_zoo_config_matches_the_tree_presets():
     with open("zoo_configs/contract_dqn.yml") as file:
         entry = yaml.safe_load(file)["ContractBinaryTree-v0"]
     assert entry["n_envs"] == TREE_N_ENVS and entry["n_timesteps"] == TREE_ITERATIONS * TREE_N_ENVS
-    # exploring starts are the learner's (training env only): rl-zoo3's evaluation and enjoy start at the root
+    # start states are the learner's (training env only): rl-zoo3's evaluation and enjoy start at the root
     assert "start_states" not in entry["env_kwargs"] and entry["training_start_states"] == TREE_START_STATES
+    assert "agent" not in entry["env_kwargs"]  # the training agent is the learner's too (training_agent)
     for key, value in binary_tree_hyperparams(TREE_N_ENVS).items():
         if key == "policy_kwargs":
             assert eval(entry[key]) == value  # noqa: S307  (rl-zoo3 evaluates this string the same way)

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch as th
 from sb3_contracts.envs.binary_tree import random_binary_tree
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_contracts import ContractDQN, PrincipalEnv, PrincipalVecEnv, solve_spe
 from sb3_contracts.contract_dqn import ContractReplayBuffer, OneHotEmbedding
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table, evaluate_principal
+from sb3_contracts.solvers import best_response
 
 th.set_num_threads(1)
 POLICY_KWARGS = dict(features_extractor_class=OneHotEmbedding, features_extractor_kwargs=dict(features_dim=64),
@@ -117,6 +120,7 @@ def test_exact_evaluation_callback_logs_history() -> None:
         (dict(outcome_model="guess"), "outcome_model"),
         (dict(nudge=-1.0), "nudge"),
         (dict(agent_samples="some"), "agent_samples"),
+        (dict(training_agent="obedient"), "training_agent"),
         (dict(factorization="state"), "factorization"),
         (dict(outcome_probs=np.ones((3, 2))), "outcome_probs"),
     ],
@@ -124,3 +128,64 @@ def test_exact_evaluation_callback_logs_history() -> None:
 def test_bad_options_raise(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make_model(**kwargs)
+
+
+class _FollowRecord(BaseCallback):
+    """Records, per training step, whether the env's agent took each recommendation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.followed: list[bool] = []
+
+    def _on_step(self) -> bool:
+        pairs = zip(self.locals["infos"], self.locals["buffer_actions"], strict=True)
+        self.followed += [info["true_agent_action"] == recommended for info, recommended in pairs]
+        return True
+
+
+@pytest.mark.parametrize("vectorized", ["batched", "dummy"])
+def test_training_agent_follow_takes_every_recommendation(vectorized: str) -> None:
+    mdp = random_binary_tree(3, 0)
+    # The plain minimal contracts with no nudge and an untrained agent model: the exact agent often declines them.
+    args = dict(learning_starts=50, gamma=1.0, nudge=0.0, exploration_margin=0.0, policy_kwargs=POLICY_KWARGS, seed=0)
+    followed = {}
+    for training_agent in (None, "follow"):
+        env = (PrincipalVecEnv(mdp, n_envs=4, seed=0) if vectorized == "batched"
+               else DummyVecEnv([lambda: PrincipalEnv(mdp) for _ in range(3)]))
+        model = ContractDQN("MlpPolicy", env, training_agent=training_agent, **args)
+        record = _FollowRecord()
+        model.learn(300, callback=record)
+        followed[training_agent] = record.followed
+        if training_agent == "follow":
+            buffer = model.replay_buffer
+            assert buffer.trusted[: buffer.pos].all()  # every action label is known
+            # learn() puts the env's own agent (the exact best responder) back
+            own = env.agent if vectorized == "batched" else env.envs[0].unwrapped.agent
+            assert own is (env._own_agent if vectorized == "batched" else env.envs[0].unwrapped._own_agent)
+    assert all(followed["follow"]) and not all(followed[None])
+
+
+def test_training_agent_best_response_answers_the_learned_policy() -> None:
+    model, mdp = make_model(n_envs=4, training_agent="best_response", target_update_interval=100)
+    env = model.get_env()
+    seen = []
+    model.learn(400, callback=lambda local_vars, _: seen.append(env.agent) or True)
+    assert env.agent is env._own_agent and env._responder.act in seen  # the consistent agent played, then left
+    # its continuation is the learned policy's, not the equilibrium's
+    env.respond_to_principal(model.predict_with_recommendation)
+    contracts, recommended = model.predict_with_recommendation(np.eye(mdp.n_states, dtype=np.float32))
+    played = best_response(mdp, np.asarray(contracts, dtype=np.float64), recommended)
+    live = ~mdp.terminal
+    assert np.allclose(env._responder.agent_q[live], played.agent_q[live], atol=1e-6)
+    assert not np.allclose(played.agent_q[live], solve_spe(mdp).agent_q[live], atol=1e-3)
+
+
+def test_training_agent_follow_needs_the_envs_in_this_process() -> None:
+    mdp = random_binary_tree(2, 0)
+    env = SubprocVecEnv([lambda: PrincipalEnv(mdp) for _ in range(2)], start_method="fork")
+    try:
+        model = ContractDQN("MlpPolicy", env, training_agent="follow", learning_starts=10, gamma=1.0, seed=0)
+        with pytest.raises(ValueError, match="training_agent"):
+            model.learn(20)
+    finally:
+        env.close()

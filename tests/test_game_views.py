@@ -217,3 +217,41 @@ def test_stepping_an_ended_episode_asks_for_a_reset():
     assert env.step(np.zeros(2, dtype=np.float32))[2]
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(2, dtype=np.float32))
+
+
+def test_a_share_of_starts_at_the_root_mixes_with_exploring_starts():
+    from sb3_contracts.game import PrincipalVecEnv
+    from sb3_contracts.game.batch import parse_start_states
+
+    mdp = random_binary_tree(3, seed=0)
+    env = PrincipalVecEnv(mdp, n_envs=4000, seed=0, start_states=0.5)
+    env.reset()
+    counts = np.bincount(env.states, minlength=mdp.n_states)
+    # half the episodes start at the root; the other half uniformly over the 7 decision states (the root included)
+    assert counts[0] / 4000 == pytest.approx(0.5 + 0.5 / 7, abs=0.03)
+    assert np.all(counts[1:7] > 0) and counts[7:].sum() == 0
+    assert parse_start_states("0.25") == 0.25 and parse_start_states("uniform") == "uniform"
+    for bad in (1.5, -0.1, True, "random"):
+        with pytest.raises(ValueError, match="start_states"):
+            PrincipalVecEnv(mdp, n_envs=2, start_states=bad)
+    with pytest.raises(ValueError, match="start_states"):
+        parse_start_states("half")
+
+
+def test_vec_env_methods_run_once_for_the_whole_batch():
+    from sb3_contracts.game import PrincipalVecEnv
+
+    mdp = random_binary_tree(3, seed=0)
+    spe = solve_spe(mdp)
+    env = PrincipalVecEnv(mdp, n_envs=8, seed=0)
+    calls = []
+
+    def spe_policy(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(observations.shape)
+        return spe.contracts, spe.recommended_action
+
+    assert len(env.env_method("respond_to_principal", spe_policy)) == 8 and calls == [(mdp.n_states, mdp.n_states)]
+    # the agent best-responding to the equilibrium's own contracts has the equilibrium's continuation
+    assert np.allclose(env._responder.agent_q[~mdp.terminal], spe.agent_q[~mdp.terminal])
+    env.restore_agent()
+    assert env.agent is env._own_agent

@@ -218,9 +218,13 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     # -- rollout bookkeeping ---------------------------------------------------------------------------
 
+    def _target_copy_due(self) -> bool:
+        """Whether this vec-env step ends a target update interval (checked in ``_on_step``)."""
+        return self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0
+
     def _on_step(self) -> None:
         self._n_calls += 1
-        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+        if self._target_copy_due():
             for net, target in self.policy.target_pairs():
                 polyak_update(net.parameters(), target.parameters(), self.tau)
         self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)

@@ -26,18 +26,22 @@ Decisions beyond the paper (measured in the README's ContractDQN section):
   action, so the ``(s, a*)`` samples used to learn ``Q̄_φ`` and ``𝒪`` are what they claim to be. With
   underpaying contracts a hidden-action agent deviates, and learning ``Q̄_φ(s, a*)`` from the deviation's
   reward is self-confirming (the model learns that ``a*`` is cheap, so it keeps underpaying).
+* ``training_agent="follow"`` trains as the paper does: the training env's agent takes every recommendation,
+  so every transition's action label is known (not only the exploratory ones), and the agent in the loop knows
+  nothing of the equilibrium. The learned contracts are judged against an agent best-responding to them.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.vec_env import SubprocVecEnv
 from torch.nn import functional as F
 
 from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm
@@ -50,7 +54,12 @@ from sb3_contracts.contract_dqn.policies import (
     MultiInputPolicy,
 )
 
+SelfContractDQN = TypeVar("SelfContractDQN", bound="ContractDQN")
+
 AGENT_SAMPLES = ("auto", "trusted", "all")
+#: Who plays the agent in the training env: its own embedded agent, one that follows the recommendations, or the
+#: exact agent best-responding to the learner's current policy.
+TRAINING_AGENTS = (None, "follow", "best_response")
 
 
 def _concat_obs(first: th.Tensor | dict[str, th.Tensor], second: th.Tensor | dict[str, th.Tensor]
@@ -106,15 +115,24 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         targets carry no outcome noise and need no action label); ``"action"``: one output per action,
         Algorithm 2 as written. See :class:`~sb3_contracts.contract_dqn.policies.ContractDQNPolicy`.
     :param agent_samples: which transitions train the agent model (and the outcome classifier):
-        ``"trusted"``, only those whose action label is reliable (the env revealed the action, or an
-        exploratory recommendation came with a generous contract, see ``exploration_margin``); ``"all"``,
+        ``"trusted"``, only those whose action label is reliable (the env revealed the action, an exploratory
+        recommendation came with a generous contract, see ``exploration_margin``, or the training agent follows
+        every recommendation, see ``training_agent``); ``"all"``,
         every transition, assuming the agent took the recommendation; ``"auto"``: ``"trusted"`` in
         hidden-action games with generous exploration, else ``"all"``.
     :param outcome_probs: the known outcome model for acting, ``[A, O]`` or ``[S, A, O]`` (one-hot
         observations); by default taken from the env's ``mdp``.
     :param n_actions: number of agent actions ``A``; by default from the env's ``mdp``.
     :param observed_action: whether outcomes are actions; by default from the env's ``mdp``.
-    :param training_start_states: where the training env's episodes start (``"uniform"``: exploring starts, see
+    :param training_agent: who plays the agent in the training env: ``None``, the env's own embedded agent;
+        ``"follow"``, an agent that takes every recommendation, whatever the contract (the paper's training protocol:
+        every action label is then known, see ``agent_samples``); ``"best_response"``, the exact agent
+        best-responding to the learner's current policy, re-based at every target copy (an agent consistent with
+        the learned principal). The env must offer them (:class:`~sb3_contracts.game.TrainingAgents`: the tabular
+        principal's views) and, for ``"follow"``, live in this process. A learner's device: evaluation envs keep
+        their own agent, and ``learn`` puts the training env's own agent back at the end.
+    :param training_start_states: where the training env's episodes start (``"uniform"``: exploring starts; a share
+        ``p`` in [0, 1]: that share at the initial state, the others uniform; see
         :func:`~sb3_contracts.game.batch.draw_start_states`); ``None`` leaves the env as it is. A learner's device:
         evaluation envs (rl-zoo3's, ``enjoy``) keep the game's own start at the initial state.
     :param replay_buffer_kwargs: extra arguments of :class:`ContractReplayBuffer`.
@@ -164,7 +182,8 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         outcome_probs: np.ndarray | None = None,
         n_actions: int | None = None,
         observed_action: bool | None = None,
-        training_start_states: str | None = None,
+        training_agent: str | None = None,
+        training_start_states: str | float | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -182,8 +201,10 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
             verbose=verbose, seed=seed, device=device,
         )
-        self._check_options(agent_samples, outcome_model, exploration_margin)
+        self._check_options(agent_samples, outcome_model, exploration_margin, training_agent)
         self.exploration_margin = exploration_margin
+        self.training_agent = training_agent
+        self._recommendations: np.ndarray | None = None
         self.outcome_model = outcome_model
         self.factorization = factorization
         self.agent_samples = agent_samples
@@ -199,7 +220,10 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             self._setup_model()
 
     @staticmethod
-    def _check_options(agent_samples: str, outcome_model: str, exploration_margin: float | None) -> None:
+    def _check_options(agent_samples: str, outcome_model: str, exploration_margin: float | None,
+                       training_agent: str | None) -> None:
+        if training_agent not in TRAINING_AGENTS:
+            raise ValueError(f"training_agent must be one of {TRAINING_AGENTS}, got {training_agent!r}")
         if agent_samples not in AGENT_SAMPLES:
             raise ValueError(f"agent_samples must be one of {AGENT_SAMPLES}, got {agent_samples!r}")
         if outcome_model not in OUTCOME_MODELS:
@@ -220,7 +244,34 @@ class ContractDQN(ContractOffPolicyAlgorithm):
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
         if self.training_start_states is not None and self.env is not None:
             self.env.env_method("set_start_states", self.training_start_states)
-        return super()._setup_learn(*args, **kwargs)
+        result = super()._setup_learn(*args, **kwargs)
+        if self.training_agent == "follow":
+            if isinstance(self.env, SubprocVecEnv):
+                raise ValueError("training_agent='follow' hands the recommendations to the envs in this process: "
+                                 "use a DummyVecEnv or a batched VecEnv, not a SubprocVecEnv")
+            self._recommendations = None
+            for index in range(self.n_envs):
+                self.env.env_method("follow_recommendations", self._current_recommendations, index, indices=[index])
+        elif self.training_agent == "best_response":
+            self.env.env_method("respond_to_principal", self.predict_with_recommendation)
+        return result
+
+    def _current_recommendations(self) -> np.ndarray:
+        """The recommendations of the step being played, for an env whose agent follows them."""
+        if self._recommendations is None:
+            raise RuntimeError("training_agent='follow': the env stepped before ContractDQN recommended anything "
+                               "(step the training env through learn())")
+        return self._recommendations
+
+    def learn(self: SelfContractDQN, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 100,
+              tb_log_name: str | None = None, reset_num_timesteps: bool = True,
+              progress_bar: bool = False) -> SelfContractDQN:
+        try:
+            return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps,
+                                 progress_bar)
+        finally:
+            if self.training_agent is not None and self.env is not None:
+                self.env.env_method("restore_agent")
 
     def _env_mdp(self) -> Any:
         if self.env is None:
@@ -337,9 +388,16 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         obs_tensor, _ = self.policy.obs_to_tensor(self._last_obs)
         with th.no_grad():
             recommendations, contracts, self._last_explored = self._act(obs_tensor, rate)
+        self._recommendations = recommendations
         return contracts, recommendations
 
     # -- rollout bookkeeping ---------------------------------------------------------------------------
+
+    def _on_step(self) -> None:
+        super()._on_step()
+        # The consistent agent moves with the targets: it answers the policy as of the last target copy.
+        if self.training_agent == "best_response" and self._target_copy_due():
+            self.env.env_method("respond_to_principal", self.predict_with_recommendation)
 
     def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
                           reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
@@ -351,8 +409,12 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             if "episode" in info:
                 self._episode_utilities.append(info["episode"]["r"])
         stats["gross"] += float(np.sum(reward)) + sum(info["payment"] for info in infos)
-        # A generous exploratory contract makes the agent take the recommendation: its label is reliable.
-        replay_buffer.next_trusted = getattr(self, "_last_explored", None) if self.generous_exploration else None
+        # A generous exploratory contract makes the agent take the recommendation: its label is reliable; so is
+        # every label when the training agent follows the recommendations.
+        if self.training_agent == "follow":
+            replay_buffer.next_trusted = np.ones(len(infos), dtype=bool)
+        else:
+            replay_buffer.next_trusted = getattr(self, "_last_explored", None) if self.generous_exploration else None
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     # -- learning ------------------------------------------------------------------------------------------
@@ -442,4 +504,4 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             self.logger.record("agent_model/outcome_loss", float(np.mean(logs["outcome_loss"])))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_outcome_table"]
+        return [*super()._excluded_save_params(), "_outcome_table", "_recommendations"]

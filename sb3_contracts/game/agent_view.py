@@ -11,7 +11,7 @@ from sb3_contracts.contracts import check_contract
 from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game.adapters import PrincipalCallable, make_principal_policy
-from sb3_contracts.game.batch import resolve_b_max
+from sb3_contracts.game.batch import StartStates, resolve_b_max
 from sb3_contracts.game.encoding import agent_observation
 from sb3_contracts.game.single import SingleGameEnv
 from sb3_contracts.solvers import SPESolution
@@ -32,8 +32,9 @@ class AgentEnv(SingleGameEnv):
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
-    :param start_states: ``"initial"`` (every episode starts in the MDP's initial state) or ``"uniform"``
-        (exploring starts, for training: see :func:`~sb3_contracts.game.batch.draw_start_states`).
+    :param start_states: ``"initial"`` (every episode starts in the MDP's initial state), ``"uniform"``
+        (exploring starts, for training) or a share of initial starts: see
+        :func:`~sb3_contracts.game.batch.draw_start_states`.
     """
 
     def __init__(
@@ -44,7 +45,7 @@ class AgentEnv(SingleGameEnv):
         encoding: str = "auto",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
-        start_states: str = "initial",
+        start_states: StartStates = "initial",
     ) -> None:
         solution, b_max = resolve_b_max(mdp, b_max, isinstance(principal, str) and principal == "spe")
         super().__init__(mdp, b_max, encoding, max_episode_steps, render_mode, start_states)

@@ -19,35 +19,63 @@ from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.solvers import SPESolution, solve_spe
 
-#: Where training episodes begin, see :func:`draw_start_states`.
+#: Where training episodes begin, see :func:`draw_start_states` (or a share of initial starts, a float in [0, 1]).
 START_STATES = ("initial", "uniform")
+#: ``"initial"``, ``"uniform"``, or the share of episodes that start in the initial state (the others uniform).
+StartStates = str | float
 
 BatchedAgent = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def check_start_states(start_states: str) -> str:
-    """``start_states`` if it is one of :data:`START_STATES`, else a ``ValueError``."""
-    if start_states not in START_STATES:
-        raise ValueError(f"start_states must be one of {START_STATES}, got {start_states!r}")
+def check_start_states(start_states: StartStates) -> StartStates:
+    """``start_states`` if it is one of :data:`START_STATES` or a share in [0, 1], else a ``ValueError``."""
+    if isinstance(start_states, str):
+        if start_states not in START_STATES:
+            raise ValueError(f"start_states must be one of {START_STATES} or a share in [0, 1], got {start_states!r}")
+    elif isinstance(start_states, bool) or not isinstance(start_states, (int, float)) or not 0 <= start_states <= 1:
+        raise ValueError(f"start_states must be one of {START_STATES} or a share in [0, 1], got {start_states!r}")
     return start_states
 
 
-def draw_start_states(mdp: PrincipalAgentMDP, start_states: str, rng: np.random.Generator, n: int) -> np.ndarray:
+def parse_start_states(text: str) -> StartStates:
+    """
+    ``start_states`` from a command line: ``"initial"``, ``"uniform"`` or a share in [0, 1] (``ValueError`` else).
+
+    :param text: the argument as typed.
+    """
+    if text in START_STATES:
+        return text
+    try:
+        share = float(text)
+    except ValueError:
+        raise ValueError(f"start_states must be one of {START_STATES} or a share in [0, 1], got {text!r}") from None
+    return check_start_states(share)
+
+
+def draw_start_states(mdp: PrincipalAgentMDP, start_states: StartStates, rng: np.random.Generator,
+                      n: int) -> np.ndarray:
     """
     Where episodes begin: the MDP's initial state, or (``"uniform"``, exploring starts) a uniformly
     random non-terminal state, so that a learner sees every state however unlikely its path from the
-    root. Exploring starts change the training distribution only: evaluate from the initial state.
+    root, or a mix: a share ``p`` of the episodes starts in the initial state and the others uniformly. Uniform
+    starts alone visit the states near the root rarely (on a depth-10 tree the root starts one episode in a
+    thousand) although every evaluation passes through them; the mix trains both. Exploring starts change the
+    training distribution only: evaluate from the initial state.
 
     :param mdp: the principal-agent MDP.
-    :param start_states: ``"initial"`` or ``"uniform"``.
-    :param rng: the random generator to draw with (untouched for ``"initial"`` or ``n = 0``).
+    :param start_states: ``"initial"``, ``"uniform"`` or the share ``p`` in [0, 1] of initial starts.
+    :param rng: the random generator to draw with (untouched for ``"initial"``, ``p = 1`` or ``n = 0``).
     :param n: how many start states.
     :return: ``[n]`` state indices.
     """
-    if start_states == "initial" or n == 0:
+    share = 1.0 if start_states == "initial" else 0.0 if start_states == "uniform" else float(start_states)
+    if share == 1.0 or n == 0:
         return np.full(n, mdp.initial_state, dtype=np.int64)
     live = np.flatnonzero(~mdp.terminal)
-    return live[rng.integers(0, live.size, n)]
+    states = live[rng.integers(0, live.size, n)]
+    if share > 0.0:
+        states = np.where(rng.random(n) < share, mdp.initial_state, states)
+    return states
 
 
 def default_b_max(solution: SPESolution) -> float:
@@ -91,12 +119,13 @@ class ContractGameBatch:
     :param n_games: number of episodes stepped together.
     :param b_max: the largest payment per outcome.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
-    :param start_states: ``"initial"`` or ``"uniform"`` (exploring starts, see :func:`draw_start_states`).
+    :param start_states: ``"initial"``, ``"uniform"`` (exploring starts) or a share of initial starts, see
+        :func:`draw_start_states`.
     :param seed: seed of the batch's random generator (``rng`` may be replaced, e.g. by a Gymnasium env's).
     """
 
     def __init__(self, mdp: PrincipalAgentMDP, n_games: int, b_max: float, max_episode_steps: int | None = None,
-                 start_states: str = "initial", seed: int | None = None) -> None:
+                 start_states: StartStates = "initial", seed: int | None = None) -> None:
         if not isinstance(mdp, PrincipalAgentMDP):
             raise TypeError(f"mdp must be a sb3_contracts.envs.PrincipalAgentMDP, got {type(mdp).__name__}")
         check_int("n_envs", n_games, 1)
@@ -200,6 +229,6 @@ class GameBatchView:
     def b_max(self) -> float:
         return self.game.b_max
 
-    def set_start_states(self, start_states: str) -> None:
-        """Where the next episodes start (``"initial"`` or ``"uniform"``): a learner's exploring starts."""
+    def set_start_states(self, start_states: StartStates) -> None:
+        """Where the next episodes start (see :func:`draw_start_states`): a learner's exploring starts."""
         self.game.start_states = check_start_states(start_states)

@@ -2,7 +2,9 @@
 
 Observe the state, act by offering a contract (``Box(0, b_max, (O,))``), receive ``r^p(s, o) - b(o)``. The agent
 is embedded: by default the exact best responder (:class:`~sb3_contracts.solvers.ExactBestResponder`, the agent's
-subgame-perfect strategy), or any agent :func:`~sb3_contracts.game.adapters.make_batched_agent` accepts. Both
+subgame-perfect strategy), or any agent :func:`~sb3_contracts.game.adapters.make_batched_agent` accepts. For
+training, a learner may put another agent in its place (:class:`TrainingAgents`): one that follows its
+recommendations (the paper's protocol) or the exact agent best-responding to its current policy. Both
 views step the same :class:`~sb3_contracts.game.batch.ContractGameBatch`, so for the same seed and contracts they
 give identical trajectories.
 """
@@ -10,6 +12,7 @@ give identical trajectories.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -20,9 +23,81 @@ from sb3_contracts.contracts import check_contract
 from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game.adapters import AgentCallable, Predictor, make_batched_agent
-from sb3_contracts.game.batch import ContractGameBatch, GameBatchView, GameStep, resolve_b_max
+from sb3_contracts.game.batch import (
+    BatchedAgent,
+    ContractGameBatch,
+    GameBatchView,
+    GameStep,
+    StartStates,
+    resolve_b_max,
+)
 from sb3_contracts.game.encoding import StateEncoder
 from sb3_contracts.game.single import SingleGameEnv
+from sb3_contracts.solvers import ExactBestResponder
+
+#: Where a learner's recommendations come from: the current step's ``[n_envs]`` recommended actions of its VecEnv.
+RecommendationSource = Callable[[], np.ndarray]
+#: A principal's policy as a learner offers it: observations -> (contracts ``[n, O]``, recommendations ``[n]``).
+PrincipalPolicy = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def recommendation_follower(recommendations: RecommendationSource, index: int | None) -> BatchedAgent:
+    """
+    The agent of the paper's training protocol: it takes the recommended action, whatever the contract.
+
+    :param recommendations: returns the current step's recommendations of every env of the learner's VecEnv.
+    :param index: the env's position in that VecEnv (a view of one game takes that entry), or ``None`` for a view
+        that is the whole batch.
+    """
+
+    def follow(states: np.ndarray, contracts: np.ndarray) -> np.ndarray:
+        chosen = np.asarray(recommendations()).reshape(-1)
+        return chosen if index is None else chosen[index : index + 1]
+
+    return follow
+
+
+class TrainingAgents:
+    """
+    The agents a learner may put in place of a principal's view's own for training (a learner's device, e.g.
+    ``ContractDQN(training_agent=...)``; evaluation envs keep their own agent). The view holds ``agent`` (what
+    answers the contracts), ``mdp`` and ``encoder``; ``_batched`` says whether it is the learner's whole VecEnv.
+    """
+
+    agent: BatchedAgent
+    mdp: PrincipalAgentMDP
+    encoder: StateEncoder
+    _own_agent: BatchedAgent
+    _batched: bool
+    _responder: ExactBestResponder | None = None
+
+    def follow_recommendations(self, recommendations: RecommendationSource, index: int = 0) -> None:
+        """
+        Make the embedded agent take the learner's recommendations, whatever the contract (the paper's training
+        protocol). The principal's action is the contract alone, so they come through ``recommendations()``.
+
+        :param recommendations: returns the current step's recommendations of every env of the learner's VecEnv.
+        :param index: this env's position in that VecEnv (unused by a batched view, which is the whole VecEnv).
+        """
+        self.agent = recommendation_follower(recommendations, None if self._batched else index)
+
+    def respond_to_principal(self, policy: PrincipalPolicy) -> None:
+        """
+        Make the embedded agent the exact agent best-responding to the principal's current policy (its contract and
+        recommendation in every state, read from ``policy``): an agent consistent with the learned principal, whose
+        continuation is that policy's, not the equilibrium's. Call again whenever the policy has moved on.
+
+        :param policy: the learner's deterministic policy, observations -> (contracts, recommendations).
+        """
+        contracts, recommended = policy(self.encoder(np.arange(self.mdp.n_states)))
+        if self._responder is None:
+            self._responder = ExactBestResponder(self.mdp)
+        self._responder.respond_to(np.asarray(contracts, dtype=np.float64), np.asarray(recommended, dtype=np.int64))
+        self.agent = self._responder.act
+
+    def restore_agent(self) -> None:
+        """Put the view's own embedded agent back."""
+        self.agent = self._own_agent
 
 
 def reset_infos(mdp: PrincipalAgentMDP, states: np.ndarray) -> list[dict[str, Any]]:
@@ -50,7 +125,7 @@ def step_infos(mdp: PrincipalAgentMDP, step: GameStep) -> list[dict[str, Any]]:
     return infos
 
 
-class PrincipalEnv(SingleGameEnv):
+class PrincipalEnv(TrainingAgents, SingleGameEnv):
     """
     The principal's view of a principal-agent MDP, one episode at a time.
 
@@ -70,8 +145,9 @@ class PrincipalEnv(SingleGameEnv):
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
-    :param start_states: ``"initial"`` (every episode starts in the MDP's initial state) or ``"uniform"``
-        (exploring starts, for training: see :func:`~sb3_contracts.game.batch.draw_start_states`).
+    :param start_states: ``"initial"`` (every episode starts in the MDP's initial state), ``"uniform"``
+        (exploring starts, for training) or a share of initial starts: see
+        :func:`~sb3_contracts.game.batch.draw_start_states`.
     """
 
     def __init__(
@@ -82,11 +158,12 @@ class PrincipalEnv(SingleGameEnv):
         encoding: str = "auto",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
-        start_states: str = "initial",
+        start_states: StartStates = "initial",
     ) -> None:
         solution, b_max = resolve_b_max(mdp, b_max, isinstance(agent, str))
         super().__init__(mdp, b_max, encoding, max_episode_steps, render_mode, start_states)
-        self.agent = make_batched_agent(agent, mdp, self.encoder, solution)
+        self.agent = self._own_agent = make_batched_agent(agent, mdp, self.encoder, solution)
+        self._batched = False
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Box(0.0, self.b_max, (mdp.n_outcomes,), np.float32)
 
@@ -103,7 +180,7 @@ class PrincipalEnv(SingleGameEnv):
                 step_infos(self.mdp, step)[0])
 
 
-class PrincipalVecEnv(GameBatchView, VecEnv):
+class PrincipalVecEnv(TrainingAgents, GameBatchView, VecEnv):
     """
     ``n_envs`` episodes of :class:`PrincipalEnv` stepped together: an SB3 ``VecEnv`` that is the game's batch
     itself (outcomes, payments, transitions and the exact agent's replies are all batched).
@@ -120,7 +197,8 @@ class PrincipalVecEnv(GameBatchView, VecEnv):
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param seed: seed of the environments' random generator (``seed()`` before ``reset()`` also works).
-    :param start_states: ``"initial"`` or ``"uniform"`` (exploring starts, for training).
+    :param start_states: ``"initial"``, ``"uniform"`` (exploring starts, for training) or a share of initial
+        starts, see :func:`~sb3_contracts.game.batch.draw_start_states`.
     """
 
     def __init__(
@@ -132,14 +210,15 @@ class PrincipalVecEnv(GameBatchView, VecEnv):
         encoding: str = "auto",
         max_episode_steps: int | None = None,
         seed: int | None = None,
-        start_states: str = "initial",
+        start_states: StartStates = "initial",
     ) -> None:
         if not isinstance(mdp, PrincipalAgentMDP):
             raise TypeError(f"mdp must be a sb3_contracts.envs.PrincipalAgentMDP, got {type(mdp).__name__}")
         solution, b_max = resolve_b_max(mdp, b_max, isinstance(agent, str))
         self.game = ContractGameBatch(mdp, n_envs, b_max, max_episode_steps, start_states, seed)
         self.encoder = StateEncoder(mdp, encoding)
-        self.agent = make_batched_agent(agent, mdp, self.encoder, solution)
+        self.agent = self._own_agent = make_batched_agent(agent, mdp, self.encoder, solution)
+        self._batched = True
         self.render_mode = None
         action_space = gym.spaces.Box(0.0, b_max, (mdp.n_outcomes,), np.float32)
         super().__init__(self.game.n_games, self.encoder.space, action_space)
@@ -206,7 +285,9 @@ class PrincipalVecEnv(GameBatchView, VecEnv):
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+        # Every index is this one batch: call the method once (not once per game) and hand its result to each index.
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
-from sb3_contracts.game.batch import ContractGameBatch, GameBatchView
+from sb3_contracts.game.batch import ContractGameBatch, GameBatchView, StartStates
 from sb3_contracts.game.encoding import StateEncoder
 
 
@@ -27,13 +27,14 @@ class SingleGameEnv(GameBatchView, gym.Env):
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
     :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
-    :param start_states: ``"initial"`` or ``"uniform"`` (exploring starts, for training).
+    :param start_states: ``"initial"``, ``"uniform"`` (exploring starts, for training) or a share of initial
+        starts, see :func:`~sb3_contracts.game.batch.draw_start_states`.
     """
 
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, mdp: PrincipalAgentMDP, b_max: float, encoding: str, max_episode_steps: int | None,
-                 render_mode: str | None, start_states: str) -> None:
+                 render_mode: str | None, start_states: StartStates) -> None:
         check_render_mode(render_mode)
         self.render_mode = render_mode
         self.game = ContractGameBatch(mdp, 1, b_max, max_episode_steps, start_states)
