@@ -345,12 +345,17 @@ def _resources(phase_cpus: int) -> Any:
     return tune.PlacementGroupFactory([{}] + [{"CPU": 1}] * phase_cpus, strategy="STRICT_PACK")
 
 
-def _tune_trial(params: dict[str, Any], experiment: SweepExperiment, phase_cpus: int) -> None:
-    """The Tune trainable: one trial of ``experiment``."""
+def _tune_trial(params: dict[str, Any], experiment: SweepExperiment, phase_cpus: int, location: str) -> None:
+    """The Tune trainable: one trial of ``experiment`` (``location``: the sweep's folder or URI)."""
     from ray import tune
 
-    if (Path(tune.get_context().get_trial_dir()) / FINISHED_FILE).is_file():
-        # finished just before the sweep was stopped, before Tune saved its state (every 10 s or more): nothing to redo
+    # A trial that finished just before the sweep was stopped, before Tune saved its state (every 10 s or more), is
+    # restarted by Tune: its mark is in the sweep's folder (Tune runs a trial in a staging folder and copies it
+    # there), or in the trial's own folder where both are one.
+    marks = [Path(tune.get_context().get_trial_dir()) / FINISHED_FILE]
+    if "://" not in location:
+        marks.append(Path(location) / params["trial"]["name"] / FINISHED_FILE)
+    if any(mark.is_file() for mark in marks):
         return
     config = experiment.config(**params["trial"]["settings"])
     checkpoint = tune.get_checkpoint()
@@ -368,8 +373,8 @@ def _run_tune(entry: SweepExperiment, trials: list[dict[str, Any]], location: st
               resume: bool, phase_cpus: int, max_concurrent: int | None, max_failures: int) -> None:
     from ray import tune
 
-    trainable = tune.with_resources(tune.with_parameters(_tune_trial, experiment=entry, phase_cpus=phase_cpus),
-                                    _resources(phase_cpus))
+    trainable = tune.with_resources(tune.with_parameters(_tune_trial, experiment=entry, phase_cpus=phase_cpus,
+                                                         location=location), _resources(phase_cpus))
     if resume and tune.Tuner.can_restore(location):
         tuner = tune.Tuner.restore(location, trainable, resume_unfinished=True, resume_errored=True)
     else:
