@@ -141,9 +141,10 @@ def _two_phase_table(runs: Sequence[Path]) -> str:
 
 
 def _two_phase_plot(runs: Sequence[Path], png: Path) -> Path:
+    from sb3_contracts.incentives.experiment import load_two_phase_metrics
     from sb3_contracts.incentives.plots import plot_final_ratios
 
-    return plot_final_ratios(runs, png)
+    return plot_final_ratios([load_two_phase_metrics(run) for run in runs], png)
 
 
 def _coin_table(runs: Sequence[Path]) -> str:

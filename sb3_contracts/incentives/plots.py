@@ -74,12 +74,13 @@ def plot_bandit(curves: dict[str, np.ndarray], path: str | Path) -> Path:
     return _save(fig, path, dpi=90)
 
 
-def plot_final_ratios(paths: Any, path: str | Path) -> Path:
+def plot_final_ratios(runs: Any, path: str | Path) -> Path:
     """
     Each principal's final welfare ratio over several experiments (e.g. a sweep's seeds): a dot per experiment,
     the mean as a bar.
 
-    :param paths: experiment folders or ``metrics.json`` files.
+    :param runs: the experiments' metrics (``metrics.json`` as read by
+        :func:`~sb3_contracts.incentives.experiment.load_two_phase_metrics`).
     :param path: the PNG to write.
     :return: the path written.
     """
@@ -88,10 +89,8 @@ def plot_final_ratios(paths: Any, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sb3_contracts.incentives.experiment import load_two_phase_metrics
-
     ratios: dict[str, list[float]] = {}
-    for run in map(load_two_phase_metrics, paths):
+    for run in runs:
         for name, summary in run["summaries"].items():
             ratios.setdefault(name, []).append(summary["final_welfare_ratio"])
     fig, ax = plt.subplots(figsize=(1.6 * len(ratios) + 2, 4))
