@@ -101,3 +101,29 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_and_finished_ones_do_not_ru
     assert calls[-1] == {"seed": 1, "restored": ["principal"]}  # the principal was not trained again
     metrics = json.loads((out / "001_seed=1" / "metrics.json").read_text())
     assert metrics["summary"]["welfare"] > 0 and (out / "001_seed=1" / "principal.zip").is_file()
+
+
+def test_a_trial_marked_finished_in_the_sweep_folder_is_not_run_again(tmp_path, monkeypatch):
+    # Tune restarts a trial its state file had not yet marked terminated when the sweep was killed; the trial runs
+    # in a fresh staging folder, so only the sweep's folder tells that it had finished
+    from ray import tune
+
+    staging, sweep_folder = tmp_path / "staging", tmp_path / "sweep"
+    staging.mkdir()
+    (sweep_folder / "000_seed=0").mkdir(parents=True)
+    (sweep_folder / "000_seed=0" / sweeps.FINISHED_FILE).touch()
+
+    class Context:
+        def get_trial_dir(self):
+            return str(staging)
+
+    monkeypatch.setattr(tune, "get_context", lambda: Context())
+    experiment = sweeps.SweepExperiment("never", dict, lambda *a: pytest.fail("a finished trial ran again"),
+                                        lambda runs: "", lambda runs, png: png)
+    params = {"trial": {"name": "000_seed=0", "settings": {}}}
+    sweeps._tune_trial(params, experiment, 1, str(sweep_folder))
+    with pytest.raises(AssertionError, match="not marked"):
+        (sweep_folder / "000_seed=0" / sweeps.FINISHED_FILE).unlink()
+        monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+        experiment = dataclasses.replace(experiment, run=lambda *a: (_ for _ in ()).throw(AssertionError("not marked")))
+        sweeps._tune_trial(params, experiment, 1, str(sweep_folder))
