@@ -82,9 +82,10 @@ def plot_frontier(rows: list[dict[str, Any]], name: str, out: str) -> None:
         group = [row for row in rows if row[name] == value]
         welfare, payments = (np.array([row[key] for row in group]) for key in ("welfare", "payments"))
         se = [x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else 0.0 for x in (payments, welfare)]
-        ax.errorbar(payments.mean(), welfare.mean(), xerr=se[0], yerr=se[1], fmt="o", capsize=4)
-        ax.annotate(f"{name} = {value}", (payments.mean(), welfare.mean()), xytext=(6, 4), textcoords="offset points",
-                    fontsize=8)
+        # a legend, not labels beside the points: labels collided with the error bars of close points
+        ax.errorbar(payments.mean(), welfare.mean(), xerr=se[0], yerr=se[1], fmt="o", capsize=4,
+                    label=f"{name} = {value} ({len(group)} seeds)")
+    ax.legend(fontsize=8)
     ax.set_xlabel("payments per episode (validated DQN agents)")
     ax.set_ylabel("welfare per episode (sum of the agents' rewards)")
     ax.set_title(f"Welfare-payment frontier over {name} (error bars: ± one SE over seeds)", fontsize=9)
