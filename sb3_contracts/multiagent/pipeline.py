@@ -173,25 +173,6 @@ def best_response_ratio(kind: str, principal: Principal, partner: Responder, con
             f"{kind}_following_return": following}
 
 
-def equilibrium_ratios(principal: Principal, validated: BaseAlgorithm, config: CoinExperimentConfig,
-                       tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
-    """
-    Phase 3: SPE and IC ratios with freshly trained best responders (selfish DQN, player 0), one after the other
-    (:func:`best_response_ratio`).
-
-    :param principal: the frozen contracts
-    :param validated: the validated agents' model (the other player's policy for the IC ratio)
-    :param config: the experiment
-    :param tensorboard_log: TensorBoard folder
-    :param progress_bar: show SB3's progress bars
-    :return: ``spe_ratio``, ``ic_ratio`` and the four returns behind them
-    """
-    partners = {"spe": make_responder("follow"), "ic": make_responder(validated)}
-    return {key: value for kind, partner in partners.items()
-            for key, value in best_response_ratio(kind, principal, partner, config, tensorboard_log,
-                                                  progress_bar).items()}
-
-
 def run_baseline(kind: str, config: CoinExperimentConfig, budget: float | None = None,
                  tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
     """
@@ -214,20 +195,6 @@ def run_baseline(kind: str, config: CoinExperimentConfig, budget: float | None =
     metrics = evaluate_agents(model, n_games=config.eval_games, n_episodes=config.eval_episodes,
                               seed=10_000 + config.seed, **config.game_kwargs())
     return {**metrics, "spend_per_episode": stats["spend_per_episode"], "p": stats["p"]}
-
-
-def run_baselines(config: CoinExperimentConfig, budget: float, tensorboard_log: str | None = None,
-                  progress_bar: bool = False) -> dict[str, dict[str, float]]:
-    """
-    Phase 4: selfish, cooperative and budget-matched constant-proportion DQN agents, evaluated, one after the other
-    (:func:`run_baseline`).
-
-    :param config: the experiment
-    :param budget: the principal's validated payments per episode (the proportion baseline's target spend)
-    :param tensorboard_log: TensorBoard folder
-    :param progress_bar: show SB3's progress bars
-    """
-    return {kind: run_baseline(kind, config, budget, tensorboard_log, progress_bar) for kind in BASELINES}
 
 
 def _model_bytes(model: BaseAlgorithm) -> bytes:
@@ -350,7 +317,7 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     The benchmark's headline figures (first validation algorithm) from the phases' metrics.
 
     :param validation: metrics per validation algorithm
-    :param ratios: from :func:`equilibrium_ratios`
+    :param ratios: the SPE and IC ratios (:func:`best_response_ratio` of each)
     :param baselines: metrics per baseline
     :param optimum: the game's optimal welfare per episode; adds ``optimal_welfare`` and every welfare over it
         (``*_optimal_ratio``)
@@ -501,13 +468,11 @@ __all__ = [
     "best_response_ratio",
     "coin_phases",
     "coin_results",
-    "equilibrium_ratios",
     "evaluate_under_contracts",
     "log_summary",
     "player_return",
     "principal_phase",
     "run_baseline",
-    "run_baselines",
     "run_pipeline",
     "summarize",
     "train_agents",
