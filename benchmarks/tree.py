@@ -34,13 +34,14 @@ import numpy as np
 import torch as th
 from sb3_contracts.envs.binary_tree import random_binary_tree
 
-from sb3_contracts import ContractDQN, PrincipalVecEnv
+from sb3_contracts import PrincipalVecEnv
 from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
 from sb3_contracts.game.batch import StartStates, parse_start_states
 from sb3_contracts.solvers import solve_spe
+from sb3_contracts.tree_experiment import TreeExperimentConfig, run_tree_experiment
 
 N_EVALUATIONS = 50
 #: Trees of the held-out protocol: ``random_binary_tree(depth, seed)`` for these seeds. The presets were tuned
@@ -57,25 +58,27 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
             "utility_ratio_best": float(max(e.utility_ratio for _, e in callback.history))}
 
 
-def run_contract_dqn(mdp: Any, trial: int, iterations: int, n_envs: int, overrides: dict[str, Any],
-                     start_states: StartStates) -> dict[str, float]:
-    env = PrincipalVecEnv(mdp, n_envs=n_envs, seed=trial)
-    config = {**binary_tree_hyperparams(n_envs), "training_start_states": start_states, **overrides}
-    model = ContractDQN("MlpPolicy", env, seed=trial, **config)
-    total = iterations * n_envs
-    callback = ExactEvaluationCallback(mdp, eval_freq=max(total // N_EVALUATIONS, 1))
-    start = time.perf_counter()
-    model.learn(total, callback=callback, log_interval=None)
-    wall = time.perf_counter() - start
-    return {**summarize(callback, total), **nudge_ceiling(mdp, config.get("nudge", 0.0), callback), "wall_s": wall}
+def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
+                     overrides: dict[str, Any]) -> dict[str, float]:
+    """One ContractDQN run: the tree experiment (:func:`~sb3_contracts.tree_experiment.run_tree_experiment`)."""
+    config = TreeExperimentConfig(depth=args.depth, tree_seed=tree, seed=trial, iterations=args.iterations,
+                                  n_envs=args.n_envs, start_states=args.start_states, n_evaluations=N_EVALUATIONS,
+                                  hyperparams=overrides, threads=args.threads)
+    _, results = run_tree_experiment(config)
+    final, history = results["final"], results["history"]
+    nudge = {**binary_tree_hyperparams(args.n_envs), **overrides}.get("nudge", 0.0)
+    return {"utility_ratio": final["utility_ratio"], "accuracy": final["accuracy"],
+            "utility_ratio_min_last10": results["utility_ratio_min_last10"],
+            "utility_ratio_best": max(row["utility_ratio"] for row in history),
+            **nudge_ceiling(mdp, nudge), "wall_s": results["wall_s"]}
 
 
-def nudge_ceiling(mdp: Any, nudge: Any, callback: ExactEvaluationCallback) -> dict[str, float]:
+def nudge_ceiling(mdp: Any, nudge: Any) -> dict[str, float]:
     """The utility ratio of the SPE itself with the learner's nudge: the most a learner with that nudge can reach."""
     if callable(nudge):
         return {}
     nudged = solve_spe(mdp, margin=float(nudge))
-    ratio = evaluate_policy_table(mdp, nudged.contracts, nudged.recommended_action, callback.spe).utility_ratio
+    ratio = evaluate_policy_table(mdp, nudged.contracts, nudged.recommended_action, solve_spe(mdp)).utility_ratio
     return {"utility_ratio_ceiling": ratio}
 
 
@@ -97,7 +100,7 @@ def run_direct(mdp: Any, trial: int, steps: int, n_envs: int, start_states: Star
 def run_one(args: argparse.Namespace, tree: int, trial: int, overrides: dict[str, Any]) -> dict[str, Any]:
     mdp = random_binary_tree(args.depth, tree)
     result: dict[str, Any] = {"depth": args.depth, "tree": tree, "trial": trial}
-    result.update(run_contract_dqn(mdp, trial, args.iterations, args.n_envs, overrides, args.start_states))
+    result.update(run_contract_dqn(args, mdp, tree, trial, overrides))
     if args.direct_steps > 0:
         result.update(run_direct(mdp, trial, args.direct_steps, args.n_envs, args.start_states))
     result["load"] = os.getloadavg()[0]
