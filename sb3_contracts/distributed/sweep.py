@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_contracts.distributed.phases import RAY_EXTRA, check_address, init_ray, ray_available
+from sb3_contracts.distributed.phases import RAY_EXTRA, check_address, experiment_folder, init_ray, ray_available
 
 #: Files of a sweep's folder: its specification; per trial Tune's parameters and reported results, and a mark
 #: written once the trial's run returned (Tune keeps trial states in files of its own, not meant to be read).
@@ -280,9 +280,7 @@ def _trial_name(trial: Any) -> str:
 def _sweep_location(out: str | Path, storage: str | None) -> tuple[str, str, str]:
     """The sweep's folder (path or URI) and Tune's ``storage_path`` and ``name`` for it."""
     if storage is None:
-        folder = Path(out).expanduser().resolve()
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"--out must be a folder, but {out} is a file")
+        folder = experiment_folder(out, "--out")
         return str(folder), str(folder.parent), folder.name
     if Path(out).is_absolute() or "://" in str(out):
         raise ValueError(f"--out must be relative to --storage (the sweep is <storage>/<out>), got {out}")
