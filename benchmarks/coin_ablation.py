@@ -6,7 +6,9 @@ overrides), fresh shared-parameter DQN agents learn against its frozen contracts
 the principal's recommendations followed exactly, and the exact optimum's ratio. No baselines and no SPE/IC
 ratios (``benchmarks/coin_contracts.py`` runs those), which halves the cost of a run. Per-run JSON lines, a
 Markdown table (mean ± standard error over seeds per value), an optional plot (``--plot``: the welfare-payment
-frontier when varying ``alpha``), and one JSON line last.
+frontier when varying ``alpha``), and one JSON line last. With ``--out FOLDER`` the sweep is resumable: each run
+writes its own JSON file there as it ends, and a run whose file exists is read back instead of run again (stop it
+at any time and start the same command again).
 
     python benchmarks/coin_ablation.py --grid 3 --vary alpha 0.01 0.03 0.1 0.3 1 --seeds 0 1 2 \\
         --set contested=random --plot docs/figures/alpha_frontier.png
@@ -18,6 +20,7 @@ import argparse
 import json
 import time
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,7 @@ FIGURES = ("welfare", "payments", "payment_share", "follow_rate", "followed_exac
 
 def run_one(config: CoinExperimentConfig) -> dict[str, float]:
     """Principal, DQN validation and evaluation of one config."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     principal = train_principal(config)
     offer = coin_principal(principal)
     agents = train_agents(offer, config, "dqn")
@@ -44,7 +47,13 @@ def run_one(config: CoinExperimentConfig) -> dict[str, float]:
             "payments": validated["payments"], "payment_share": validated["payment_share"],
             "follow_rate": validated["follow_rate"], "followed_exactly_welfare": followed["welfare"],
             "optimal_ratio": validated["welfare"] / optimum if optimum else float("nan"),
-            "wall_s": time.perf_counter() - start}
+            "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}
+
+
+def run_file(out: str, name: str, value: Any, fixed: dict[str, str], seed: int) -> Path:
+    """Where ``--out`` keeps one run's row: the varied setting, the fixed ones and the seed name the file."""
+    parts = [f"{name}={value}", *(f"{key}={text}" for key, text in sorted(fixed.items())), f"seed={seed}"]
+    return Path(out) / ("__".join(parts).replace("/", "_") + ".json")
 
 
 def parse_value(text: str) -> Any:
@@ -102,6 +111,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed CoinExperimentConfig fields")
     parser.add_argument("--plot", default=None, help="PNG of the welfare-payment frontier")
+    parser.add_argument("--out", default=None, help="folder of one JSON file per run; runs already there are not rerun")
     args = parser.parse_args()
     names = {field.name for field in fields(CoinExperimentConfig)}
     name, *values = args.vary
@@ -117,7 +127,14 @@ def main() -> None:
         for seed in args.seeds:
             settings = {key: parse_value(text) for key, text in fixed.items()} | {name: value, "seed": seed}
             config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", algos=("dqn",), **settings)
-            rows.append({name: value, "seed": seed, **run_one(config)})
+            path = run_file(args.out, name, value, fixed, seed) if args.out else None
+            if path is not None and path.is_file():
+                rows.append(json.loads(path.read_text()))
+            else:
+                rows.append({name: value, "seed": seed, **fixed, **run_one(config)})
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(rows[-1]))
             print(json.dumps(rows[-1]), flush=True)
     print(table(rows, name))
     if args.plot:

@@ -224,3 +224,10 @@ def test_the_encoder_and_the_replay_are_options_of_the_experiment():
         CoinExperimentConfig(encoder="resnet")
     with pytest.raises(ValueError, match="replay must be one of"):
         CoinExperimentConfig(replay="her")
+    # the agents' encoder varies apart from the principal's
+    split = CoinExperimentConfig(encoder="conv", agent_encoder="centred")
+    assert split.principal_hyperparams()["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
+    for algo in ("dqn", "ppo"):
+        assert split.agent_hyperparams(algo)["policy_kwargs"]["features_extractor_class"] is CenteredCoinExtractor
+    with pytest.raises(ValueError, match="agent_encoder must be one of"):
+        CoinExperimentConfig(agent_encoder="resnet")

@@ -128,8 +128,11 @@ class CoinExperimentConfig:
     agent_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """overrides of :data:`AGENT_HYPERPARAMS`, per algorithm"""
     encoder: str = "centred"
-    """every learner's encoder: ``"centred"`` (the grid re-centred on its observer, ``CenteredCoinExtractor``) or
-    ``"conv"`` (the paper's 4x4 convolution, ``CoinConvExtractor``)"""
+    """the principal's encoder, and the agents' unless ``agent_encoder`` is given: ``"centred"`` (the grid
+    re-centred on its observer, ``CenteredCoinExtractor``) or ``"conv"`` (the paper's 4x4 convolution,
+    ``CoinConvExtractor``)"""
+    agent_encoder: str | None = None
+    """the agents' encoder (validation, best responses, baselines), one of the same choices; ``None``: ``encoder``"""
     contract_form: str = "paper"
     """how the principal prices a recommendation: ``"paper"`` (``max_a Q - Q(a*) + ξ``: at least ξ on every
     recommendation) or ``"minimal"`` (the minimal contract with margin ξ: nothing where the agent already prefers
@@ -159,8 +162,10 @@ class CoinExperimentConfig:
             raise ValueError(f"alpha must be a positive finite number, got {self.alpha!r}")
         if not np.isfinite(self.nudge) or self.nudge < 0:
             raise ValueError(f"nudge must be a finite non-negative number, got {self.nudge!r}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {self.encoder!r}")
+        for name in ("encoder", "agent_encoder"):
+            value = getattr(self, name)
+            if value not in ENCODERS and not (name == "agent_encoder" and value is None):
+                raise ValueError(f"{name} must be one of {sorted(ENCODERS)}, got {value!r}")
         if self.contract_form not in CONTRACT_FORMS:
             raise ValueError(f"contract_form must be one of {CONTRACT_FORMS}, got {self.contract_form!r}")
         if self.replay not in REPLAYS:
@@ -187,7 +192,8 @@ class CoinExperimentConfig:
         :param schedules: turn a ``"lin_<x>"`` learning rate into its schedule (else keep the zoo's string)
         """
         rule_kwargs = RULE_AGENT_KWARGS.get(self.reward_rule, {}).get(algo, {})
-        hyperparams = copy.deepcopy({**self._with_encoder(AGENT_HYPERPARAMS[algo]), **rule_kwargs,
+        agent_encoder = self.encoder if self.agent_encoder is None else self.agent_encoder
+        hyperparams = copy.deepcopy({**_with_encoder(AGENT_HYPERPARAMS[algo], agent_encoder), **rule_kwargs,
                                      **self.agent_kwargs.get(algo, {})})
         if schedules and "learning_rate" in hyperparams:
             hyperparams["learning_rate"] = learning_rate_schedule(hyperparams["learning_rate"])
@@ -195,17 +201,18 @@ class CoinExperimentConfig:
 
     def principal_hyperparams(self) -> dict[str, Any]:
         """The principal's hyperparameters with the preset's nudge, the encoder, the replay and the overrides."""
-        base = self._with_encoder(PRINCIPAL_HYPERPARAMS)
+        base = _with_encoder(PRINCIPAL_HYPERPARAMS, self.encoder)
         base["policy_kwargs"]["contract_form"] = self.contract_form
         if self.replay == "prioritized":
             base.update(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, replay_buffer_kwargs=PAPER_PER_KWARGS)
         return copy.deepcopy({**base, "nudge": self.nudge, **self.principal_kwargs})
 
-    def _with_encoder(self, hyperparams: dict[str, Any]) -> dict[str, Any]:
-        """``hyperparams`` (copied) whose policy reads the observations with this config's encoder."""
-        hyperparams = copy.deepcopy(hyperparams)
-        hyperparams["policy_kwargs"]["features_extractor_class"] = ENCODERS[self.encoder]
-        return hyperparams
+
+def _with_encoder(hyperparams: dict[str, Any], encoder: str) -> dict[str, Any]:
+    """``hyperparams`` (copied) whose policy reads the observations with ``encoder`` (a key of :data:`ENCODERS`)."""
+    hyperparams = copy.deepcopy(hyperparams)
+    hyperparams["policy_kwargs"]["features_extractor_class"] = ENCODERS[encoder]
+    return hyperparams
 
 
 #: The zoo files this module writes, one per algorithm (rl-zoo3's layout: env ids at the top level).
