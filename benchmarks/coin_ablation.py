@@ -26,10 +26,15 @@ from typing import Any
 import numpy as np
 import torch as th
 
-from sb3_contracts.multiagent.agents_view import coin_principal
-from sb3_contracts.multiagent.pipeline import evaluate_under_contracts, exact_optimum, train_agents, train_principal
-from sb3_contracts.multiagent.responders import make_responder
-from sb3_contracts.multiagent.settings import CoinExperimentConfig
+from sb3_contracts.experiments.coin.experiment import (
+    evaluate_under_contracts,
+    exact_optimum,
+    train_agents,
+    train_principal,
+)
+from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.game.coin_agents_view import coin_principal
+from sb3_contracts.game.responders import make_responder
 
 FIGURES = ("welfare", "payments", "payment_share", "follow_rate", "followed_exactly_welfare", "optimal_ratio")
 

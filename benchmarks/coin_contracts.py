@@ -1,6 +1,6 @@
 """The Coin Game experiment's quality bar (issue 5): training, validation and baselines, one JSON line last.
 
-Runs :func:`sb3_contracts.multiagent.pipeline.run_pipeline` (the same as ``sb3-contracts coin``) and prints
+Runs :func:`sb3_contracts.experiments.coin.experiment.run_pipeline` (the same as ``sb3-contracts coin``) and prints
 ``welfare_ratio`` (validated welfare of the fresh DQN agents / cooperative baseline welfare),
 ``payment_share``, ``follow_rate``, ``spe_ratio``, ``ic_ratio``, ``constant_proportion_welfare_ratio``
 (budget-matched to the principal's validated spend), ``selfish_welfare_ratio``, ``wall_s`` and ``cpu_s``, with the PPO
@@ -21,8 +21,8 @@ import time
 
 from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
 
-from sb3_contracts.multiagent.pipeline import run_pipeline
-from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS, CoinExperimentConfig
+from sb3_contracts.experiments.coin.experiment import run_pipeline
+from sb3_contracts.experiments.coin.settings import ENCODERS, REPLAYS, CoinExperimentConfig
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reward-rule", choices=REWARD_RULES, default="parl", help="the Coin Game's reward rule")
     parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
-    # step budgets: the preset's (sb3_contracts.multiagent.settings.PRESETS) unless given; principal: game steps
+    # step budgets: the preset's (sb3_contracts.experiments.coin.settings.PRESETS) unless given; principal: game steps
     parser.add_argument("--principal-steps", type=int, default=None)
     parser.add_argument("--agent-steps", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=None)

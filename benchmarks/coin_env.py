@@ -12,8 +12,8 @@ Measured variants, per preset (3x3/20 steps and 7x7/50 steps):
 - ``parallel_env``: ``CoinGameParallelEnv.step`` with a dict of actions, one game; it always returns
   observations (copied out of the buffer), rewards, terminations, truncations and infos.
 
-``--contested`` picks who collects a coin several players reach (``"all"``, the default, or one
-``"random"`` winner, which costs one more gathered row and a check per step, and a draw for the contested
+``--contested`` picks who collects a coin several players reach (one ``"random"`` winner, the game's default, or
+``"all"``; ``"random"`` costs one more gathered row and a check per step, and a draw for the contested
 games on the steps where some game's coin is contested; with these uniformly random actions that is every
 step at 4096 games on 3x3 and about half of them on 7x7, but only about one step in 100 for a single 3x3
 game and almost never for a single 7x7 one).
@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sb3_contracts.envs.coin_game import CONTESTED, PRESETS, CoinGameBatch, parallel_env
+from sb3_contracts.envs.coin_game import CONTESTED, PRESETS, CoinGameBatch, CoinGameConfig, parallel_env
 
 BATCH_SIZES = (1, 256, 4096)
 TARGETS = {"3x3 core_with_obs n=4096": 5_000_000, "3x3 parallel_env": 50_000}
@@ -97,7 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="minimum duration of one run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the best is kept)")
-    parser.add_argument("--contested", choices=CONTESTED, default="all", help="who collects a shared coin")
+    parser.add_argument("--contested", choices=CONTESTED, default=CoinGameConfig().contested,
+                        help="who collects a shared coin (default: the game's, CoinGameConfig)")
     args = parser.parse_args()
     results: dict[str, dict] = {}
     for preset in PRESETS:

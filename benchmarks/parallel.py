@@ -1,6 +1,6 @@
 """Parallel phases (issue 15): the same Coin Game experiment in sequence and as parallel Ray tasks, one JSON line last.
 
-Runs :func:`~sb3_contracts.multiagent.pipeline.run_pipeline` twice in one invocation on the same settings (the
+Runs :func:`~sb3_contracts.experiments.coin.experiment.run_pipeline` twice in one invocation on the same settings (the
 preset's budgets by default, one seed): first in sequence in this process, then with its phases as Ray tasks of one
 CPU each on a local Ray of ``--cpus`` CPUs (started before the clock runs: the walls compare the phases, not Ray's
 start). Prints ``sequential_wall_s``, ``parallel_wall_s``, ``speedup``, ``results_match`` (every figure equal, the
@@ -21,9 +21,9 @@ import os
 import time
 from typing import Any
 
-from sb3_contracts.distributed.phases import init_ray, ordered
-from sb3_contracts.multiagent.pipeline import coin_phases, run_pipeline
-from sb3_contracts.multiagent.settings import CoinExperimentConfig
+from sb3_contracts.experiments.coin.experiment import coin_phases, run_pipeline
+from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.experiments.runner import init_ray, ordered
 
 #: What must be equal for the two runs to match (the timings differ by nature).
 COMPARED = ("config", "principal_follow", "validation", "ratios", "baselines", "summary")
@@ -32,7 +32,7 @@ COMPARED = ("config", "principal_follow", "validation", "ratios", "baselines", "
 def predicted_wall(config: CoinExperimentConfig, seconds: dict[str, float], cpus: int) -> float:
     """
     The wall of the parallel schedule given each phase's time: the first ready phase in the DAG's order takes the
-    next free CPU, as :func:`~sb3_contracts.distributed.phases.run_phases` does.
+    next free CPU, as :func:`~sb3_contracts.experiments.runner.run_phases` does.
     """
     waiting, running, finished, now = ordered(coin_phases(config)), {}, {}, 0.0
     while waiting or running:
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray (default: all)")
     parser.add_argument("--out", default=None, help="write both runs' folders under this one (default: no files)")
-    # step budgets: the preset's (sb3_contracts.multiagent.settings.PRESETS) unless given, e.g. for a quick check
+    # step budgets: the preset's (sb3_contracts.experiments.coin.settings.PRESETS) unless given, e.g. for a quick check
     parser.add_argument("--principal-steps", type=int, default=None)
     parser.add_argument("--agent-steps", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=None)

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from sb3_contracts.distributed.sweep import report_counts, sweep_status
+from sb3_contracts.sweeps import report_counts, sweep_status
 
 
 def main() -> None:

@@ -39,9 +39,9 @@ from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
+from sb3_contracts.experiments.tree import TreeExperimentConfig, run_tree_experiment
 from sb3_contracts.game.batch import StartStates, parse_start_states
 from sb3_contracts.solvers import solve_spe
-from sb3_contracts.tree_experiment import TreeExperimentConfig, run_tree_experiment
 
 N_EVALUATIONS = 50
 #: Trees of the held-out protocol: ``random_binary_tree(depth, seed)`` for these seeds. The presets were tuned
@@ -60,7 +60,7 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
 
 def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
                      overrides: dict[str, Any]) -> dict[str, float]:
-    """One ContractDQN run: the tree experiment (:func:`~sb3_contracts.tree_experiment.run_tree_experiment`)."""
+    """One ContractDQN run: the tree experiment (:func:`~sb3_contracts.experiments.tree.run_tree_experiment`)."""
     config = TreeExperimentConfig(depth=args.depth, tree_seed=tree, seed=trial, iterations=args.iterations,
                                   n_envs=args.n_envs, start_states=args.start_states, n_evaluations=N_EVALUATIONS,
                                   hyperparams=overrides, threads=args.threads)

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from sb3_contracts.envs.pollution import PollutionConfig, pollution_model
 
+from sb3_contracts.experiments.two_phase import ExperimentSettings, run_experiment
 from sb3_contracts.incentives.agents import ExactAgent
 from sb3_contracts.incentives.designs import best_flat_subsidy, best_stock_subsidy, best_time_subsidy
 from sb3_contracts.incentives.exact import best_response, welfare, welfare_optimum
-from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
 from sb3_contracts.incentives.simulate import run_game
 from sb3_contracts.incentives.transfers import minimal_transfers

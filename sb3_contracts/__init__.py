@@ -14,18 +14,17 @@ import gymnasium
 
 __version__ = "0.1.0"
 
-#: The Coin Game ids are the experiment's game: a contested coin goes to one of its players at random (the dilemma;
-#: the core and the PettingZoo env default to rllib's "all").
-_COIN_3x3 = {"preset": "3x3", "contested": "random"}
-_COIN_7x7 = {"preset": "7x7", "contested": "random"}
+#: The Coin Game ids play ``CoinGameConfig``'s game (its defaults: one place) at the paper's two sizes.
+_COIN_3x3 = {"preset": "3x3"}
+_COIN_7x7 = {"preset": "7x7"}
 #: Every registered env id: its entry point and default arguments (variants as Gymnasium's ``FrozenLake8x8-v1``).
 ENV_IDS: dict[str, tuple[str, dict]] = {
     "ContractBinaryTree-v0": ("sb3_contracts.game.principal_view:make_binary_tree_principal_env", {}),
     "ContractBinaryTreeAgent-v0": ("sb3_contracts.game.agent_view:make_binary_tree_agent_env", {}),
-    "ContractCoinGame-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", _COIN_3x3),
-    "ContractCoinGame7x7-v0": ("sb3_contracts.multiagent.principal_view:ContractCoinGameEnv", _COIN_7x7),
-    "ContractCoinGameAgents-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv", _COIN_3x3),
-    "ContractCoinGameAgents7x7-v0": ("sb3_contracts.multiagent.agents_view:ContractCoinGameAgentsEnv", _COIN_7x7),
+    "ContractCoinGame-v0": ("sb3_contracts.game.coin_principal_view:ContractCoinGameEnv", _COIN_3x3),
+    "ContractCoinGame7x7-v0": ("sb3_contracts.game.coin_principal_view:ContractCoinGameEnv", _COIN_7x7),
+    "ContractCoinGameAgents-v0": ("sb3_contracts.game.coin_agents_view:ContractCoinGameAgentsEnv", _COIN_3x3),
+    "ContractCoinGameAgents7x7-v0": ("sb3_contracts.game.coin_agents_view:ContractCoinGameAgentsEnv", _COIN_7x7),
     "PollutionControl-v0": ("sb3_contracts.envs.pollution:PollutionControlEnv", {}),
     "PollutionControlPrincipal-v0": ("sb3_contracts.envs.pollution:PollutionControlPrincipalEnv", {}),
 }
@@ -36,16 +35,16 @@ for _env_id, (_entry_point, _kwargs) in ENV_IDS.items():
 #: Env ids with a batched SB3 VecEnv (``entry(n_envs, seed=..., **env_kwargs)``): the learners build it from the id
 #: (:func:`~sb3_contracts.common.vec_env.make_batched_vec_env`) rather than a DummyVecEnv of single envs.
 BATCHED_VEC_ENVS = {
-    "ContractCoinGame-v0": "sb3_contracts.multiagent.principal_view:ContractCoinGameVecEnv",
-    "ContractCoinGame7x7-v0": "sb3_contracts.multiagent.principal_view:ContractCoinGameVecEnv",
+    "ContractCoinGame-v0": "sb3_contracts.game.coin_principal_view:ContractCoinGameVecEnv",
+    "ContractCoinGame7x7-v0": "sb3_contracts.game.coin_principal_view:ContractCoinGameVecEnv",
 }
 
 #: Public names and the module each is loaded from on first use.
 _EXPORTS = {
     "AgentEnv": "sb3_contracts.game",
-    "ContractAgentsVecEnv": "sb3_contracts.multiagent",
-    "ContractCoinGameEnv": "sb3_contracts.multiagent",
-    "ContractCoinGameVecEnv": "sb3_contracts.multiagent",
+    "ContractAgentsVecEnv": "sb3_contracts.game",
+    "ContractCoinGameEnv": "sb3_contracts.game",
+    "ContractCoinGameVecEnv": "sb3_contracts.game",
     "ContractDQN": "sb3_contracts.contract_dqn",
     "ExactBestResponder": "sb3_contracts.solvers",
     "MultiAgentContractDQN": "sb3_contracts.contract_dqn_multiagent",

@@ -31,8 +31,8 @@ import numpy as np
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.envs.coin_game import CONTESTED, REWARD_RULES
+from sb3_contracts.experiments.coin.settings import ENCODERS, REPLAYS
 from sb3_contracts.game.batch import parse_start_states
-from sb3_contracts.multiagent.settings import ENCODERS, REPLAYS
 from sb3_contracts.solvers import SPESolution, solve_spe
 
 Command = Callable[[argparse.Namespace], int]
@@ -114,7 +114,7 @@ def _model_path(path: str, argument: str) -> Path:
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    from sb3_contracts.tree_experiment import TreeExperimentConfig, run_tree_experiment
+    from sb3_contracts.experiments.tree import TreeExperimentConfig, run_tree_experiment
 
     if args.iterations < 1:
         raise ValueError(f"--iterations must be positive, got {args.iterations}")
@@ -132,9 +132,9 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_coin(args: argparse.Namespace) -> int:
-    from sb3_contracts.distributed.phases import experiment_folder
-    from sb3_contracts.multiagent.pipeline import run_pipeline
-    from sb3_contracts.multiagent.settings import CoinExperimentConfig, read_zoo_overrides
+    from sb3_contracts.experiments.coin.experiment import run_pipeline
+    from sb3_contracts.experiments.coin.settings import CoinExperimentConfig, read_zoo_overrides
+    from sb3_contracts.experiments.runner import experiment_folder
 
     if args.grid not in (3, 7):
         raise ValueError(f"--grid must be 3 or 7 (the paper's presets), got {args.grid}")
@@ -156,8 +156,8 @@ def cmd_coin(args: argparse.Namespace) -> int:
 def cmd_two_phase(args: argparse.Namespace) -> int:
     import torch as th
 
-    from sb3_contracts.distributed.phases import experiment_folder
-    from sb3_contracts.incentives.experiment import TwoPhaseRun, run_experiment
+    from sb3_contracts.experiments.runner import experiment_folder
+    from sb3_contracts.experiments.two_phase import TwoPhaseRun, run_experiment
 
     th.set_num_threads(1)
     experiment_folder(args.out, "--out")
@@ -166,8 +166,8 @@ def cmd_two_phase(args: argparse.Namespace) -> int:
                            episodes=args.episodes, n_runs=args.runs, seed=args.seed).settings()
     _, metrics = run_experiment(settings, out=args.out, log=print)
     if args.bandit:
+        from sb3_contracts.experiments.two_phase_plots import plot_bandit
         from sb3_contracts.incentives.bandit import run_ipa, run_two_phase
-        from sb3_contracts.incentives.plots import plot_bandit
 
         curves = {"two-phase (ours)": run_two_phase(), "Scheid et al. (IPA)": run_ipa()}
         metrics["bandit_final_regret"] = {name: float(curve[-1].mean()) for name, curve in curves.items()}
@@ -184,12 +184,12 @@ def cmd_two_phase(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     sweeps = _sweeps(args.runs)
     if sweeps:
-        from sb3_contracts.distributed.sweep import sweep_plots
+        from sb3_contracts.sweeps import sweep_plots
 
         for folder in sweeps:
             print("\n".join(map(str, sweep_plots(folder, args.out))))
         return 0
-    from sb3_contracts.multiagent.plots import plot_curves, plot_figure2
+    from sb3_contracts.experiments.coin.plots import plot_curves, plot_figure2
 
     out = Path(args.out or f"{args.runs[0]}/figure2.png")
     print(plot_figure2(args.runs, out))
@@ -202,11 +202,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     sweeps = _sweeps(args.runs)
     if sweeps:
-        from sb3_contracts.distributed.sweep import sweep_table
+        from sb3_contracts.sweeps import sweep_table
 
         print("\n\n".join(sweep_table(folder) for folder in sweeps))
         return 0
-    from sb3_contracts.multiagent.plots import results_table
+    from sb3_contracts.experiments.coin.plots import results_table
 
     print(results_table(args.runs))
     return 0
@@ -214,7 +214,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def _sweeps(runs: Sequence[str]) -> list[str]:
     """The sweep folders among ``runs``: all of them or none (a sweep's trials are read from its folder)."""
-    from sb3_contracts.distributed.sweep import is_sweep
+    from sb3_contracts.sweeps import is_sweep
 
     sweeps = [run for run in runs if is_sweep(run)]
     if sweeps and len(sweeps) != len(runs):
@@ -251,7 +251,7 @@ def _assignments(items: Sequence[str], argument: str, values: bool) -> dict[str,
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sb3_contracts.distributed.sweep import run_sweep
+    from sb3_contracts.sweeps import run_sweep
 
     status = run_sweep(args.experiment, _assignments(args.grid, "--grid", True), args.seeds,
                        _assignments(args.settings, "--set", False), args.out, args.address, args.storage,
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the principal's replay: uniform (default) or the paper's prioritized replay")
     coin.add_argument("--out", default="runs/coin", help="experiment folder (default runs/coin)")
     coin.add_argument("--n-games", type=int, default=16, help="games stepped together (default 16)")
-    budgets = "default: the preset's, PRESETS in sb3_contracts.multiagent.settings"
+    budgets = "default: the preset's, PRESETS in sb3_contracts.experiments.coin.settings"
     coin.add_argument("--principal-steps", type=int, default=None, help=f"principal's game steps ({budgets})")
     coin.add_argument("--agent-steps", type=int, default=None, help=f"each validation agent's agent-steps ({budgets})")
     coin.add_argument("--baseline-steps", type=int, default=None, help=f"each baseline's agent-steps ({budgets})")

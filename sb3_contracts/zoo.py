@@ -18,8 +18,8 @@ from typing import Any
 
 #: The names rl-zoo3 must resolve when it evaluates ``policy_kwargs`` strings of our configs, and their modules.
 _CONFIG_NAMES = {"OneHotEmbedding": "sb3_contracts.contract_dqn",
-                 "CenteredCoinExtractor": "sb3_contracts.multiagent.encoders",
-                 "CoinConvExtractor": "sb3_contracts.multiagent.encoders"}
+                 "CenteredCoinExtractor": "sb3_contracts.contract_dqn_multiagent.encoders",
+                 "CoinConvExtractor": "sb3_contracts.contract_dqn_multiagent.encoders"}
 
 
 def sample_contract_dqn_multiagent_params(trial: Any, n_actions: int, n_envs: int,

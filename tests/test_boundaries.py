@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from sb3_contracts.envs import PrincipalAgentMDP, random_binary_tree, two_state_example
 from sb3_contracts.envs.checks import as_real_array, check_int, check_real
 from sb3_contracts.envs.coin_game import CoinGameBatch
+from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 
 from sb3_contracts import AgentEnv, ExactBestResponder, PrincipalEnv, PrincipalVecEnv, minimal_contract, nudge_margin
 from sb3_contracts.contracts import check_contract
-from sb3_contracts.multiagent import ContractCoinGameEnv, ContractCoinGameVecEnv
-from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
-from sb3_contracts.multiagent.optimum import optimal_welfare
+from sb3_contracts.game import ContractCoinGameEnv, ContractCoinGameVecEnv
+from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.solvers import meta_algorithm, solve_spe, value_iteration
 
 #: Values that are no real number at all.

@@ -70,7 +70,7 @@ def test_zoo_config_matches_the_tree_presets():
     (["table", "{folder}/missing"], "no metrics.json at"),
 ])
 def test_user_errors_are_one_line_naming_the_option_before_any_training(argv, message, tmp_path, monkeypatch):
-    import sb3_contracts.tree_experiment as tree_experiment
+    import sb3_contracts.experiments.tree as tree_experiment
 
     monkeypatch.setattr(tree_experiment, "run_tree_experiment", lambda *a, **k: pytest.fail("training started"))
     (tmp_path / "file").write_text("")

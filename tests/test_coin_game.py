@@ -13,6 +13,7 @@ from sb3_contracts.envs.coin_game import (
     MOVES,
     PRESETS,
     CoinGameBatch,
+    CoinGameConfig,
     coin_game_v0,
     event_rewards,
     event_tables,
@@ -22,7 +23,6 @@ from sb3_contracts.envs.coin_game import (
     move_table,
     parallel_env,
     raw_env,
-    resolve_config,
 )
 from sb3_contracts.envs.coin_game.policies import (
     evaluate_policy,
@@ -35,7 +35,9 @@ RIGHT, LEFT, DOWN, UP = 0, 1, 2, 3
 
 
 def one_game(**kwargs) -> CoinGameBatch:
-    return CoinGameBatch(n_games=1, seed=0, **kwargs)
+    # the hand-built states pin the rewards of the "all" rule, where every player on the coin collects it (the
+    # default "random" rule has tests of its own below)
+    return CoinGameBatch(n_games=1, seed=0, **{"contested": "all", **kwargs})
 
 
 def put(core: CoinGameBatch, positions, coin, color: int, t: int = 0) -> None:
@@ -556,8 +558,13 @@ def test_parallel_env_bad_arguments_raise():
         parallel_env(contested="first")
     with pytest.raises(ValueError, match="contested"):
         expected_event_stats(2, "parl", "first")
-    assert resolve_config(contested="random")["contested"] == "random"
-    assert parallel_env(contested="random").core.contested == "random" and parallel_env().core.contested == "all"
+    # one default for the rule everywhere (CoinGameConfig's), "all" by name
+    assert parallel_env(contested="all").core.contested == "all" and parallel_env().core.contested == "random"
+    assert CoinGameBatch().contested == CoinGameConfig().contested == "random"
+    with pytest.raises(ValueError, match=r"unknown Coin Game setting\(s\) \['alpah'\]; the settings are"):
+        CoinGameBatch(alpah=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        CoinGameBatch(config=CoinGameConfig(), preset="7x7")
     env = parallel_env()
     env.reset(seed=0)
     with pytest.raises(ValueError, match="player_1"):

@@ -7,7 +7,7 @@ from sb3_contracts.envs.coin_game import CoinGameBatch, parallel_env
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.vec_env import VecMonitor
 
-from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 
 
 def test_slots_are_players_of_games():

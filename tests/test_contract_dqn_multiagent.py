@@ -9,8 +9,8 @@ import sb3_contracts  # noqa: F401  (registers the env ids)
 from sb3_contracts import MultiAgentContractDQN
 from sb3_contracts.common.principal import frozen_principal
 from sb3_contracts.contract_dqn_multiagent import FollowBitAgents
-from sb3_contracts.multiagent import ContractCoinGameVecEnv
-from sb3_contracts.multiagent.settlement import recommend
+from sb3_contracts.game import ContractCoinGameVecEnv
+from sb3_contracts.game.settlement import recommend
 
 th.set_num_threads(1)
 

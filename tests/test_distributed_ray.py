@@ -14,11 +14,11 @@ pytest.importorskip("ray.tune")
 
 from test_phases import MICRO, TREE, same_results  # noqa: E402
 
+from sb3_contracts import sweeps  # noqa: E402
 from sb3_contracts.cli import main  # noqa: E402
-from sb3_contracts.distributed import sweep as sweeps  # noqa: E402
-from sb3_contracts.distributed.sweep import register_experiment, run_sweep  # noqa: E402
-from sb3_contracts.multiagent.pipeline import run_pipeline  # noqa: E402
-from sb3_contracts.multiagent.settings import CoinExperimentConfig  # noqa: E402
+from sb3_contracts.experiments.coin.experiment import run_pipeline  # noqa: E402
+from sb3_contracts.experiments.coin.settings import CoinExperimentConfig  # noqa: E402
+from sb3_contracts.sweeps import register_experiment, run_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

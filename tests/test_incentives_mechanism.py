@@ -125,7 +125,7 @@ def test_the_finite_horizon_pigouvian_subsidy_closes_the_whole_gap_under_linear_
 
 
 def test_two_firms_one_regulated_the_mechanism_runs_and_steers():
-    from sb3_contracts.incentives.experiment import ExperimentSettings, run_experiment
+    from sb3_contracts.experiments.two_phase import ExperimentSettings, run_experiment
 
     world = PollutionConfig(horizon=4, max_stock=26, initial_max_stock=4, n_firms=2)
     settings = ExperimentSettings(world=world, agent="exact", principals=("two_phase", "none"), episodes=1500,

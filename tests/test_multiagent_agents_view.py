@@ -5,7 +5,7 @@ import pytest
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from stable_baselines3 import DQN, PPO
 
-from sb3_contracts.multiagent import ContractAgentsVecEnv
+from sb3_contracts.game import ContractAgentsVecEnv
 
 
 def test_pays_exactly_the_contract_on_the_action_taken():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sb3_contracts.multiagent.baselines import RewardShapingVecEnv, evaluate_agents, train_baseline
-from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.experiments.coin.baselines import RewardShapingVecEnv, evaluate_agents, train_baseline
+from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 
 
 def _shaped_env(kind, **kwargs):

@@ -5,8 +5,8 @@ from gymnasium import spaces
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from stable_baselines3 import DQN
 
-from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
-from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, infer_grid_size
+from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor, infer_grid_size
+from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 
 
 @pytest.mark.parametrize("preset", ["3x3", "7x7"])
@@ -76,7 +76,7 @@ def test_contract_recommendation_is_appended_as_a_one_hot():
 
 
 def test_the_papers_convolution_sees_the_torus_and_passes_the_extras():
-    from sb3_contracts.multiagent.encoders import CoinConvExtractor
+    from sb3_contracts.contract_dqn_multiagent.encoders import CoinConvExtractor
 
     space = spaces.Box(0.0, 2.0, (4 * 9 + 4,), dtype=np.float32)
     extractor = CoinConvExtractor(space, contract_dims=4)

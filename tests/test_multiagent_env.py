@@ -8,9 +8,9 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
-from sb3_contracts.multiagent import ContractCoinGameEnv, follow_flags, pay, recommend
-from sb3_contracts.multiagent.baselines import evaluate_agents
-from sb3_contracts.multiagent.metrics import follow_rate, ic_ratio, payment_share, rollout_metrics, spe_ratio
+from sb3_contracts.experiments.coin.baselines import evaluate_agents
+from sb3_contracts.experiments.coin.metrics import follow_rate, ic_ratio, payment_share, rollout_metrics, spe_ratio
+from sb3_contracts.game import ContractCoinGameEnv, follow_flags, pay, recommend
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -47,7 +47,7 @@ def test_sb3_and_gymnasium_vectorise_every_registered_id():
 
 
 def test_the_batched_view_plays_the_single_views_trajectory():
-    from sb3_contracts.multiagent import ContractCoinGameVecEnv
+    from sb3_contracts.game import ContractCoinGameVecEnv
 
     single = gym.make("ContractCoinGame-v0", preset="3x3", max_steps=5).unwrapped
     batch = ContractCoinGameVecEnv(1, preset="3x3", max_steps=5, contested="random")  # as the registered id
@@ -149,7 +149,7 @@ def test_invalid_contracts_raise(contract, match):
 
 
 def test_bad_arguments_raise_clearly():
-    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+    with pytest.raises(ValueError, match=r"unknown Coin Game setting\(s\) \['colour'\]; the settings are"):
         gym.make("ContractCoinGame-v0", colour=3)
     with pytest.raises(ValueError, match="alpha"):
         ContractCoinGameEnv(alpha=0.0)

@@ -4,10 +4,9 @@ import itertools
 
 import numpy as np
 import pytest
-from sb3_contracts.envs.coin_game import CONTESTED, CoinGameBatch, event_rewards
+from sb3_contracts.envs.coin_game import CONTESTED, CoinGameBatch, CoinGameConfig, event_rewards
+from sb3_contracts.envs.coin_game.optimum import optimal_values, optimal_welfare
 from sb3_contracts.envs.coin_game.policies import POLICIES, evaluate_policy
-
-from sb3_contracts.multiagent.optimum import optimal_values, optimal_welfare
 
 
 def expected_welfare(collectors: np.ndarray, color: int, rule: str, contested: str) -> float:
@@ -35,7 +34,7 @@ def test_one_step_optimum_matches_brute_force(rule, contested):
     on_coin = core.positions == coin[:, None]
     welfare = np.array([expected_welfare(on, c, rule, contested) for on, c in zip(on_coin, color, strict=True)])
     best = welfare.reshape(n, 16).max(axis=1)
-    assert optimal_welfare(None, rule, grid_size=g, max_steps=1, contested=contested) == pytest.approx(best.mean())
+    assert optimal_welfare(reward_rule=rule, grid_size=g, max_steps=1, contested=contested) == pytest.approx(best.mean())
     values = optimal_values(g, 1, rule, contested)
     np.testing.assert_allclose([values[s] for s in states], best)
 
@@ -43,18 +42,23 @@ def test_one_step_optimum_matches_brute_force(rule, contested):
 @pytest.mark.parametrize("contested", CONTESTED)
 @pytest.mark.parametrize("rule", ["parl", "lola"])
 def test_optimum_bounds_the_scripted_policies(rule, contested):
-    optimum = optimal_welfare("3x3", rule, contested=contested)
+    optimum = optimal_welfare("3x3", reward_rule=rule, contested=contested)
     for policy in POLICIES:
         welfare = evaluate_policy(policy, n_games=2048, seed=0, preset="3x3", reward_rule=rule, contested=contested)
         assert welfare["social_welfare"] < optimum + 0.05, policy
     # a longer episode is worth more
-    assert optimal_welfare("3x3", rule, max_steps=21, contested=contested) > optimum
+    assert optimal_welfare("3x3", reward_rule=rule, max_steps=21, contested=contested) > optimum
 
 
 def test_optimum_values_and_the_contest_rule():
-    assert optimal_welfare("3x3") == pytest.approx(15.81, abs=0.01)
+    # the game's default rule is "random" (CoinGameConfig); a config gives the same figure as its fields
+    assert optimal_welfare("3x3") == pytest.approx(13.90, abs=0.01)
+    assert optimal_welfare(CoinGameConfig(contested="all")) == pytest.approx(15.81, abs=0.01)
+    assert optimal_welfare("3x3", contested="all") == optimal_welfare(CoinGameConfig(contested="all"))
     # the lola rule (a shared coin costs its owner) is worth less than parl
-    assert optimal_welfare("3x3") > optimal_welfare("3x3", "lola")
+    assert optimal_welfare("3x3", contested="all") > optimal_welfare("3x3", reward_rule="lola", contested="all")
+    with pytest.raises(ValueError, match="n_agents: the exact optimum is known for two players only"):
+        optimal_welfare(n_agents=3)
     # under parl a shared coin is worth 1.2 with "all" but 0.6 in expectation with "random", and nothing else
     # changes: the random rule's optimum is lower everywhere, strictly on average. Under lola a coin the two
     # players share is worth 1 - 1 = 0 with "all" and (1 + (1 - 2)) / 2 = 0 with "random": the same optimum.

@@ -6,16 +6,14 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch as th
+from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 
 from sb3_contracts.cli import main
 from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
-from sb3_contracts.multiagent.agents_view import SoloContractVecEnv, coin_principal
-from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
-from sb3_contracts.multiagent.optimum import optimal_welfare
-from sb3_contracts.multiagent.pipeline import alternate, run_pipeline, train_agents, train_principal
-from sb3_contracts.multiagent.plots import _pooled_margin
-from sb3_contracts.multiagent.responders import make_responder
-from sb3_contracts.multiagent.settings import (
+from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor
+from sb3_contracts.experiments.coin.experiment import alternate, run_pipeline, train_agents, train_principal
+from sb3_contracts.experiments.coin.plots import _pooled_margin
+from sb3_contracts.experiments.coin.settings import (
     AGENT_HYPERPARAMS,
     PRESETS,
     RULE_AGENT_KWARGS,
@@ -23,6 +21,8 @@ from sb3_contracts.multiagent.settings import (
     read_zoo_overrides,
     zoo_hyperparams,
 )
+from sb3_contracts.game.coin_agents_view import SoloContractVecEnv, coin_principal
+from sb3_contracts.game.responders import make_responder
 
 TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, baseline_steps=800, eval_games=8,
             eval_episodes=1, principal_kwargs={"learning_starts": 100}, agent_kwargs={
@@ -209,7 +209,7 @@ def test_mean_margin_errors_pool_the_evaluation_and_measure_the_seeds_spread():
 
 def test_the_encoder_and_the_replay_are_options_of_the_experiment():
     from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
-    from sb3_contracts.multiagent.encoders import CoinConvExtractor
+    from sb3_contracts.contract_dqn_multiagent.encoders import CoinConvExtractor
 
     config = CoinExperimentConfig(encoder="conv", replay="prioritized")
     principal = config.principal_hyperparams()

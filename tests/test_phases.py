@@ -5,7 +5,9 @@ import json
 import pytest
 
 from sb3_contracts.cli import main
-from sb3_contracts.distributed.phases import (
+from sb3_contracts.experiments.coin.experiment import coin_phases, run_pipeline
+from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.experiments.runner import (
     Phase,
     PhaseRecord,
     check_address,
@@ -14,9 +16,7 @@ from sb3_contracts.distributed.phases import (
     run_phases,
     save_phases,
 )
-from sb3_contracts.distributed.sweep import plan_trials, resume_sweep, run_sweep, sweep_status
-from sb3_contracts.multiagent.pipeline import coin_phases, run_pipeline
-from sb3_contracts.multiagent.settings import CoinExperimentConfig
+from sb3_contracts.sweeps import plan_trials, resume_sweep, run_sweep, sweep_status
 
 TREE = {"depth": 3, "iterations": 100, "n_envs": 4, "n_evaluations": 2}
 #: The Coin Game experiment at its smallest: every phase, a few hundred steps each.

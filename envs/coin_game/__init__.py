@@ -1,14 +1,17 @@
 """The Coin Game: the batched core, its PettingZoo env (``coin_game_v0``) and scripted policies.
 
-- :mod:`~sb3_contracts.envs.coin_game.core`: :class:`CoinGameBatch` (``n_games`` games in arrays) and its tables.
+- :mod:`~sb3_contracts.envs.coin_game.core`: :class:`CoinGameConfig` (the rules, validated once: what every part of the
+  package plays), :class:`CoinGameBatch` (``n_games`` games in arrays) and its tables.
 - :mod:`~sb3_contracts.envs.coin_game.coin_game_v0`: the PettingZoo ``ParallelEnv`` over a batch of one game.
 - :mod:`~sb3_contracts.envs.coin_game.policies`: scripted policies vectorised over the games of a batch.
+- :mod:`~sb3_contracts.envs.coin_game.optimum`: the exact cooperative optimum of a game config.
 """
 
 from . import coin_game_v0
 from .coin_game_v0 import CoinGameParallelEnv, env, parallel_env, raw_env
 from .core import (
     CONTESTED,
+    GAME_SETTINGS,
     MAX_AGENTS,
     MIN_AGENTS,
     MOVES,
@@ -18,7 +21,9 @@ from .core import (
     PRESETS,
     REWARD_RULES,
     CoinGameBatch,
+    CoinGameConfig,
     CoinGameState,
+    coin_game_config,
     contest_tables,
     event_rewards,
     event_tables,
@@ -26,13 +31,14 @@ from .core import (
     free_cell_table,
     kth_free_cell,
     move_table,
-    resolve_config,
     sample_distinct_cells,
 )
+from .optimum import optimal_welfare
 from .policies import POLICIES, evaluate_policy, greedy_own_policy, greedy_selfish_policy, random_policy
 
 __all__ = [
     "CONTESTED",
+    "GAME_SETTINGS",
     "MAX_AGENTS",
     "MIN_AGENTS",
     "MOVES",
@@ -43,8 +49,10 @@ __all__ = [
     "PRESETS",
     "REWARD_RULES",
     "CoinGameBatch",
+    "CoinGameConfig",
     "CoinGameParallelEnv",
     "CoinGameState",
+    "coin_game_config",
     "coin_game_v0",
     "contest_tables",
     "env",
@@ -57,9 +65,9 @@ __all__ = [
     "greedy_selfish_policy",
     "kth_free_cell",
     "move_table",
+    "optimal_welfare",
     "parallel_env",
     "random_policy",
     "raw_env",
-    "resolve_config",
     "sample_distinct_cells",
 ]

@@ -27,17 +27,18 @@ identical trajectories for the same seed and actions.
 ### Arguments
 
 ```python
-coin_game_v0.parallel_env(preset="7x7", reward_rule="parl", n_agents=2, obs_format="grid", contested="all")
+coin_game_v0.parallel_env(preset="7x7", reward_rule="parl", n_agents=2, obs_format="grid", contested="random")
 ```
 
-`preset`: `"3x3"` (3x3 grid, 20 steps: the paper's appendix) or `"7x7"` (7x7, 50 steps: its main
-experiment); `grid_size` and `max_steps` override it. `reward_rule`: `"parl"` (the paper's: +1 for
-one's own colour, +0.2 for another's) or `"lola"` (+1 to a taker, -2 to the owner of a taken coin).
-`n_agents`: 2 to 4. `obs_format`: `"grid"` or `"flat"`. `render_mode`: `None`, `"ansi"` or `"human"`.
-`contested`: who collects a coin that several players reach in the same step: `"all"` of them (rllib's
-default) or one `"random"` winner, drawn uniformly from the game's own generator so that seeds reproduce
-(the others on the coin get nothing and have not picked it); under `"lola"` the owner's -2 applies when
-the collector is another player.
+`preset`: `"3x3"` (3x3 grid, 20 steps: the paper's appendix) or `"7x7"` (7x7, 50 steps: its main experiment);
+`grid_size` and `max_steps` override it. `reward_rule`: `"parl"` (the paper's: +1 for one's own colour, +0.2
+for another's) or `"lola"` (+1 to a taker, -2 to the owner of a taken coin). `n_agents`: 2 to 4 (these are the
+fields of `CoinGameConfig`, which `config=` takes whole). `obs_format`: `"grid"` or `"flat"`. `render_mode`:
+`None`, `"ansi"` or `"human"`. `contested`: who collects a coin that several players reach in the same step:
+one `"random"` winner (the default, as everywhere in the package: `CoinGameConfig`) or `"all"` of them
+(rllib's default); the winner is drawn uniformly from the game's own generator so that seeds reproduce (the
+others on the coin get nothing and have not picked it); under `"lola"` the owner's -2 applies when the
+collector is another player.
 
 **Episode end**: truncation after exactly `max_steps` steps; the game never terminates. At the last
 step every agent's `info` holds its episode statistics (`episode_return`, `coins_picked`,
@@ -59,7 +60,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import wrappers
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
-from .core import N_ACTIONS, N_OBS_CHANNELS, OBS_FORMATS, CoinGameBatch
+from .core import N_ACTIONS, N_OBS_CHANNELS, OBS_FORMATS, CoinGameBatch, CoinGameConfig
 
 __all__ = ["CoinGameParallelEnv", "env", "parallel_env", "raw_env"]
 
@@ -70,34 +71,21 @@ class CoinGameParallelEnv(ParallelEnv):
     one game (available as ``self.core``), so both give identical trajectories for the same seed
     and actions. Agents are ``"player_0"``, ... and ``"player_i"`` owns colour ``i``.
 
-    :param grid_size: side of the toroidal grid
-    :param max_steps: episode length (truncation)
-    :param n_agents: number of players (2 to 4)
-    :param reward_rule: ``"parl"`` or ``"lola"``
-    :param preset: ``"3x3"`` or ``"7x7"``
+    :param config: the game's rules (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig`), or give its fields as
+        keywords (``game``: ``preset``, ``grid_size``, ``max_steps``, ``n_agents``, ``reward_rule``, ``contested``)
     :param obs_format: ``"grid"`` for ``(4, G, G)`` observations, ``"flat"`` for ``(4 * G * G,)``
     :param render_mode: ``None``, ``"ansi"`` (``render`` returns a string) or ``"human"`` (prints it)
-    :param contested: who collects a coin several players reach together: ``"all"`` or one ``"random"`` winner
     """
 
     metadata = {"name": "coin_game_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
-    def __init__(
-        self,
-        grid_size: int | None = None,
-        max_steps: int | None = None,
-        n_agents: int = 2,
-        reward_rule: str = "parl",
-        preset: str | None = None,
-        obs_format: str = "grid",
-        render_mode: str | None = None,
-        contested: str = "all",
-    ) -> None:
+    def __init__(self, config: CoinGameConfig | None = None, obs_format: str = "grid",
+                 render_mode: str | None = None, **game: Any) -> None:
         if obs_format not in OBS_FORMATS:
             raise ValueError(f"obs_format must be one of {OBS_FORMATS}, got {obs_format!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.core = CoinGameBatch(1, grid_size, max_steps, n_agents, reward_rule, preset, contested=contested)
+        self.core = CoinGameBatch(1, config, **game)
         self.obs_format = obs_format
         self.render_mode = render_mode
         self.possible_agents = [f"player_{i}" for i in range(self.core.n_agents)]

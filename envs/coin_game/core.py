@@ -31,11 +31,12 @@ Mechanics (pinned)
   next step on. Hence, after every step, the coin never lies under a player.
 - **A contested coin** (two or more players on it after moving; ``contested``):
 
-  - ``"all"`` (rllib's default, and ours for now): every player on the coin collects it.
-  - ``"random"`` (the public reproduction's rule): exactly one of them, the *winner*, collects it,
-    chosen uniformly at random; the others on the coin collect nothing, as if they stood elsewhere
-    (no reward, no pick in the statistics). A coin reached by one player alone is that player's.
-    Either way the coin is gone, so the respawn and the colour cycle are the same under both rules.
+  - ``"random"`` (the public reproduction's rule, and the default: :class:`CoinGameConfig`): exactly one
+    of them, the *winner*, collects it, chosen uniformly at random; the others on the coin collect
+    nothing, as if they stood elsewhere (no reward, no pick in the statistics). A coin reached by one
+    player alone is that player's. Either way the coin is gone, so the respawn and the colour cycle
+    are the same under both rules.
+  - ``"all"`` (rllib's default), by name: every player on the coin collects it.
 
   The rewards below then apply to the *collectors*: everyone on the coin under ``"all"``, the
   winner alone under ``"random"``. Reproducibility: the winners come from the batch's own
@@ -96,8 +97,10 @@ average it with ``np.nanmean``), ``social_welfare`` (sum of all players' returns
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -122,45 +125,71 @@ PARL_OTHER_COLOR_REWARD = 0.2
 LOLA_OWNER_PENALTY = -2.0
 
 
-def resolve_config(
-    grid_size: int | None = None,
-    max_steps: int | None = None,
-    n_agents: int = 2,
-    reward_rule: str = "parl",
-    preset: str | None = None,
-    contested: str = "all",
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CoinGameConfig:
     """
-    Validate the game's parameters and fill the missing ones from the preset.
+    The Coin Game's rules, validated once. Every part of the package takes one (or its fields as keywords): the
+    batched core, the PettingZoo env, the registered ids, the exact optimum, the scripted policies, evaluation and
+    the experiment; so each plays the game these defaults describe (the registered ids' game) unless told
+    otherwise. ``grid_size`` and ``max_steps`` left ``None`` are filled from the preset.
+    """
 
-    :param grid_size: side of the square toroidal grid
-    :param max_steps: episode length (the episode is truncated after this many steps)
-    :param n_agents: number of players, 2 to 4 (one coin colour per player)
-    :param reward_rule: ``"parl"`` (paper) or ``"lola"`` (classic), see the module docstring
-    :param preset: ``"3x3"`` or ``"7x7"``; explicitly passed values override it
-    :param contested: who collects a coin several players reach together: ``"all"`` of them or one
-        ``"random"`` winner (see the module docstring)
-    :return: a dict with the keys ``grid_size``, ``max_steps``, ``n_agents``, ``reward_rule``, ``contested``
+    preset: str = "3x3"
+    """the paper's sizes: ``"3x3"`` (3x3 grid, 20 steps: the paper's appendix) or ``"7x7"`` (7x7, 50 steps)"""
+    grid_size: int | None = None
+    """side of the square toroidal grid (``None``: the preset's)"""
+    max_steps: int | None = None
+    """episode length; the episode is truncated after this many steps (``None``: the preset's)"""
+    n_agents: int = 2
+    """players, 2 to 4 (one coin colour each)"""
+    reward_rule: str = "parl"
+    """``"parl"`` (the paper's: +1 own coin, +0.2 another's) or ``"lola"`` (a taken coin costs its owner 2)"""
+    contested: str = "random"
+    """who collects a coin several players reach together: one ``"random"`` winner (the dilemma, the public
+    reproduction's rule) or ``"all"`` of them (rllib's; selfish play is then nearly optimal)"""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        base = PRESETS[self.preset]
+        n_agents = check_int("n_agents", self.n_agents, MIN_AGENTS, MAX_AGENTS)
+        grid_size = check_int("grid_size", base["grid_size"] if self.grid_size is None else self.grid_size, 1)
+        if grid_size**2 < n_agents + 1:
+            raise ValueError(
+                f"grid_size={grid_size} is too small: the {n_agents} players and the coin need distinct "
+                f"cells at the start, so grid_size**2 must be >= n_agents + 1 = {n_agents + 1}"
+            )
+        max_steps = check_int("max_steps", base["max_steps"] if self.max_steps is None else self.max_steps, 1)
+        if self.reward_rule not in REWARD_RULES:
+            raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {self.reward_rule!r}")
+        if self.contested not in CONTESTED:
+            raise ValueError(f"contested must be one of {CONTESTED}, got {self.contested!r}")
+        for name, value in (("n_agents", n_agents), ("grid_size", grid_size), ("max_steps", max_steps)):
+            object.__setattr__(self, name, value)
+
+
+#: The settings a :class:`CoinGameConfig` takes, in its order.
+GAME_SETTINGS = tuple(item.name for item in dataclasses.fields(CoinGameConfig))
+
+
+def coin_game_config(config: CoinGameConfig | None = None, **game: Any) -> CoinGameConfig:
     """
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
-    base = PRESETS[preset or "3x3"]
-    grid_size = base["grid_size"] if grid_size is None else grid_size
-    max_steps = base["max_steps"] if max_steps is None else max_steps
-    n_agents = check_int("n_agents", n_agents, MIN_AGENTS, MAX_AGENTS)
-    grid_size = check_int("grid_size", grid_size, 1)
-    if grid_size**2 < n_agents + 1:
-        raise ValueError(
-            f"grid_size={grid_size} is too small: the {n_agents} players and the coin need distinct "
-            f"cells at the start, so grid_size**2 must be >= n_agents + 1 = {n_agents + 1}"
-        )
-    max_steps = check_int("max_steps", max_steps, 1)
-    if reward_rule not in REWARD_RULES:
-        raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {reward_rule!r}")
-    if contested not in CONTESTED:
-        raise ValueError(f"contested must be one of {CONTESTED}, got {contested!r}")
-    return {"grid_size": grid_size, "max_steps": max_steps, "n_agents": n_agents, "reward_rule": reward_rule,
-            "contested": contested}
+    The game a caller asked for: ``config`` itself, or a :class:`CoinGameConfig` of the keywords.
+
+    :param config: a game config; then ``game`` must be empty
+    :param game: :class:`CoinGameConfig` fields
+    :raise ValueError: naming an unknown setting and listing the valid ones
+    """
+    if config is not None:
+        if not isinstance(config, CoinGameConfig):
+            raise ValueError(f"config must be a CoinGameConfig, got {type(config).__name__}")
+        if game:
+            raise ValueError(f"give the game as config or as its settings, not both (got config and {sorted(game)})")
+        return config
+    unknown = sorted(set(game) - set(GAME_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown Coin Game setting(s) {unknown}; the settings are {list(GAME_SETTINGS)}")
+    return CoinGameConfig(**game)
 
 
 def event_rewards(picked: tuple[bool, ...], color: int, reward_rule: str) -> list[float]:
@@ -232,7 +261,7 @@ def contest_tables(n_agents: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def expected_event_stats(n_agents: int, reward_rule: str, contested: str = "all") -> np.ndarray:
+def expected_event_stats(n_agents: int, reward_rule: str, contested: str) -> np.ndarray:
     """
     The event table's statistics in expectation over the winner of a contested coin (for planning).
 
@@ -388,40 +417,28 @@ class CoinGameBatch:
     reset) before stepping again.
 
     :param n_games: number of games in the batch
-    :param grid_size: side of the toroidal grid
-    :param max_steps: episode length
-    :param n_agents: number of players (2 to 4)
-    :param reward_rule: ``"parl"`` or ``"lola"``
-    :param preset: ``"3x3"`` or ``"7x7"``; explicit ``grid_size``/``max_steps`` override it
-    :param seed: seed of the batch's random generator (``reset(seed=...)`` reseeds it)
-    :param contested: who collects a coin several players reach together: ``"all"`` of them or one
-        ``"random"`` winner drawn from :attr:`rng`
+    :param config: the game's rules (:class:`CoinGameConfig`), or give its fields as keywords (``game``)
+    :param seed: seed of the batch's random generator (``reset(seed=...)`` reseeds it); a ``"random"`` contest's
+        winner is drawn from it (:attr:`rng`)
+    :param game: :class:`CoinGameConfig` fields (``preset``, ``grid_size``, ``max_steps``, ``n_agents``,
+        ``reward_rule``, ``contested``)
     """
 
-    def __init__(
-        self,
-        n_games: int = 1,
-        grid_size: int | None = None,
-        max_steps: int | None = None,
-        n_agents: int = 2,
-        reward_rule: str = "parl",
-        preset: str | None = None,
-        seed: int | None = None,
-        contested: str = "all",
-    ) -> None:
-        config = resolve_config(grid_size, max_steps, n_agents, reward_rule, preset, contested)
+    def __init__(self, n_games: int = 1, config: CoinGameConfig | None = None, seed: int | None = None,
+                 **game: Any) -> None:
+        self.config = coin_game_config(config, **game)
         self.n_games = check_int("n_games", n_games, 1)
         # the observation buffers: (4 agent-centric + 2 global) float32 channels per player and game
-        footprint = 24 * self.n_games * config["n_agents"] * config["grid_size"] ** 2
+        footprint = 24 * self.n_games * self.config.n_agents * self.config.grid_size ** 2
         if footprint > MAX_BATCH_BYTES:
-            raise ValueError(f"n_games={n_games} games of grid_size={config['grid_size']} need "
+            raise ValueError(f"n_games={n_games} games of grid_size={self.config.grid_size} need "
                              f"{footprint / 2**30:.1f} GiB of observation buffers (at most "
                              f"{MAX_BATCH_BYTES / 2**30:.0f} GiB): use fewer games or a smaller grid")
-        self.grid_size: int = config["grid_size"]
-        self.max_steps: int = config["max_steps"]
-        self.n_agents: int = config["n_agents"]
-        self.reward_rule: str = config["reward_rule"]
-        self.contested: str = config["contested"]
+        self.grid_size: int = self.config.grid_size
+        self.max_steps: int = self.config.max_steps
+        self.n_agents: int = self.config.n_agents
+        self.reward_rule: str = self.config.reward_rule
+        self.contested: str = self.config.contested
         self.n_cells = self.grid_size**2
         self._rng = np.random.default_rng(seed)
         self._allocate_state()

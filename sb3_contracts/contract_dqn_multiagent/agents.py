@@ -5,7 +5,7 @@ the recommendation of their contract (the principal's ε-greedy recommendation: 
 act ε-greedily on the learner's selfish agent model ``Q_φ((o_i, f_{-i}), ·)``. The bits are reported in every
 step's ``info`` as ``follow_bits`` (the learner stores them with the transition).
 
-The responder protocol (see :mod:`~sb3_contracts.multiagent.responders`): ``__call__(agent_obs [N, n, d],
+The responder protocol (see :mod:`~sb3_contracts.game.responders`): ``__call__(agent_obs [N, n, d],
 contracts [N, n, A], key) -> actions [N, n]``, ``reset(key, games)``, ``info(key)``. ``key`` identifies the batch
 of games that calls (each env of a ``DummyVecEnv`` has its own), so one object serves every env in the process;
 this responder uses it only as a dictionary key.

@@ -6,21 +6,46 @@
 * :mod:`~sb3_contracts.game.agent_view`: :class:`AgentEnv`.
 * :mod:`~sb3_contracts.game.adapters`: the agent embedded in the principal's view, the principal in the agent's.
 * :mod:`~sb3_contracts.game.encoding`: state encodings.
+
+Many agents (the Coin Game under a principal):
+
+* :mod:`~sb3_contracts.game.coin_principal_view`: :class:`ContractCoinGameEnv` and :class:`ContractCoinGameVecEnv`,
+  the principal's view.
+* :mod:`~sb3_contracts.game.coin_agents_view`: :class:`ContractAgentsVecEnv`, the agents' view under a principal.
+* :mod:`~sb3_contracts.game.coin_vec_env`: the bare game as an SB3 ``VecEnv`` of agent-steps.
+* :mod:`~sb3_contracts.game.responders`: how agents answer contracts (follow, selfish, thresholds, SB3 models).
+* :mod:`~sb3_contracts.game.settlement`: recommendations, follow flags and payments, written once.
 """
 
 from sb3_contracts.game.agent_view import AgentEnv
 from sb3_contracts.game.batch import START_STATES, ContractGameBatch, draw_start_states
+from sb3_contracts.game.coin_agents_view import ContractAgentsVecEnv, make_principal
+from sb3_contracts.game.coin_principal_view import ContractCoinGameEnv, ContractCoinGameVecEnv
 from sb3_contracts.game.encoding import StateEncoder, agent_observation
 from sb3_contracts.game.principal_view import PrincipalEnv, PrincipalVecEnv, TrainingAgents
+from sb3_contracts.game.responders import SB3Responder, ThresholdResponder, make_responder, selfish_responder
+from sb3_contracts.game.settlement import follow_flags, pay, recommend, settle
 
 __all__ = [
     "START_STATES",
     "AgentEnv",
+    "ContractAgentsVecEnv",
+    "ContractCoinGameEnv",
+    "ContractCoinGameVecEnv",
     "ContractGameBatch",
     "PrincipalEnv",
     "PrincipalVecEnv",
     "StateEncoder",
     "TrainingAgents",
     "agent_observation",
+    "SB3Responder",
+    "ThresholdResponder",
     "draw_start_states",
+    "follow_flags",
+    "make_principal",
+    "make_responder",
+    "pay",
+    "recommend",
+    "selfish_responder",
+    "settle",
 ]

@@ -9,8 +9,8 @@
 * :mod:`~sb3_contracts.incentives.designs`, :mod:`~sb3_contracts.incentives.baselines`: coarse subsidies; no
   incentives, the oracle, the first system's SPE contracts.
 * :mod:`~sb3_contracts.incentives.bandit`: the one-state reproduction of Scheid et al. (2024).
-* :mod:`~sb3_contracts.incentives.metrics`, :mod:`~sb3_contracts.incentives.plots`,
-  :mod:`~sb3_contracts.incentives.experiment`, :mod:`~sb3_contracts.incentives.sb3_agents`: scores,
+* :mod:`~sb3_contracts.incentives.metrics`, :mod:`~sb3_contracts.experiments.two_phase_plots`,
+  :mod:`~sb3_contracts.experiments.two_phase`, :mod:`~sb3_contracts.incentives.sb3_agents`: scores,
   TensorBoard, PNGs, the experiment end to end, SB3 firms.
 """
 

@@ -172,7 +172,7 @@ def write_outputs(out: Path, records: dict[str, RunRecord], metrics: dict[str, A
     """``metrics.json``, a TensorBoard run per principal under ``out/tb``, and ``two_phase.png``."""
     from stable_baselines3.common.logger import configure
 
-    from sb3_contracts.incentives.plots import plot_runs
+    from sb3_contracts.experiments.two_phase_plots import plot_runs
 
     out.mkdir(parents=True, exist_ok=True)
     for name, record in records.items():

@@ -14,19 +14,20 @@ expectation is exact.
 This is the reference a welfare ratio needs: no principal, whatever it pays, can make the agents' *welfare*
 exceed it, and a learned cooperative baseline that falls short of it is undertrained. Example::
 
-    from sb3_contracts.multiagent.optimum import optimal_welfare
+    from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 
-    optimal_welfare("3x3")   # 15.81 per episode under "parl" (greedy-selfish play: 15.54); "7x7": 16.66 (14.89)
-    optimal_welfare("3x3", contested="random")   # 13.90 (greedy-selfish play: 8.16); "7x7": 15.25 (8.88)
+    optimal_welfare("3x3")   # 13.90 per episode (greedy-selfish play: 8.16); "7x7": 15.25 (8.88)
+    optimal_welfare("3x3", contested="all")   # 15.81 (greedy-selfish play: 15.54); "7x7": 16.66 (14.89)
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
-from sb3_contracts.envs.coin_game import N_ACTIONS, event_tables, expected_event_stats, move_table, resolve_config
+from .core import N_ACTIONS, CoinGameConfig, coin_game_config, event_tables, expected_event_stats, move_table
 
 #: Largest (state, joint action) table the backward induction builds (about 8 bytes each, a few arrays at once).
 MAX_JOINT_ENTRIES = 50_000_000
@@ -46,7 +47,7 @@ def _free_mean(values: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl", contested: str = "all") -> np.ndarray:
+def optimal_values(grid_size: int, max_steps: int, reward_rule: str, contested: str) -> np.ndarray:
     """
     Optimal expected welfare-to-go at the start of an episode, per state.
 
@@ -85,21 +86,22 @@ def optimal_values(grid_size: int, max_steps: int, reward_rule: str = "parl", co
     return values
 
 
-def optimal_welfare(preset: str | None = "3x3", reward_rule: str = "parl", grid_size: int | None = None,
-                    max_steps: int | None = None, contested: str = "all") -> float:
+def optimal_welfare(config: CoinGameConfig | str | None = None, **game: Any) -> float:
     """
     The exact optimal expected social welfare per episode of the two-player Coin Game (joint control).
 
-    :param preset: ``"3x3"`` or ``"7x7"`` (or ``None`` with ``grid_size`` and ``max_steps``)
-    :param reward_rule: ``"parl"`` or ``"lola"``
-    :param grid_size: overrides the preset's grid
-    :param max_steps: overrides the preset's episode length
-    :param contested: ``"all"`` (both players on the coin collect it) or ``"random"`` (one of them, uniformly)
+    :param config: the game (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig`), or a preset's name
+        (``"3x3"``, ``"7x7"``), or ``None`` with the game's fields as keywords
+    :param game: :class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields (with a preset's name: the others)
     :return: the mean over the start distribution of the optimal welfare
+    :raise ValueError: for other than two players
     """
-    config = resolve_config(preset=preset, grid_size=grid_size, max_steps=max_steps, n_agents=2,
-                            reward_rule=reward_rule, contested=contested)
-    values = optimal_values(config["grid_size"], config["max_steps"], config["reward_rule"], config["contested"])
+    if isinstance(config, str):
+        config, game = None, {"preset": config, **game}
+    config = coin_game_config(config, **game)
+    if config.n_agents != 2:
+        raise ValueError(f"n_agents: the exact optimum is known for two players only, got {config.n_agents}")
+    values = optimal_values(config.grid_size, config.max_steps, config.reward_rule, config.contested)
     n_cells = values.shape[0]
     p0, p1, coin = np.meshgrid(*(np.arange(n_cells),) * 3, indexing="ij")
     distinct = (p0 != p1) & (p0 != coin) & (p1 != coin)

@@ -1,8 +1,8 @@
 """``ContractCoinGame-v0``: the principal's view of the Coin Game (the paper's headline experiment).
 
 Each step the principal sees the game and offers every agent a contract, four payments (one per move, the action
-being observed); the agents (a :mod:`~sb3_contracts.multiagent.responders` responder) move; agent ``i`` is paid
-``contract[i, a_i]`` (:func:`~sb3_contracts.multiagent.settlement.settle`). The principal's reward is
+being observed); the agents (a :mod:`~sb3_contracts.game.responders` responder) move; agent ``i`` is paid
+``contract[i, a_i]`` (:func:`~sb3_contracts.game.settlement.settle`). The principal's reward is
 ``welfare / alpha - sum of payments``, welfare being the sum of the agents' game rewards this step.
 
 :class:`PrincipalCoinGames` is the batch (``n`` games stepped together); :class:`ContractCoinGameEnv` (the
@@ -33,8 +33,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from sb3_contracts.contracts import check_b_max, check_contract
 from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
-from sb3_contracts.multiagent.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
-from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX, settle
+from sb3_contracts.game.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
+from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
 
 #: The principal's weight of welfare against payments (it values welfare at ``1 / alpha``).
 DEFAULT_ALPHA = 0.1
@@ -54,7 +54,7 @@ class PrincipalCoinGames:
     ``n_games`` Coin Games under a principal's contracts, stepped together (the batch both views share).
 
     :param n_games: number of games
-    :param agents: the responder, see :func:`~sb3_contracts.multiagent.responders.make_responder`
+    :param agents: the responder, see :func:`~sb3_contracts.game.responders.make_responder`
     :param alpha: weight of welfare against payments (the principal values welfare at ``1/alpha``)
     :param b_max: the largest payment per action
     :param follow_price: the ``"threshold"`` responder's price of following
@@ -179,7 +179,7 @@ class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):
       ``episode_payments``, ``pick_speed`` (coins per step, mean over agents) and ``pick_own_color`` (mean over
       the agents that picked a coin; NaN if none did).
 
-    :param agents: the responder, see :func:`~sb3_contracts.multiagent.responders.make_responder`
+    :param agents: the responder, see :func:`~sb3_contracts.game.responders.make_responder`
     :param alpha: weight of welfare against payments (the principal values welfare at ``1/alpha``)
     :param b_max: the largest payment per action
     :param follow_price: the ``"threshold"`` responder's price of following

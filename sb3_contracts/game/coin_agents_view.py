@@ -1,14 +1,14 @@
 """The agents' view of the Coin Game under a fixed principal: an SB3 ``VecEnv`` for DQN/PPO responders.
 
 Every player of every game is one slot (slot ``g * n_agents + i`` is player ``i`` of game ``g``), as in
-:class:`~sb3_contracts.multiagent.coin_vec_env.CoinGameVecEnv`, whose auto-reset and episode infos are reused. Each
+:class:`~sb3_contracts.game.coin_vec_env.CoinGameVecEnv`, whose auto-reset and episode infos are reused. Each
 slot observes its agent-centric flat grid followed by its own contract (four payments) and receives its own game
 reward plus the payment on the action it took. One shared-parameter model acts for all slots.
 
 Example::
 
     from stable_baselines3 import DQN
-    from sb3_contracts.multiagent import ContractAgentsVecEnv
+    from sb3_contracts.game import ContractAgentsVecEnv
 
     contract = [[0.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0]]  # pay agent 0 for moving down
     vec_env = ContractAgentsVecEnv(n_games=8, principal=contract, preset="3x3")
@@ -28,9 +28,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from sb3_contracts.common.principal import frozen_principal, live_principal
 from sb3_contracts.contracts import check_b_max, check_contract
 from sb3_contracts.envs.coin_game import N_ACTIONS
-from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
-from sb3_contracts.multiagent.responders import Responder, make_responder
-from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX, settle
+from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.game.responders import Responder, make_responder
+from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
 
 #: ``principal(global_state [N, 2n, G, G], agent_obs [N, n, 4 G G]) -> contracts [N, n, 4]``. Both inputs are
 #: buffers that the next step overwrites: copy them to keep them.
@@ -75,7 +75,7 @@ class ContractAgentsVecEnv(CoinGameVecEnv):
     without a recommendation) and ``recommended_action`` (``-1`` = none) for the slot; at the end of an
     episode ``episode["r"]`` is the player's return *including* payments (what ``Monitor`` would record),
     ``episode_payments`` the payments alone, and the Coin Game statistics are those of
-    :class:`~sb3_contracts.multiagent.coin_vec_env.CoinGameVecEnv`.
+    :class:`~sb3_contracts.game.coin_vec_env.CoinGameVecEnv`.
 
     :param n_games: number of games
     :param principal: a callable ``(global_state [N, 2n, G, G], agent_obs [N, n, 4 G G]) -> contracts
@@ -222,7 +222,7 @@ class ContractCoinGameAgentsEnv(gym.Env):
 
     :param principal: path of a saved principal, or ``None`` (no contracts)
     :param partner: the other players' responder (``"follow"`` by default: the SPE ratio's setting), see
-        :func:`~sb3_contracts.multiagent.responders.make_responder`
+        :func:`~sb3_contracts.game.responders.make_responder`
     :param b_max: the largest payment per move
     :param render_mode: ``None`` or ``"ansi"``
     :param game_kwargs: Coin Game arguments (``preset``, ``reward_rule``, ``n_agents``...)

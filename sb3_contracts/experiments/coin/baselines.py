@@ -20,7 +20,7 @@ spend averages to the target even while ``D`` drifts. ``p`` stays 0 until the fi
 
 Example::
 
-    from sb3_contracts.multiagent.baselines import train_baseline, evaluate_agents
+    from sb3_contracts.experiments.coin.baselines import train_baseline, evaluate_agents
 
     model, stats = train_baseline("proportion", 50_000, target_budget=1.0, game_kwargs={"preset": "3x3"})
     evaluate_agents(model, n_games=64, preset="3x3")   # welfare, pick_speed, pick_own_color, ...
@@ -38,11 +38,11 @@ from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.envs.coin_game import CoinGameBatch
-from sb3_contracts.multiagent.agents_view import Principal, make_principal
-from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
-from sb3_contracts.multiagent.metrics import CoinMetricsCallback, rollout_metrics
-from sb3_contracts.multiagent.responders import Responder, make_responder
-from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX, settle
+from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, rollout_metrics
+from sb3_contracts.game.coin_agents_view import Principal, make_principal
+from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
+from sb3_contracts.game.responders import Responder, make_responder
+from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
 
 BASELINES = ("selfish", "cooperative", "proportion")
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO}
@@ -54,7 +54,7 @@ DEBT_GAIN = 1.0
 
 class RewardShapingVecEnv(VecEnvWrapper):
     """
-    Replace each slot's reward of a :class:`~sb3_contracts.multiagent.coin_vec_env.CoinGameVecEnv` by a shaped one.
+    Replace each slot's reward of a :class:`~sb3_contracts.game.coin_vec_env.CoinGameVecEnv` by a shaped one.
 
     Episode infos keep the game's own ``episode`` return (the player's unshaped return) and gain
     ``shaping_spend`` (the game's spend in the episode) and ``shaping_p``.
@@ -225,8 +225,8 @@ def collect_rollouts(
     """
     Play ``n_episodes`` rounds of whole episodes in every game of ``core``, with one responder call per step.
 
-    :param responder: the agents, see :mod:`~sb3_contracts.multiagent.responders`
-    :param principal: validated principal from :func:`~sb3_contracts.multiagent.agents_view.make_principal`
+    :param responder: the agents, see :mod:`~sb3_contracts.game.responders`
+    :param principal: validated principal from :func:`~sb3_contracts.game.coin_agents_view.make_principal`
     :param core: the batch of games (reset here)
     :param n_episodes: rounds
     :return: ``rewards``, ``payments``, ``followed`` ``[T, E, n]`` and ``pick_speed``, ``pick_own_color``
@@ -267,14 +267,14 @@ def evaluate_agents(
 
     :param model_or_policy: a shared-parameter SB3 model (queried deterministically, one batched ``predict``
         per step; its input includes the contract when it was trained on the agents' view) or any responder
-        accepted by :func:`~sb3_contracts.multiagent.responders.make_responder`
+        accepted by :func:`~sb3_contracts.game.responders.make_responder`
     :param n_games: games played in parallel
     :param n_episodes: rounds of ``n_games`` episodes
-    :param principal: contracts, as for :class:`~sb3_contracts.multiagent.agents_view.ContractAgentsVecEnv`
+    :param principal: contracts, as for :class:`~sb3_contracts.game.coin_agents_view.ContractAgentsVecEnv`
     :param seed: seed of the games (and of the scripted responders' tie-breaks)
     :param b_max: the largest payment allowed
     :param game_kwargs: Coin Game arguments (must match those the model was trained on)
-    :return: the metrics of :func:`~sb3_contracts.multiagent.metrics.rollout_metrics`
+    :return: the metrics of :func:`~sb3_contracts.experiments.coin.metrics.rollout_metrics`
     """
     core = CoinGameBatch(n_games=n_games, seed=seed, **game_kwargs)
     offer = make_principal(principal, core.n_games, core.n_agents, b_max)

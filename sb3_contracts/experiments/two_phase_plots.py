@@ -80,7 +80,7 @@ def plot_final_ratios(runs: Any, path: str | Path) -> Path:
     the mean as a bar.
 
     :param runs: the experiments' metrics (``metrics.json`` as read by
-        :func:`~sb3_contracts.incentives.experiment.load_two_phase_metrics`).
+        :func:`~sb3_contracts.experiments.two_phase.load_two_phase_metrics`).
     :param path: the PNG to write.
     :return: the path written.
     """

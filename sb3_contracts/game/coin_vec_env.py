@@ -8,7 +8,7 @@ that player's reward. Slot ``g * n_agents + i`` is player ``i`` of game ``g``.
 Example::
 
     from stable_baselines3 import DQN
-    from sb3_contracts.multiagent.coin_vec_env import CoinGameVecEnv
+    from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 
     vec_env = CoinGameVecEnv(n_games=8, preset="3x3", obs_format="flat")
     DQN("MlpPolicy", vec_env).learn(10_000)

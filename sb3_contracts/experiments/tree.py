@@ -5,7 +5,7 @@ default); :func:`run_tree_experiment` trains the principal and evaluates it agai
 over training (``sb3-contracts tree`` and the sweeps run it); :func:`tree_table` and :func:`plot_tree_curves` read the
 ``metrics.json`` files it writes. Example::
 
-    from sb3_contracts.tree_experiment import TreeExperimentConfig, run_tree_experiment
+    from sb3_contracts.experiments.tree import TreeExperimentConfig, run_tree_experiment
 
     model, results = run_tree_experiment(TreeExperimentConfig(depth=10, tree_seed=0, seed=0), "runs/tree")
     results["final"]   # utility_ratio, accuracy, follow_rate, principal_value
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
-from sb3_contracts.distributed.phases import experiment_folder
+from sb3_contracts.experiments.runner import experiment_folder
 from sb3_contracts.game.batch import StartStates, check_start_states
 
 #: Share of training at the end over which ``utility_ratio_min_last10`` takes the minimum.

@@ -5,34 +5,35 @@ Phases of :func:`run_pipeline`, each logged as its own TensorBoard run under ``<
 1. ``principal``: :class:`~sb3_contracts.contract_dqn_multiagent.MultiAgentContractDQN` learns contracts on the
    principal's view ``ContractCoinGame-v0`` (Algorithm 3's training phase: VDN, follow bits).
 2. ``validation_dqn`` / ``validation_ppo``: **fresh** shared-parameter SB3 DQN and PPO agents learn from
-   scratch on the agents' view (:class:`~sb3_contracts.multiagent.agents_view.ContractAgentsVecEnv`) against
+   scratch on the agents' view (:class:`~sb3_contracts.game.coin_agents_view.ContractAgentsVecEnv`) against
    the frozen principal, which they see only as contracts: the env holds a callable of observations built from
-   a deep copy of the principal's policy (:func:`~sb3_contracts.multiagent.agents_view.coin_principal`).
+   a deep copy of the principal's policy (:func:`~sb3_contracts.game.coin_agents_view.coin_principal`).
 3. ``best_response_spe`` / ``best_response_ic``: a fresh selfish DQN agent (player 0 of every game) learns a
    best response to the contracts while the other player follows exactly (SPE ratio) or plays the validated
    DQN policy (IC ratio); ratio = its return (game reward + payments) / its return when it follows instead.
 4. ``baseline_selfish``, ``baseline_cooperative``, ``baseline_proportion``: independent DQN agents without a
-   principal (:func:`~sb3_contracts.multiagent.baselines.train_baseline`), the last one budget-matched to the
+   principal (:func:`~sb3_contracts.experiments.coin.baselines.train_baseline`), the last one budget-matched to the
    principal's validated spend per episode.
 
 The phases form a DAG (:func:`coin_phases`): validation and the best responses wait for the principal, the IC best
 response and the proportion baseline for the first validation, the selfish and cooperative baselines for nothing.
 With Ray installed they run as parallel Ray tasks (one CPU and ``config.threads`` torch threads each,
-:func:`~sb3_contracts.distributed.phases.run_phases`), else in sequence; every phase seeds its own learners and
+:func:`~sb3_contracts.experiments.runner.run_phases`), else in sequence; every phase seeds its own learners and
 games, and hands on only saved models (``.zip`` bytes), so the results are the same either way.
 
 The summary also reports every welfare against the game's exact cooperative optimum
-(:func:`~sb3_contracts.multiagent.optimum.optimal_welfare`, by dynamic programming): a learned cooperative
+(:func:`~sb3_contracts.envs.coin_game.optimum.optimal_welfare`, by dynamic programming): a learned cooperative
 baseline can be undertrained, the optimum cannot, and it shows how much welfare any principal could add over
 selfish play (little on 3x3, where selfish players already herd onto the coins together).
 
 Every phase logs ``coin/welfare``, ``coin/payment_share`` and ``coin/follow_rate`` over training
-(:class:`~sb3_contracts.multiagent.metrics.CoinMetricsCallback`); the run ``summary`` holds the final figures
+(:class:`~sb3_contracts.experiments.coin.metrics.CoinMetricsCallback`); the run ``summary`` holds the final figures
 (``coin/welfare_ratio``, ``coin/spe_ratio``, ``coin/ic_ratio``, every baseline's welfare...). Metrics (evaluated
 greedily on ``eval_games x eval_episodes`` fresh episodes) go to ``<out>/metrics.json``, read by
-:func:`~sb3_contracts.multiagent.plots.plot_figure2`. Settings: :mod:`sb3_contracts.multiagent.settings`. Example::
+:func:`~sb3_contracts.experiments.coin.plots.plot_figure2`. Settings:
+:mod:`sb3_contracts.experiments.coin.settings`. Example::
 
-    from sb3_contracts.multiagent.pipeline import CoinExperimentConfig, run_pipeline
+    from sb3_contracts.experiments.coin.experiment import CoinExperimentConfig, run_pipeline
 
     results = run_pipeline(CoinExperimentConfig(preset="3x3", seed=0), "runs/coin")
     print(results["summary"])
@@ -57,22 +58,22 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
 from sb3_contracts.coordinator import Coordinator
-from sb3_contracts.distributed.phases import Phase, PhaseRecord, experiment_folder, ray_available, run_phases
 from sb3_contracts.envs.coin_game import CoinGameBatch
-from sb3_contracts.multiagent.agents_view import (
+from sb3_contracts.envs.coin_game.optimum import optimal_welfare
+from sb3_contracts.experiments.coin.baselines import ALGOS, BASELINES, collect_rollouts, evaluate_agents, train_baseline
+from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
+from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.experiments.runner import Phase, PhaseRecord, experiment_folder, ray_available, run_phases
+from sb3_contracts.game.coin_agents_view import (
     ContractAgentsVecEnv,
     Principal,
     SoloContractVecEnv,
     coin_principal,
     make_principal,
 )
-from sb3_contracts.multiagent.baselines import ALGOS, BASELINES, collect_rollouts, evaluate_agents, train_baseline
-from sb3_contracts.multiagent.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
-from sb3_contracts.multiagent.optimum import optimal_welfare
-from sb3_contracts.multiagent.principal_view import ContractCoinGameVecEnv
-from sb3_contracts.multiagent.responders import Responder, make_responder, mixed_responder
-from sb3_contracts.multiagent.settings import CoinExperimentConfig
-from sb3_contracts.multiagent.settlement import DEFAULT_B_MAX
+from sb3_contracts.game.coin_principal_view import ContractCoinGameVecEnv
+from sb3_contracts.game.responders import Responder, make_responder, mixed_responder
+from sb3_contracts.game.settlement import DEFAULT_B_MAX
 
 
 def train_principal(config: CoinExperimentConfig, tensorboard_log: str | None = None,
@@ -264,7 +265,7 @@ def baseline_phase(*validated: dict[str, Any], config: CoinExperimentConfig, kin
 def coin_phases(config: CoinExperimentConfig, tensorboard_log: str | None = None,
                 progress_bar: bool = False) -> list[Phase]:
     """
-    The experiment's phases as a DAG for :func:`~sb3_contracts.distributed.phases.run_phases`. What must wait:
+    The experiment's phases as a DAG for :func:`~sb3_contracts.experiments.runner.run_phases`. What must wait:
     validation and the best responses need the principal; the IC best response plays against the first
     validation's agents and the proportion baseline matches its spend; the selfish and cooperative baselines need
     nothing. The list's order is the priority when phases run in parallel: the critical path (principal, first
@@ -365,7 +366,7 @@ def run_pipeline(config: CoinExperimentConfig, out: str | Path | None = None, pr
     :param log: called with a line of text at each phase (e.g. ``print``)
     :param parallel: phases as Ray tasks (``True``), in sequence (``False``), or as Ray tasks when Ray is
         installed (``None``); Ray is started on this machine unless already connected
-    :param done: records of phases already run (a checkpoint's, :func:`~sb3_contracts.distributed.phases.load_phases`)
+    :param done: records of phases already run (a checkpoint's, :func:`~sb3_contracts.experiments.runner.load_phases`)
     :param on_phase: called with each phase's name and record as it finishes (e.g. to checkpoint it)
     :return: ``config``, ``principal_follow`` (the frozen principal with agents that follow exactly),
         ``validation`` (per algorithm), ``ratios``, ``baselines``, ``summary``, ``timings`` (compute seconds per
@@ -435,7 +436,7 @@ def alternate(config: CoinExperimentConfig, rounds: int, algo: str = "dqn", tens
     The meta-algorithm mode: the principal and shared-parameter SB3 agents learn in alternation on the same game,
     ``config.principal_steps`` and ``config.agent_steps`` per round, through
     :class:`~sb3_contracts.coordinator.Coordinator`. The agents face the principal's *current* contracts
-    (:func:`~sb3_contracts.multiagent.agents_view.coin_principal` with ``live=True``); the principal learns from its
+    (:func:`~sb3_contracts.game.coin_agents_view.coin_principal` with ``live=True``); the principal learns from its
     own follow-bit
     rollouts (Algorithm 3), so each round's agents answer its latest contracts.
 

@@ -10,14 +10,14 @@ agent's contract in the agents' view, the others' follow bits in the principal's
 
 With ``contract_dims=4`` (the agents' view, whose last 4 features are the agent's contract) it also appends the
 contract's recommendation as a one-hot (the move paid most, none for an all-zero contract; the convention of
-:mod:`sb3_contracts.multiagent.common`). The nudged payments are small next to the agents' values (0.03 on 7x7,
+:mod:`sb3_contracts.game.settlement`). The nudged payments are small next to the agents' values (0.03 on 7x7,
 values near 10), and a network reads a raw 0.03 input poorly; the one-hot is scale-free. It is a function of the
 agent's own observation only, so validation agents still know nothing of the principal but its contracts.
 
 Example::
 
     from stable_baselines3 import DQN
-    from sb3_contracts.multiagent.encoders import CenteredCoinExtractor
+    from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor
 
     DQN("MlpPolicy", vec_env, policy_kwargs=dict(features_extractor_class=CenteredCoinExtractor))
 """
@@ -132,7 +132,7 @@ class CoinConvExtractor(BaseFeaturesExtractor):
 def recommendation_one_hot(contract: th.Tensor) -> th.Tensor:
     """
     The recommendation of each contract ``[B, A]`` as a one-hot: the first maximal entry (ties go to the lowest
-    index), none for an all-zero contract (the convention of :mod:`~sb3_contracts.multiagent.settlement`).
+    index), none for an all-zero contract (the convention of :mod:`~sb3_contracts.game.settlement`).
 
     :param contract: ``[B, A]`` payments
     """

@@ -13,8 +13,8 @@ protocol: ``reset(core, games)`` is called when the episodes of ``games`` (``[N]
 - ``"threshold"`` (the default): a stand-in for a rational agent with a fixed opportunity cost of
   following. It plays greedy-selfish unless its contract pays at least ``follow_price`` on some action, and
   then takes the best-paid action (the recommendation).
-- an SB3 model trained on :class:`~sb3_contracts.multiagent.agents_view.ContractAgentsVecEnv` (or, without
-  the contract input, on :class:`~sb3_contracts.multiagent.coin_vec_env.CoinGameVecEnv`), shared by all agents and
+- an SB3 model trained on :class:`~sb3_contracts.game.coin_agents_view.ContractAgentsVecEnv` (or, without
+  the contract input, on :class:`~sb3_contracts.game.coin_vec_env.CoinGameVecEnv`), shared by all agents and
   queried with **one** ``predict`` call per step on the whole batch.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.envs.coin_game.policies import greedy_selfish_policy
-from sb3_contracts.multiagent.settlement import recommend
+from sb3_contracts.game.settlement import recommend
 
 Responder = Callable[[np.ndarray, np.ndarray, CoinGameBatch], np.ndarray]
 RESPONDERS = ("selfish", "follow", "threshold")

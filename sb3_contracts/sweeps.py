@@ -2,10 +2,10 @@
 
 An experiment is a pluggable entry (:class:`SweepExperiment`, :func:`register_experiment`): its settings dataclass,
 how one trial runs it, and how its runs become a table and plots. Built in: ``"coin"`` (the Coin Game experiment,
-:class:`~sb3_contracts.multiagent.settings.CoinExperimentConfig`) and ``"tree"`` (ContractDQN on a random binary
-tree, :class:`~sb3_contracts.tree_experiment.TreeExperimentConfig`). Example::
+:class:`~sb3_contracts.experiments.coin.settings.CoinExperimentConfig`) and ``"tree"`` (ContractDQN on a random binary
+tree, :class:`~sb3_contracts.experiments.tree.TreeExperimentConfig`). Example::
 
-    from sb3_contracts.distributed.sweep import run_sweep
+    from sb3_contracts.sweeps import run_sweep
 
     run_sweep("coin", grid={"reward_rule": ["parl", "lola"]}, seeds=[0, 1, 2], out="runs/sweep_rules")
     # sb3-contracts table runs/sweep_rules: a row per trial, the seeds pooled per setting
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_contracts.distributed.phases import RAY_EXTRA, check_address, experiment_folder, init_ray, ray_available
+from sb3_contracts.experiments.runner import RAY_EXTRA, check_address, experiment_folder, init_ray, ray_available
 
 #: Files of a sweep's folder: its specification; per trial Tune's parameters and reported results, and a mark
 #: written once the trial's run returned (Tune keeps trial states in files of its own, not meant to be read).
@@ -88,8 +88,8 @@ class SweepExperiment:
 
 def _run_coin(config: Any, trial: Trial) -> None:
     """A Coin Game trial: reports and checkpoints each phase; a resumed trial skips the checkpointed phases."""
-    from sb3_contracts.distributed.phases import PhaseRecord, load_phases, save_phases
-    from sb3_contracts.multiagent.pipeline import run_pipeline
+    from sb3_contracts.experiments.coin.experiment import run_pipeline
+    from sb3_contracts.experiments.runner import PhaseRecord, load_phases, save_phases
 
     done = load_phases(trial.restored) if trial.restored is not None else {}
     checkpoint = Path(tempfile.mkdtemp(prefix="phases_"))  # outside trial.folder: not synced twice
@@ -108,7 +108,7 @@ def _run_coin(config: Any, trial: Trial) -> None:
 
 def _run_tree(config: Any, trial: Trial) -> None:
     """A tree trial: reports every exact evaluation, checkpoints the trained model (an unfinished trial restarts)."""
-    from sb3_contracts.tree_experiment import run_tree_experiment
+    from sb3_contracts.experiments.tree import run_tree_experiment
 
     def on_evaluation(steps: int, evaluation: Any) -> None:
         trial.report({"steps": steps, **evaluation.as_dict()})
@@ -125,7 +125,7 @@ def _run_two_phase(config: Any, trial: Trial) -> None:
     """A two-phase trial: one experiment (minutes), reported at its end; an unfinished trial restarts."""
     import torch as th
 
-    from sb3_contracts.incentives.experiment import run_experiment
+    from sb3_contracts.experiments.two_phase import run_experiment
 
     th.set_num_threads(1)
     _, metrics = run_experiment(config.settings(), trial.folder)
@@ -135,46 +135,46 @@ def _run_two_phase(config: Any, trial: Trial) -> None:
 
 
 def _two_phase_table(runs: Sequence[Path]) -> str:
-    from sb3_contracts.incentives.experiment import two_phase_table
+    from sb3_contracts.experiments.two_phase import two_phase_table
 
     return two_phase_table(runs)
 
 
 def _two_phase_plot(runs: Sequence[Path], png: Path) -> Path:
-    from sb3_contracts.incentives.experiment import load_two_phase_metrics
-    from sb3_contracts.incentives.plots import plot_final_ratios
+    from sb3_contracts.experiments.two_phase import load_two_phase_metrics
+    from sb3_contracts.experiments.two_phase_plots import plot_final_ratios
 
     return plot_final_ratios([load_two_phase_metrics(run) for run in runs], png)
 
 
 def _coin_table(runs: Sequence[Path]) -> str:
-    from sb3_contracts.multiagent.plots import results_table
+    from sb3_contracts.experiments.coin.plots import results_table
 
     return results_table(runs)
 
 
 def _coin_plot(runs: Sequence[Path], png: Path) -> Path:
-    from sb3_contracts.multiagent.plots import plot_figure2
+    from sb3_contracts.experiments.coin.plots import plot_figure2
 
     return plot_figure2(runs, png)
 
 
 def _tree_table(runs: Sequence[Path]) -> str:
-    from sb3_contracts.tree_experiment import tree_table
+    from sb3_contracts.experiments.tree import tree_table
 
     return tree_table(runs)
 
 
 def _tree_plot(runs: Sequence[Path], png: Path) -> Path:
-    from sb3_contracts.tree_experiment import plot_tree_curves
+    from sb3_contracts.experiments.tree import plot_tree_curves
 
     return plot_tree_curves(runs, png)
 
 
 def _builtin_experiments() -> dict[str, SweepExperiment]:
-    from sb3_contracts.incentives.experiment import TwoPhaseRun
-    from sb3_contracts.multiagent.settings import CoinExperimentConfig
-    from sb3_contracts.tree_experiment import TreeExperimentConfig
+    from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+    from sb3_contracts.experiments.tree import TreeExperimentConfig
+    from sb3_contracts.experiments.two_phase import TwoPhaseRun
 
     return {
         "coin": SweepExperiment("coin", CoinExperimentConfig, _run_coin, _coin_table, _coin_plot, phases=True),

@@ -23,11 +23,11 @@ from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
 from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
 from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
 from sb3_contracts.envs.checks import check_int
-from sb3_contracts.envs.coin_game import N_ACTIONS, REWARD_RULES, resolve_config
-from sb3_contracts.multiagent.baselines import ALGOS
-from sb3_contracts.multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
+from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameConfig
+from sb3_contracts.experiments.coin.baselines import ALGOS
 
 #: The encoder of every learner of the experiment: the agent-centric grid re-centred on its observer.
 POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor)
@@ -38,7 +38,7 @@ REPLAYS = ("uniform", "prioritized")
 #: Agents facing contracts also read their contract's recommendation as a one-hot (baselines see no contract).
 CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
 #: The principal's hyperparameters (App. D.2 scaled down: Huber loss, gradient-norm clipping 10, 4 gradient steps
-#: per step of the games). Steps are game steps; the nudge comes from :data:`PRESETS`.
+#: per step of the games). Steps are game steps; the nudge comes from :data:`BUDGETS`.
 PRINCIPAL_HYPERPARAMS: dict[str, Any] = dict(
     learning_rate=5e-4, learning_rate_final=1e-4, buffer_size=100_000, learning_starts=1_000, batch_size=128,
     train_freq=1, gradient_steps=4, target_update_interval=2_000, exploration_initial_eps=0.4,
@@ -57,13 +57,13 @@ AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
 RULE_AGENT_KWARGS: dict[str, dict[str, dict[str, Any]]] = {"parl": {}, "lola": {"dqn": {"learning_rate": 1e-3}}}
 #: Per preset: step budgets (principal: game steps; agents and baselines: agent-steps) and the nudge ξ paid on
 #: every followed recommendation.
-PRESETS: dict[str, dict[str, Any]] = {
+BUDGETS: dict[str, dict[str, Any]] = {
     "3x3": dict(principal_steps=150_000, agent_steps=300_000, baseline_steps=300_000, nudge=0.1),
     "7x7": dict(principal_steps=500_000, agent_steps=1_000_000, baseline_steps=1_000_000, nudge=0.035),
 }
 #: The registered ids of the principal's and the agents' views per preset (Gymnasium's convention for variants,
 #: as ``FrozenLake8x8-v1``): the keys of the zoo files.
-ENV_IDS: dict[str, dict[str, str]] = {
+PRESET_ENV_IDS: dict[str, dict[str, str]] = {
     "3x3": {"principal": "ContractCoinGame-v0", "agents": "ContractCoinGameAgents-v0"},
     "7x7": {"principal": "ContractCoinGame7x7-v0", "agents": "ContractCoinGameAgents7x7-v0"},
 }
@@ -88,22 +88,28 @@ def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
     return LinearSchedule(start, 0.0, 1.0)
 
 
-@dataclass
-class CoinExperimentConfig:
-    """What :func:`~sb3_contracts.multiagent.pipeline.run_pipeline` runs (see the module docstring for units)."""
+#: The game's defaults, read once from :class:`~sb3_contracts.envs.coin_game.CoinGameConfig` (their one home).
+_GAME = CoinGameConfig()
+#: The experiment's fields that are the game's (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields).
+GAME_FIELDS = ("preset", "reward_rule", "contested", "n_agents")
 
-    preset: str = "3x3"
+
+@dataclass(frozen=True)
+class CoinExperimentConfig:
+    """What :func:`~sb3_contracts.experiments.coin.experiment.run_pipeline` runs (module docstring: units)."""
+
+    preset: str = _GAME.preset
     """the Coin Game preset: ``"3x3"`` (3x3 grid, 20 steps: the paper's appendix) or ``"7x7"`` (7x7, 50 steps)"""
     seed: int = 0
     """seed of every phase (each phase adds its own offset, so phases see distinct games)"""
-    reward_rule: str = "parl"
+    reward_rule: str = _GAME.reward_rule
     """``"parl"`` (the paper's: +1 own coin, +0.2 another's) or ``"lola"`` (a taken coin costs its owner 2)"""
-    contested: str = "random"
+    contested: str = _GAME.contested
     """who collects a coin several players reach together: one of them at random (``"random"``, the public
     reproduction's rule and the paper's "grab each other's coins": the dilemma the experiment leads with) or
     ``"all"`` of them (rllib's default, where two players herding onto a coin earn 1.2 and selfish play is
     nearly optimal)"""
-    n_agents: int = 2
+    n_agents: int = _GAME.n_agents
     """players (2 to 4); the exact optimum exists for 2 only"""
     alpha: float = 0.1
     """the principal's weight of welfare against payments: its utility is ``welfare / alpha - payments``"""
@@ -144,15 +150,11 @@ class CoinExperimentConfig:
     """torch threads (1 is fastest for these small networks)"""
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        if self.reward_rule not in REWARD_RULES:
-            raise ValueError(f"reward_rule must be one of {REWARD_RULES}, got {self.reward_rule!r}")
+        self.game_config()  # the game's own checks (its one home), before any phase runs
         check_int("seed", self.seed, 0)
-        resolve_config(**self.game_kwargs())  # the game's own checks, before any phase runs
         for name in ("principal_steps", "agent_steps", "baseline_steps", "nudge"):
             if getattr(self, name) is None:
-                setattr(self, name, PRESETS[self.preset][name])
+                object.__setattr__(self, name, BUDGETS[self.preset][name])
         for name in ("n_games", "principal_steps", "agent_steps", "baseline_steps", "eval_games", "eval_episodes",
                      "threads"):
             value = getattr(self, name)
@@ -170,7 +172,7 @@ class CoinExperimentConfig:
             raise ValueError(f"contract_form must be one of {CONTRACT_FORMS}, got {self.contract_form!r}")
         if self.replay not in REPLAYS:
             raise ValueError(f"replay must be one of {REPLAYS}, got {self.replay!r}")
-        self.algos = tuple(self.algos)
+        object.__setattr__(self, "algos", tuple(self.algos))
         if not self.algos or any(algo not in ALGOS for algo in self.algos):
             raise ValueError(f"algos must be a non-empty subset of {sorted(ALGOS)}, got {self.algos!r}")
         if not set(self.agent_kwargs) <= set(ALGOS):
@@ -179,9 +181,12 @@ class CoinExperimentConfig:
             self.agent_hyperparams(algo)  # a bad learning rate fails here, not after the principal's training
 
     def game_kwargs(self) -> dict[str, Any]:
-        """The Coin Game arguments of every phase."""
-        return {"preset": self.preset, "reward_rule": self.reward_rule, "contested": self.contested,
-                "n_agents": self.n_agents}
+        """The Coin Game arguments of every phase (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields)."""
+        return {name: getattr(self, name) for name in GAME_FIELDS}
+
+    def game_config(self) -> CoinGameConfig:
+        """The game every phase plays."""
+        return CoinGameConfig(**self.game_kwargs())
 
     def agent_hyperparams(self, algo: str, schedules: bool = True) -> dict[str, Any]:
         """
@@ -245,10 +250,10 @@ def zoo_hyperparams(reward_rule: str = "parl") -> dict[str, dict[str, dict[str, 
     :param reward_rule: the reward rule whose agent hyperparameters to write
     """
     files: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in ZOO_FILES}
-    for preset, ids in ENV_IDS.items():
+    for preset, ids in PRESET_ENV_IDS.items():
         config = CoinExperimentConfig(preset, reward_rule=reward_rule)
         principal = config.principal_hyperparams()
-        principal["callback"] = "sb3_contracts.multiagent.metrics.CoinMetricsCallback"
+        principal["callback"] = "sb3_contracts.experiments.coin.metrics.CoinMetricsCallback"
         files["contract_dqn_multiagent"][ids["principal"]] = _zoo_entry(
             principal, config.principal_steps, config.n_games,
             {"reward_rule": reward_rule, "contested": config.contested, "alpha": config.alpha})
@@ -275,7 +280,8 @@ def write_zoo_configs(folder: str | Path) -> list[Path]:
         existing = yaml.safe_load(path.read_text()) if path.is_file() else {}
         existing.update(entries)
         header = (f"# rl-zoo3 hyperparameters of {name}, env ids at the top level. The Coin Game entries are\n"
-                  "# generated by sb3_contracts.multiagent.settings.write_zoo_configs (a test keeps them equal).\n")
+                  "# generated by sb3_contracts.experiments.coin.settings.write_zoo_configs\n"
+                  "# (a test keeps them equal).\n")
         path.write_text(header + yaml.safe_dump(existing, sort_keys=False))
         written.append(path)
     return written
@@ -299,7 +305,7 @@ def read_zoo_overrides(paths: list[str | Path], preset: str) -> dict[str, Any]:
             raise ValueError(f"--conf-file {path}: the file's name must be one of {[f + '.yml' for f in ZOO_FILES]}")
         role = "principal" if algo == "contract_dqn_multiagent" else "agents"
         entries = yaml.safe_load(path.read_text()) or {}
-        env_id = ENV_IDS[preset][role]
+        env_id = PRESET_ENV_IDS[preset][role]
         if env_id not in entries:
             raise ValueError(f"--conf-file {path} has no entry for {env_id}")
         entry = {key: value for key, value in entries[env_id].items()

@@ -1,7 +1,7 @@
 """The Coin Game experiment's metrics (the paper's Figure 2), as plain functions of rollouts and returns.
 
 Rollout arrays are indexed ``[step, episode, agent]`` (``T x E x n``); per-episode statistics ``[episode,
-agent]``. Follow flags use the convention of :mod:`sb3_contracts.multiagent.common`: ``1`` followed, ``0``
+agent]``. Follow flags use the convention of :mod:`sb3_contracts.game.settlement`: ``1`` followed, ``0``
 deviated, ``-1`` no recommendation (excluded from the follow rate).
 """
 

@@ -1,0 +1,1 @@
+"""The Coin Game experiment: its settings, phases, baselines, metrics and plots."""
