@@ -32,14 +32,14 @@ from sb3_contracts.experiments.coin.experiment import (
     train_agents,
     train_principal,
 )
-from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.experiments.coin.settings import CoinSettings
 from sb3_contracts.game.coin_agents_view import coin_principal
 from sb3_contracts.game.responders import make_responder
 
 FIGURES = ("welfare", "payments", "payment_share", "follow_rate", "followed_exactly_welfare", "optimal_ratio")
 
 
-def run_one(config: CoinExperimentConfig) -> dict[str, float]:
+def run_one(config: CoinSettings) -> dict[str, float]:
     """Principal, DQN validation and evaluation of one config."""
     start, cpu_start = time.perf_counter(), time.process_time()
     principal = train_principal(config)
@@ -112,18 +112,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", type=int, default=3, choices=(3, 7))
     parser.add_argument("--vary", nargs="+", required=True, metavar=("SETTING", "VALUE"),
-                        help="a CoinExperimentConfig field and its values, e.g. alpha 0.01 0.1 1")
+                        help="a CoinSettings field and its values, e.g. alpha 0.01 0.1 1")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed CoinExperimentConfig fields")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed CoinSettings fields")
     parser.add_argument("--plot", default=None, help="PNG of the welfare-payment frontier")
     parser.add_argument("--out", default=None, help="folder of one JSON file per run; runs already there are not rerun")
     args = parser.parse_args()
-    names = {field.name for field in fields(CoinExperimentConfig)}
+    names = {field.name for field in fields(CoinSettings)}
     name, *values = args.vary
     fixed = dict(item.split("=", 1) for item in args.set)
     for key in (name, *fixed):
         if key not in names:
-            raise SystemExit(f"--vary/--set: {key!r} is not a CoinExperimentConfig field ({sorted(names)})")
+            raise SystemExit(f"--vary/--set: {key!r} is not a CoinSettings field ({sorted(names)})")
     if not values:
         raise SystemExit("--vary needs a setting and at least one value")
     th.set_num_threads(1)
@@ -131,7 +131,7 @@ def main() -> None:
     for value in map(parse_value, values):
         for seed in args.seeds:
             settings = {key: parse_value(text) for key, text in fixed.items()} | {name: value, "seed": seed}
-            config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", algos=("dqn",), **settings)
+            config = CoinSettings(preset=f"{args.grid}x{args.grid}", algos=("dqn",), **settings)
             path = run_file(args.out, name, value, fixed, seed) if args.out else None
             if path is not None and path.is_file():
                 rows.append(json.loads(path.read_text()))

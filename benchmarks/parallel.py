@@ -1,6 +1,6 @@
 """Parallel phases (issue 15): the same Coin Game experiment in sequence and as parallel Ray tasks, one JSON line last.
 
-Runs :func:`~sb3_contracts.experiments.coin.experiment.run_pipeline` twice in one invocation on the same settings (the
+Runs the Coin Game experiment twice in one invocation on the same settings (the
 preset's budgets by default, one seed): first in sequence in this process, then with its phases as Ray tasks of one
 CPU each on a local Ray of ``--cpus`` CPUs (started before the clock runs: the walls compare the phases, not Ray's
 start). Prints ``sequential_wall_s``, ``parallel_wall_s``, ``speedup``, ``results_match`` (every figure equal, the
@@ -10,7 +10,7 @@ average before and after each run (the speedup is only meaningful when the CPUs 
 
 Usage::
 
-    python benchmarks/parallel.py --grid 3 --seed 0          # 7x7: --grid 7
+    python benchmarks/parallel.py --preset 3x3 --seed 0          # 7x7: --preset 7x7
 """
 
 from __future__ import annotations
@@ -21,15 +21,17 @@ import os
 import time
 from typing import Any
 
-from sb3_contracts.experiments.coin.experiment import coin_phases, run_pipeline
-from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.coin.experiment import EXPERIMENT, coin_phases
+from sb3_contracts.experiments.coin.settings import CoinSettings
+from sb3_contracts.experiments.options import add_settings_arguments, settings_from_args
 from sb3_contracts.experiments.runner import init_ray, ordered
 
 #: What must be equal for the two runs to match (the timings differ by nature).
 COMPARED = ("config", "principal_follow", "validation", "ratios", "baselines", "summary")
 
 
-def predicted_wall(config: CoinExperimentConfig, seconds: dict[str, float], cpus: int) -> float:
+def predicted_wall(config: CoinSettings, seconds: dict[str, float], cpus: int) -> float:
     """
     The wall of the parallel schedule given each phase's time: the first ready phase in the DAG's order takes the
     next free CPU, as :func:`~sb3_contracts.experiments.runner.run_phases` does.
@@ -45,28 +47,21 @@ def predicted_wall(config: CoinExperimentConfig, seconds: dict[str, float], cpus
     return now
 
 
-def timed(config: CoinExperimentConfig, parallel: bool, out: str | None) -> tuple[dict[str, Any], float, list]:
+def timed(config: CoinSettings, parallel: bool, out: str | None) -> tuple[dict[str, Any], float, list]:
     loads = [os.getloadavg()[0]]
     start = time.perf_counter()
-    results = run_pipeline(config, out, parallel=parallel, log=print)
+    results = run_experiment(EXPERIMENT, config, out, parallel=parallel, log=print)
     wall = time.perf_counter() - start
     return results, wall, loads + [os.getloadavg()[0]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, default=3, choices=(3, 7), help="3 or 7")
-    parser.add_argument("--seed", type=int, default=0)
+    add_settings_arguments(parser, CoinSettings)  # the experiment's settings: one name and default each
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray (default: all)")
     parser.add_argument("--out", default=None, help="write both runs' folders under this one (default: no files)")
-    # step budgets: the preset's (sb3_contracts.experiments.coin.settings.PRESETS) unless given, e.g. for a quick check
-    parser.add_argument("--principal-steps", type=int, default=None)
-    parser.add_argument("--agent-steps", type=int, default=None)
-    parser.add_argument("--baseline-steps", type=int, default=None)
     args = parser.parse_args()
-    config = CoinExperimentConfig(preset=f"{args.grid}x{args.grid}", seed=args.seed,
-                                  principal_steps=args.principal_steps, agent_steps=args.agent_steps,
-                                  baseline_steps=args.baseline_steps)
+    config = settings_from_args(CoinSettings, args)
     start = time.perf_counter()
     init_ray(num_cpus=args.cpus, include_dashboard=False)
     ray_start = time.perf_counter() - start
@@ -76,7 +71,7 @@ def main() -> None:
     match = all(json.dumps(sequence[key], sort_keys=True) == json.dumps(parallel[key], sort_keys=True)
                 for key in COMPARED)
     print(json.dumps({
-        "grid": args.grid, "seed": args.seed, "cpus": args.cpus, "principal_steps": config.principal_steps,
+        "preset": config.preset, "seed": config.seed, "cpus": args.cpus, "principal_steps": config.principal_steps,
         "agent_steps": config.agent_steps, "baseline_steps": config.baseline_steps,
         "sequential_wall_s": round(sequential_wall, 1), "parallel_wall_s": round(parallel_wall, 1),
         "speedup": round(sequential_wall / parallel_wall, 3), "parallel_over_sequential": round(

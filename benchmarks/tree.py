@@ -39,7 +39,8 @@ from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
-from sb3_contracts.experiments.tree import TreeExperimentConfig, run_tree_experiment
+from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings
 from sb3_contracts.game.batch import StartStates, parse_start_states
 from sb3_contracts.solvers import solve_spe
 
@@ -60,11 +61,11 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
 
 def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
                      overrides: dict[str, Any]) -> dict[str, float]:
-    """One ContractDQN run: the tree experiment (:func:`~sb3_contracts.experiments.tree.run_tree_experiment`)."""
-    config = TreeExperimentConfig(depth=args.depth, tree_seed=tree, seed=trial, iterations=args.iterations,
+    """One ContractDQN run: the tree experiment (:data:`~sb3_contracts.experiments.tree.EXPERIMENT`)."""
+    config = TreeSettings(depth=args.depth, tree_seed=tree, seed=trial, iterations=args.iterations,
                                   n_envs=args.n_envs, start_states=args.start_states, n_evaluations=N_EVALUATIONS,
                                   hyperparams=overrides, threads=args.threads)
-    _, results = run_tree_experiment(config)
+    results = run_experiment(EXPERIMENT, config)
     final, history = results["final"], results["history"]
     nudge = {**binary_tree_hyperparams(args.n_envs), **overrides}.get("nudge", 0.0)
     return {"utility_ratio": final["utility_ratio"], "accuracy": final["accuracy"],

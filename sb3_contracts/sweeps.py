@@ -1,9 +1,9 @@
 """Sweeps: a grid of settings x seeds of an experiment, run as Ray Tune trials (in sequence without Ray).
 
-An experiment is a pluggable entry (:class:`SweepExperiment`, :func:`register_experiment`): its settings dataclass,
-how one trial runs it, and how its runs become a table and plots. Built in: ``"coin"`` (the Coin Game experiment,
-:class:`~sb3_contracts.experiments.coin.settings.CoinExperimentConfig`) and ``"tree"`` (ContractDQN on a random binary
-tree, :class:`~sb3_contracts.experiments.tree.TreeExperimentConfig`). Example::
+Any experiment known by its name (:func:`sb3_contracts.experiments.get_experiment`: the built-in ``coin``, ``tree``,
+``two_phase`` and ``bandit``, and those registered with :func:`~sb3_contracts.experiments.register_experiment`) can
+be swept: a trial is one run of :func:`~sb3_contracts.experiments.runner.run_experiment` with its settings; nothing
+here is written for one experiment. Example::
 
     from sb3_contracts.sweeps import run_sweep
 
@@ -13,9 +13,9 @@ tree, :class:`~sb3_contracts.experiments.tree.TreeExperimentConfig`). Example::
 **Trials.** One per combination of the grid's values and seed, named after them (``003_reward_rule=lola_seed=1``).
 Each trial asks Ray for one CPU, or with ``phase_cpus=k`` for k CPUs on one node (a ``STRICT_PACK`` placement group)
 on which the experiment's phases run as parallel tasks. A trial writes its experiment's files (``metrics.json``,
-models, TensorBoard) into its folder of the sweep, reports its headline metrics to Tune as it goes (the coin
-experiment after each phase, the tree experiment after each evaluation) and checkpoints its models (the coin
-experiment: every finished phase, so that a resumed trial skips them).
+models, TensorBoard) into its folder of the sweep, reports each finished phase's figures to Tune and, for
+experiments whose phase outputs are checkpointable, checkpoints every finished phase, so that a resumed trial skips
+them (the others restart).
 
 **Resuming.** The sweep's folder holds Tune's state; running the same sweep again into it (or
 :func:`resume_sweep`) restores it with ``Tuner.restore``: finished trials are not run again, unfinished and failed
@@ -41,7 +41,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_contracts.experiments.runner import RAY_EXTRA, check_address, experiment_folder, init_ray, ray_available
+from sb3_contracts.experiments import get_experiment
+from sb3_contracts.experiments.runner import (
+    RAY_EXTRA,
+    Experiment,
+    PhaseRecord,
+    check_address,
+    experiment_folder,
+    init_ray,
+    load_phases,
+    ray_available,
+    run_experiment,
+    save_phases,
+)
 
 #: Files of a sweep's folder: its specification; per trial Tune's parameters and reported results, and a mark
 #: written once the trial's run returned (Tune keeps trial states in files of its own, not meant to be read).
@@ -65,156 +77,38 @@ class Trial:
     report: Callable[..., None]
 
 
-@dataclass(frozen=True)
-class SweepExperiment:
+def _scalars(output: Any, prefix: str = "") -> dict[str, float]:
+    """The numbers of a phase's output, flattened (``a/b`` for nested dicts): what a trial reports to Tune."""
+    if isinstance(output, dict):
+        return {key: value for name, item in output.items() if name != "model"
+                for key, value in _scalars(item, f"{prefix}{name}/").items()}
+    if isinstance(output, (int, float)) and not isinstance(output, bool):
+        return {prefix.rstrip("/"): float(output)}
+    return {}
+
+
+def _run_trial(entry: Experiment, config: Any, trial: Trial) -> None:
     """
-    An experiment a sweep can run.
-
-    :param name: its name (``sb3-contracts sweep <name>``)
-    :param config: its settings dataclass; called with a trial's settings, it validates them. It has a ``seed``
-    :param run: ``run(config, trial)`` runs one trial (:class:`Trial`), reporting as it goes
-    :param table: ``table(runs)``: the Markdown table of runs of one setting (their folders), seeds pooled
-    :param plot: ``plot(runs, png)``: the figure of runs of one setting
-    :param phases: whether its phases can run in parallel inside a trial (``phase_cpus`` > 1)
+    One trial: the experiment's run into the trial's folder, each finished phase reported (and checkpointed when
+    the experiment's phase outputs allow it, so that a resumed trial skips them).
     """
-
-    name: str
-    config: type
-    run: Callable[[Any, Trial], None]
-    table: Callable[[Sequence[Path]], str]
-    plot: Callable[[Sequence[Path], Path], Path]
-    phases: bool = False
-
-
-def _run_coin(config: Any, trial: Trial) -> None:
-    """A Coin Game trial: reports and checkpoints each phase; a resumed trial skips the checkpointed phases."""
-    from sb3_contracts.experiments.coin.experiment import run_pipeline
-    from sb3_contracts.experiments.runner import PhaseRecord, load_phases, save_phases
-
-    done = load_phases(trial.restored) if trial.restored is not None else {}
+    done = load_phases(trial.restored) if trial.restored is not None and entry.checkpoints else {}
     checkpoint = Path(tempfile.mkdtemp(prefix="phases_"))  # outside trial.folder: not synced twice
-    save_phases(checkpoint, done)
+    if entry.checkpoints:
+        save_phases(checkpoint, done)
 
     def on_phase(name: str, record: PhaseRecord) -> None:
-        save_phases(checkpoint, {name: record})
-        figures = {key: value for key, value in record.output.items() if key not in ("model", "algo")}
-        trial.report({"phase": name, "phases_done": len(list(checkpoint.glob("*.json"))), name: figures},
-                     checkpoint=checkpoint)
+        metrics = {"phase": name, name: _scalars(record.output)}
+        if entry.checkpoints:
+            save_phases(checkpoint, {name: record})
+            trial.report({**metrics, "phases_done": len(list(checkpoint.glob("*.json")))}, checkpoint=checkpoint)
+        else:
+            trial.report(metrics)
 
-    results = run_pipeline(config, trial.folder, parallel=trial.phase_cpus > 1, done=done, on_phase=on_phase)
-    trial.report({"phase": "summary", **results["summary"]})
+    results = run_experiment(entry, config, trial.folder, parallel=trial.phase_cpus > 1, done=done,
+                             on_phase=on_phase)
+    trial.report({"phase": "summary", **_scalars(results["summary"])})
     shutil.rmtree(checkpoint, ignore_errors=True)
-
-
-def _run_tree(config: Any, trial: Trial) -> None:
-    """A tree trial: reports every exact evaluation, checkpoints the trained model (an unfinished trial restarts)."""
-    from sb3_contracts.experiments.tree import run_tree_experiment
-
-    def on_evaluation(steps: int, evaluation: Any) -> None:
-        trial.report({"steps": steps, **evaluation.as_dict()})
-
-    model, results = run_tree_experiment(config, trial.folder, on_evaluation=on_evaluation)
-    checkpoint = Path(tempfile.mkdtemp(prefix="tree_"))
-    model.save(checkpoint / "model.zip")
-    trial.report({"steps": results["final"]["steps"], "utility_ratio_min_last10": results["utility_ratio_min_last10"],
-                  "wall_s": results["wall_s"]}, checkpoint=checkpoint)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-
-
-def _run_two_phase(config: Any, trial: Trial) -> None:
-    """A two-phase trial: one experiment (minutes), reported at its end; an unfinished trial restarts."""
-    import torch as th
-
-    from sb3_contracts.experiments.two_phase import run_experiment
-
-    th.set_num_threads(1)
-    _, metrics = run_experiment(config.settings(), trial.folder)
-    # no slope where the regret is not positive throughout (the oracle's) or the run is short
-    trial.report({f"{name}/{key}": summary[key] for name, summary in metrics["summaries"].items()
-                  for key in ("final_welfare_ratio", "welfare_regret_slope", "wall_s") if key in summary})
-
-
-def _two_phase_table(runs: Sequence[Path]) -> str:
-    from sb3_contracts.experiments.two_phase import two_phase_table
-
-    return two_phase_table(runs)
-
-
-def _two_phase_plot(runs: Sequence[Path], png: Path) -> Path:
-    from sb3_contracts.experiments.two_phase import load_two_phase_metrics
-    from sb3_contracts.experiments.two_phase_plots import plot_final_ratios
-
-    return plot_final_ratios([load_two_phase_metrics(run) for run in runs], png)
-
-
-def _coin_table(runs: Sequence[Path]) -> str:
-    from sb3_contracts.experiments.coin.plots import results_table
-
-    return results_table(runs)
-
-
-def _coin_plot(runs: Sequence[Path], png: Path) -> Path:
-    from sb3_contracts.experiments.coin.plots import plot_figure2
-
-    return plot_figure2(runs, png)
-
-
-def _tree_table(runs: Sequence[Path]) -> str:
-    from sb3_contracts.experiments.tree import tree_table
-
-    return tree_table(runs)
-
-
-def _tree_plot(runs: Sequence[Path], png: Path) -> Path:
-    from sb3_contracts.experiments.tree import plot_tree_curves
-
-    return plot_tree_curves(runs, png)
-
-
-def _builtin_experiments() -> dict[str, SweepExperiment]:
-    from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
-    from sb3_contracts.experiments.tree import TreeExperimentConfig
-    from sb3_contracts.experiments.two_phase import TwoPhaseRun
-
-    return {
-        "coin": SweepExperiment("coin", CoinExperimentConfig, _run_coin, _coin_table, _coin_plot, phases=True),
-        "tree": SweepExperiment("tree", TreeExperimentConfig, _run_tree, _tree_table, _tree_plot),
-        "two_phase": SweepExperiment("two_phase", TwoPhaseRun, _run_two_phase, _two_phase_table, _two_phase_plot),
-    }
-
-
-_REGISTRY: dict[str, SweepExperiment] = {}
-
-
-def experiments() -> dict[str, SweepExperiment]:
-    """The experiments a sweep can run, by name (the built-in ones and those registered)."""
-    if not _REGISTRY:
-        _REGISTRY.update(_builtin_experiments())
-    return _REGISTRY
-
-
-def register_experiment(experiment: SweepExperiment) -> None:
-    """
-    Make an experiment available to sweeps (``sb3-contracts sweep <name>`` once its module is imported).
-
-    :param experiment: the entry; its name must be new
-    """
-    if not dataclasses.is_dataclass(experiment.config) or "seed" not in _fields(experiment.config):
-        raise ValueError(f"experiment {experiment.name!r}: config must be a settings dataclass with a 'seed' field")
-    if experiment.name in experiments():
-        raise ValueError(f"an experiment named {experiment.name!r} is already registered")
-    _REGISTRY[experiment.name] = experiment
-
-
-def get_experiment(name: str) -> SweepExperiment:
-    """
-    The experiment called ``name``.
-
-    :raise ValueError: naming the known experiments
-    """
-    if name not in experiments():
-        raise ValueError(f"experiment must be one of {sorted(experiments())}, got {name!r}")
-    return experiments()[name]
 
 
 def _fields(config: type) -> list[str]:
@@ -242,7 +136,7 @@ def plan_trials(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None
     """
     entry = get_experiment(experiment)
     grid, settings = dict(grid or {}), dict(settings or {})
-    known = _fields(entry.config)
+    known = _fields(entry.settings)
     for source, keys in (("grid", grid), ("settings", settings)):
         unknown = sorted(set(keys) - set(known))
         if unknown:
@@ -265,7 +159,7 @@ def plan_trials(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None
         varied = {**dict(zip(grid, values, strict=True)), "seed": seed}
         trial_settings = {**settings, **varied}
         try:
-            entry.config(**trial_settings)
+            entry.settings(**trial_settings)
         except TypeError as error:  # a dataclass refusing an argument
             raise ValueError(f"{experiment} settings {trial_settings}: {error}") from error
         trials.append({"name": f"{index:03d}_{_label(varied)}", "settings": trial_settings})
@@ -344,7 +238,7 @@ def _resources(phase_cpus: int) -> Any:
     return tune.PlacementGroupFactory([{}] + [{"CPU": 1}] * phase_cpus, strategy="STRICT_PACK")
 
 
-def _tune_trial(params: dict[str, Any], experiment: SweepExperiment, phase_cpus: int, location: str) -> None:
+def _tune_trial(params: dict[str, Any], experiment: Experiment, phase_cpus: int, location: str) -> None:
     """The Tune trainable: one trial of ``experiment`` (``location``: the sweep's folder or URI)."""
     from ray import tune
 
@@ -364,11 +258,11 @@ def _tune_trial(params: dict[str, Any], experiment: SweepExperiment, phase_cpus:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint) if checkpoint else None)
 
     # Tune runs the trial in its own working directory and copies it into the sweep's folder (sync_artifacts)
-    experiment.run(config, Trial(Path.cwd(), restored, phase_cpus, report))
+    _run_trial(experiment, config, Trial(Path.cwd(), restored, phase_cpus, report))
     (Path.cwd() / FINISHED_FILE).touch()
 
 
-def _run_tune(entry: SweepExperiment, trials: list[dict[str, Any]], location: str, storage_path: str, name: str,
+def _run_tune(entry: Experiment, trials: list[dict[str, Any]], location: str, storage_path: str, name: str,
               resume: bool, phase_cpus: int, max_concurrent: int | None, max_failures: int) -> None:
     from ray import tune
 
@@ -390,7 +284,7 @@ def _run_tune(entry: SweepExperiment, trials: list[dict[str, Any]], location: st
     tuner.fit()
 
 
-def _run_in_sequence(entry: SweepExperiment, trials: list[dict[str, Any]], folder: Path) -> None:
+def _run_in_sequence(entry: Experiment, trials: list[dict[str, Any]], folder: Path) -> None:
     """Without Ray: the trials one after the other in this process, with Tune's files (and its resumption)."""
     for planned in trials:
         trial_folder = folder / planned["name"]
@@ -407,7 +301,7 @@ def _run_in_sequence(entry: SweepExperiment, trials: list[dict[str, Any]], folde
             _append_row(into, metrics)
 
         restored = saved if saved.is_dir() else None
-        entry.run(entry.config(**planned["settings"]), Trial(trial_folder, restored, 1, report))
+        _run_trial(entry, entry.settings(**planned["settings"]), Trial(trial_folder, restored, 1, report))
         (trial_folder / FINISHED_FILE).touch()
 
 
@@ -462,7 +356,7 @@ def run_sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None, 
                                  ("max_failures", max_failures, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ValueError(f"{argument} must be an integer >= {low}, got {value!r}")
-    if phase_cpus > 1 and not entry.phases:
+    if phase_cpus > 1 and not entry.parallel_phases:
         raise ValueError(f"phase_cpus: the {experiment!r} experiment has no phases to run in parallel")
     check_address(address)
     use_ray = ray_available() if use_ray is None else use_ray
@@ -538,7 +432,7 @@ def is_sweep(path: str | Path) -> bool:
     return (Path(path) / SPEC_FILE).is_file()
 
 
-def sweep_groups(folder: str | Path) -> tuple[SweepExperiment, dict[str, list[Path]]]:
+def sweep_groups(folder: str | Path) -> tuple[Experiment, dict[str, list[Path]]]:
     """
     A sweep's finished runs, grouped by setting (everything but the seed), in the grid's order.
 

@@ -166,4 +166,4 @@ def test_the_coin_game_checks_sizes_types_and_action_counts():
     with pytest.raises(ValueError, match="actions must have shape"):
         principal.step(np.zeros((3, 2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="meant for the paper's grids"):
-        optimal_welfare(None, grid_size=12, max_steps=3)
+        optimal_welfare(grid_size=12, max_steps=3)

@@ -25,12 +25,14 @@ def test_bad_depth_is_a_clear_error():
 
 
 def test_tree_trains_and_scores_against_the_spe(tmp_path, capsys):
-    save = tmp_path / "principal.zip"
+    out = tmp_path / "tree"
     assert main(["tree", "--depth", "3", "--iterations", "200", "--n-envs", "4", "--no-progress",
-                 "--tensorboard-log", str(tmp_path / "tb"), "--save", str(save)]) == 0
+                 "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.0 <= result["accuracy"] <= 1.0 and result["utility_ratio"] <= 1.0 + 1e-9
-    assert save.exists() and any((tmp_path / "tb").iterdir())
+    assert (out / "model.zip").exists() and any((out / "tb").iterdir())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["experiment"] == "tree" and metrics["config"]["depth"] == 3
     with pytest.raises(SystemExit, match="iterations"):
         main(["tree", "--iterations", "0"])
 
@@ -64,15 +66,17 @@ def test_zoo_config_matches_the_tree_presets():
 @pytest.mark.parametrize(("argv", "message"), [
     (["coin", "--seed", "-1"], "seed must be >= 0, got -1"),
     (["coin", "--out", "{file}"], "--out must be a folder, but .* is a file"),
-    (["tree", "--depth", "3", "--save", "{file}/model"], "--save .*: .* is a file, not a folder"),
-    (["tree", "--depth", "3", "--save", "{folder}"], "--save .* is a folder: give a file name"),
+    (["tree", "--depth", "3", "--out", "{file}"], "--out must be a folder, but .* is a file"),
+    (["tree", "--depth", "0"], "depth must be a positive integer, got 0"),
+    (["tree", "--tree-seed", "-2"], "tree_seed must be a non-negative integer, got -2"),
     (["two-phase", "--out", "{file}"], "--out must be a folder"),
+    (["bandit", "--horizon", "0"], "horizon"),
     (["table", "{folder}/missing"], "no metrics.json at"),
 ])
 def test_user_errors_are_one_line_naming_the_option_before_any_training(argv, message, tmp_path, monkeypatch):
-    import sb3_contracts.experiments.tree as tree_experiment
+    import sb3_contracts.experiments.runner as runner
 
-    monkeypatch.setattr(tree_experiment, "run_tree_experiment", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(runner, "run_phases", lambda *a, **k: pytest.fail("training started"))
     (tmp_path / "file").write_text("")
     argv = [arg.format(file=tmp_path / "file", folder=tmp_path) for arg in argv]
     with pytest.raises(SystemExit, match=message):

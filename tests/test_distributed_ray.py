@@ -14,11 +14,13 @@ pytest.importorskip("ray.tune")
 
 from test_phases import MICRO, TREE, same_results  # noqa: E402
 
-from sb3_contracts import sweeps  # noqa: E402
+from sb3_contracts import experiments, sweeps  # noqa: E402
 from sb3_contracts.cli import main  # noqa: E402
-from sb3_contracts.experiments.coin.experiment import run_pipeline  # noqa: E402
-from sb3_contracts.experiments.coin.settings import CoinExperimentConfig  # noqa: E402
-from sb3_contracts.sweeps import register_experiment, run_sweep  # noqa: E402
+from sb3_contracts.experiments import Experiment, register_experiment, run_experiment  # noqa: E402
+from sb3_contracts.experiments.coin.experiment import EXPERIMENT, coin_phases  # noqa: E402
+from sb3_contracts.experiments.coin.settings import CoinSettings  # noqa: E402
+from sb3_contracts.experiments.runner import Phase  # noqa: E402
+from sb3_contracts.sweeps import run_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,10 +34,10 @@ def local_ray():
 
 
 def test_parallel_phases_find_what_the_sequence_finds(tmp_path):
-    config = CoinExperimentConfig(**{**MICRO, "algos": ("dqn", "ppo"), "agent_kwargs": {
+    config = CoinSettings(**{**MICRO, "algos": ("dqn", "ppo"), "agent_kwargs": {
         "dqn": {"learning_starts": 50}, "ppo": {"n_steps": 16, "batch_size": 32}}})
-    sequence = run_pipeline(config, tmp_path / "sequence", parallel=False)
-    parallel = run_pipeline(config, tmp_path / "parallel", parallel=True)
+    sequence = run_experiment(EXPERIMENT, config, tmp_path / "sequence", parallel=False)
+    parallel = run_experiment(EXPERIMENT, config, tmp_path / "parallel", parallel=True)
     assert same_results(sequence, parallel)
     assert parallel["timings"].keys() == sequence["timings"].keys()
     for folder in ("sequence", "parallel"):  # the same files: one TensorBoard run per phase, the principal
@@ -52,9 +54,10 @@ def test_a_sweep_of_two_trials_runs_them_on_tune_and_the_cli_reads_it(tmp_path, 
     for name in ("000_seed=0", "001_seed=1"):
         trial = out / name
         assert (trial / "metrics.json").is_file() and (trial / "tb").is_dir()
-        assert list(trial.glob("checkpoint_*/model.zip"))  # the trial's model, checkpointed
+        assert list(trial.glob("checkpoint_*/principal.zip"))  # the trial's phase (its model), checkpointed
         rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
-        assert [row["steps"] for row in rows[:2]] == [200, 400]  # reported to Tune at every evaluation
+        assert [row["phase"] for row in rows] == ["principal", "summary"]  # reported to Tune as each phase ends
+        assert rows[-1]["utility_ratio"] == json.loads((trial / "metrics.json").read_text())["summary"]["utility_ratio"]
     assert main(["table", str(out)]) == 0
     assert capsys.readouterr().out.count("| 3 | 0 |") == 2
 
@@ -65,42 +68,47 @@ def test_an_address_where_no_cluster_answers_is_refused_at_once(tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
-def _flaky_coin(config, trial, log: Path):
-    """The coin experiment, whose seed-1 trial crashes once, right after its first checkpoint (the principal)."""
-    with log.open("a") as file:
-        restored = sorted(path.stem for path in trial.restored.glob("*.json")) if trial.restored else []
-        file.write(json.dumps({"seed": config.seed, "restored": restored}) + "\n")
-    crashed = log.with_name("crashed")
-    if config.seed == 1 and not crashed.exists():
-        report = trial.report
+def _flaky_phases(config, context, log: Path):
+    """The coin experiment's phases, each logged as it runs; seed 1's first phase after the principal crashes once."""
 
-        def report_then_crash(metrics, checkpoint=None):
-            report(metrics, checkpoint)
-            if checkpoint is not None:
+    def logged(phase):
+        def run(*inputs):
+            with log.open("a") as file:
+                file.write(json.dumps({"seed": config.seed, "phase": phase.name}) + "\n")
+            crashed = log.with_name("crashed")
+            if config.seed == 1 and phase.name != "principal" and not crashed.exists():
                 crashed.touch()
                 raise RuntimeError("a crash on purpose")
+            return phase.fn(*inputs)
 
-        trial = dataclasses.replace(trial, report=report_then_crash)
-    sweeps._run_coin(config, trial)
+        return Phase(phase.name, run, phase.needs)
+
+    return [logged(phase) for phase in coin_phases(config, context)]
 
 
 def test_a_crashed_trial_resumes_from_its_checkpoint_and_finished_ones_do_not_run_again(tmp_path):
     log = tmp_path / "calls.jsonl"
-    coin = sweeps.experiments()["coin"]
-    register_experiment(dataclasses.replace(coin, name="flaky_coin", run=partial(_flaky_coin, log=log)))
+    register_experiment(dataclasses.replace(EXPERIMENT, name="flaky_coin", phases=partial(_flaky_phases, log=log)))
     try:
         out = tmp_path / "sweep"
         first = run_sweep("flaky_coin", seeds=[0, 1], settings=MICRO, out=out)
         assert [trial["status"] for trial in first["trials"]] == ["finished", "unfinished"]
         second = run_sweep("flaky_coin", seeds=[0, 1], settings=MICRO, out=out)
     finally:
-        sweeps.experiments().pop("flaky_coin")
+        experiments._REGISTERED.pop("flaky_coin")
     assert second["ran"] == ["001_seed=1"] and {trial["status"] for trial in second["trials"]} == {"finished"}
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert sorted(call["seed"] for call in calls) == [0, 1, 1]  # the finished trial ran once
-    assert calls[-1] == {"seed": 1, "restored": ["principal"]}  # the principal was not trained again
+    principals = [call["seed"] for call in calls if call["phase"] == "principal"]
+    assert sorted(principals) == [0, 1]  # neither principal trained twice: seed 1's resumed from its checkpoint
+    assert len([call for call in calls if call["seed"] == 0]) == len(coin_phases(CoinSettings(**MICRO)))
     metrics = json.loads((out / "001_seed=1" / "metrics.json").read_text())
     assert metrics["summary"]["welfare"] > 0 and (out / "001_seed=1" / "principal.zip").is_file()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Nothing:
+    seed: int = 0
+    threads: int = 1
 
 
 def test_a_trial_marked_finished_in_the_sweep_folder_is_not_run_again(tmp_path, monkeypatch):
@@ -118,12 +126,13 @@ def test_a_trial_marked_finished_in_the_sweep_folder_is_not_run_again(tmp_path, 
             return str(staging)
 
     monkeypatch.setattr(tune, "get_context", lambda: Context())
-    experiment = sweeps.SweepExperiment("never", dict, lambda *a: pytest.fail("a finished trial ran again"),
-                                        lambda runs: "", lambda runs, png: png)
+    experiment = Experiment("never", _Nothing, lambda *a: pytest.fail("a finished trial ran again"),
+                            lambda *a: {"summary": {}}, lambda runs: "", lambda runs, png: png)
     params = {"trial": {"name": "000_seed=0", "settings": {}}}
     sweeps._tune_trial(params, experiment, 1, str(sweep_folder))
     with pytest.raises(AssertionError, match="not marked"):
         (sweep_folder / "000_seed=0" / sweeps.FINISHED_FILE).unlink()
         monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
-        experiment = dataclasses.replace(experiment, run=lambda *a: (_ for _ in ()).throw(AssertionError("not marked")))
+        experiment = dataclasses.replace(experiment,
+                                         phases=lambda *a: (_ for _ in ()).throw(AssertionError("not marked")))
         sweeps._tune_trial(params, experiment, 1, str(sweep_folder))

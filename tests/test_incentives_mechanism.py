@@ -97,7 +97,7 @@ def test_mechanism_rejects_bad_input():
 
 def test_cli_two_phase_writes_metrics_plots_and_tensorboard(tmp_path, capsys):
     out = tmp_path / "tp"
-    assert main(["two-phase", "--episodes", "200", "--runs", "2", "--out", str(out)]) == 0
+    assert main(["two-phase", "--episodes", "200", "--n-runs", "2", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["summaries"]) == {"two_phase", "none", "oracle"}
     assert (out / "two_phase.png").exists() and any((out / "tb").iterdir())
@@ -125,12 +125,13 @@ def test_the_finite_horizon_pigouvian_subsidy_closes_the_whole_gap_under_linear_
 
 
 def test_two_firms_one_regulated_the_mechanism_runs_and_steers():
-    from sb3_contracts.experiments.two_phase import ExperimentSettings, run_experiment
+    from sb3_contracts.experiments import run_experiment
+    from sb3_contracts.experiments.two_phase import EXPERIMENT, TwoPhaseSettings
 
-    world = PollutionConfig(horizon=4, max_stock=26, initial_max_stock=4, n_firms=2)
-    settings = ExperimentSettings(world=world, agent="exact", principals=("two_phase", "none"), episodes=1500,
-                                  n_runs=2, mechanism=TwoPhaseConfig(visit_scale=0.0, min_step_episodes=300))
-    _, metrics = run_experiment(settings)
+    settings = TwoPhaseSettings(max_stock=26, n_firms=2, world_kwargs={"horizon": 4, "initial_max_stock": 4},
+                                agent="exact", principals=("two_phase", "none"), episodes=1500, n_runs=2,
+                                mechanism_kwargs={"visit_scale": 0.0, "min_step_episodes": 300})
+    metrics = run_experiment(EXPERIMENT, settings)
     summaries = metrics["summaries"]
     assert summaries["none"]["final_welfare_ratio"] < 0.99
     assert summaries["two_phase"]["final_welfare_ratio"] > summaries["none"]["final_welfare_ratio"]

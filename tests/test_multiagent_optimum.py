@@ -34,7 +34,8 @@ def test_one_step_optimum_matches_brute_force(rule, contested):
     on_coin = core.positions == coin[:, None]
     welfare = np.array([expected_welfare(on, c, rule, contested) for on, c in zip(on_coin, color, strict=True)])
     best = welfare.reshape(n, 16).max(axis=1)
-    assert optimal_welfare(reward_rule=rule, grid_size=g, max_steps=1, contested=contested) == pytest.approx(best.mean())
+    optimum = optimal_welfare(reward_rule=rule, grid_size=g, max_steps=1, contested=contested)
+    assert optimum == pytest.approx(best.mean())
     values = optimal_values(g, 1, rule, contested)
     np.testing.assert_allclose([values[s] for s in states], best)
 

@@ -11,13 +11,14 @@ from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 from sb3_contracts.cli import main
 from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
 from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor
-from sb3_contracts.experiments.coin.experiment import alternate, run_pipeline, train_agents, train_principal
+from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.coin.experiment import EXPERIMENT, alternate, train_agents, train_principal
 from sb3_contracts.experiments.coin.plots import _pooled_margin
 from sb3_contracts.experiments.coin.settings import (
     AGENT_HYPERPARAMS,
-    PRESETS,
+    BUDGETS,
     RULE_AGENT_KWARGS,
-    CoinExperimentConfig,
+    CoinSettings,
     read_zoo_overrides,
     zoo_hyperparams,
 )
@@ -30,7 +31,7 @@ TINY = dict(preset="3x3", n_games=4, principal_steps=800, agent_steps=800, basel
 
 
 def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
-    results = run_pipeline(CoinExperimentConfig(**TINY), tmp_path, parallel=False)
+    results = run_experiment(EXPERIMENT, CoinSettings(**TINY), tmp_path, parallel=False)
     summary = results["summary"]
     for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
                 "constant_proportion_welfare_ratio", "selfish_welfare_ratio"):
@@ -55,7 +56,7 @@ def test_pipeline_runs_end_to_end_and_writes_one_run_per_phase(tmp_path):
 
 
 def test_validation_agents_never_read_the_principals_parameters():
-    config = CoinExperimentConfig(**TINY, algos=("dqn",))
+    config = CoinSettings(**TINY, algos=("dqn",))
     principal = train_principal(config)
     offer = coin_principal(principal)
     parameters = {p.data_ptr() for p in principal.policy.parameters()}
@@ -93,7 +94,7 @@ def test_solo_env_lets_player_zero_learn_while_the_other_follows():
 
 
 def test_alternation_runs_both_learners():
-    config = CoinExperimentConfig(**{**TINY, "principal_steps": 400, "agent_steps": 400})
+    config = CoinSettings(**{**TINY, "principal_steps": 400, "agent_steps": 400})
     principal, agents, coordinator = alternate(config, rounds=2)
     assert [log.round for log in coordinator.history] == [1, 2]
     assert principal.num_timesteps >= 800 and agents.num_timesteps >= 800
@@ -110,7 +111,7 @@ def test_the_zoo_files_are_what_the_settings_generate(tmp_path):
     # and read back, they give the settings' own hyperparameters
     overrides = read_zoo_overrides(["zoo_configs/contract_dqn_multiagent.yml", "zoo_configs/dqn.yml",
                                     "zoo_configs/ppo.yml"], "7x7")
-    config, default = CoinExperimentConfig("7x7", **overrides), CoinExperimentConfig("7x7")
+    config, default = CoinSettings("7x7", **overrides), CoinSettings("7x7")
     assert config.principal_hyperparams() == default.principal_hyperparams()
     for algo in AGENT_HYPERPARAMS:
         assert config.agent_hyperparams(algo, schedules=False) == default.agent_hyperparams(algo, schedules=False)
@@ -120,45 +121,45 @@ def test_the_zoo_files_are_what_the_settings_generate(tmp_path):
 
 def test_bad_config_raises():
     with pytest.raises(ValueError, match="principal_steps must be a positive integer"):
-        CoinExperimentConfig(principal_steps=0)
+        CoinSettings(principal_steps=0)
     with pytest.raises(ValueError, match="algos must be"):
-        CoinExperimentConfig(algos=("a2c",))
+        CoinSettings(algos=("a2c",))
     with pytest.raises(ValueError, match="preset must be one of"):
-        CoinExperimentConfig(preset="5x5")
+        CoinSettings(preset="5x5")
     with pytest.raises(ValueError, match="reward_rule must be one of"):
-        CoinExperimentConfig(reward_rule="gift")
+        CoinSettings(reward_rule="gift")
     with pytest.raises(ValueError, match="learning_rate must be"):
-        CoinExperimentConfig(agent_kwargs={"dqn": {"learning_rate": "exp_1e-3"}})
+        CoinSettings(agent_kwargs={"dqn": {"learning_rate": "exp_1e-3"}})
     with pytest.raises(ValueError, match="agent_kwargs keys must be among"):
-        CoinExperimentConfig(agent_kwargs={"a2c": {}})
+        CoinSettings(agent_kwargs={"a2c": {}})
 
 
 def test_zoo_learning_rate_strings_become_linear_decays():
-    config = CoinExperimentConfig(agent_kwargs={"ppo": {"learning_rate": "lin_2e-4"}})
+    config = CoinSettings(agent_kwargs={"ppo": {"learning_rate": "lin_2e-4"}})
     dqn, ppo = config.agent_hyperparams("dqn")["learning_rate"], config.agent_hyperparams("ppo")["learning_rate"]
     assert AGENT_HYPERPARAMS["dqn"]["learning_rate"] == "lin_1e-3"
     assert [dqn(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5e-4, 0.0])
     assert ppo(0.25) == pytest.approx(5e-5)
     assert json.loads(json.dumps(asdict(config)))["agent_kwargs"] == {"ppo": {"learning_rate": "lin_2e-4"}}
-    constant = CoinExperimentConfig(agent_kwargs={"dqn": {"learning_rate": 3e-4}})
+    constant = CoinSettings(agent_kwargs={"dqn": {"learning_rate": 3e-4}})
     assert constant.agent_hyperparams("dqn")["learning_rate"] == 3e-4
 
 
 def test_the_reward_rule_sets_the_agents_learning_rate_unless_overridden():
-    lola = CoinExperimentConfig(reward_rule="lola")
+    lola = CoinSettings(reward_rule="lola")
     assert lola.agent_hyperparams("dqn")["learning_rate"] == RULE_AGENT_KWARGS["lola"]["dqn"]["learning_rate"]
-    assert callable(CoinExperimentConfig(reward_rule="parl").agent_hyperparams("dqn")["learning_rate"])
-    decayed = CoinExperimentConfig(reward_rule="lola", agent_kwargs={"dqn": {"learning_rate": "lin_1e-3"}})
+    assert callable(CoinSettings(reward_rule="parl").agent_hyperparams("dqn")["learning_rate"])
+    decayed = CoinSettings(reward_rule="lola", agent_kwargs={"dqn": {"learning_rate": "lin_1e-3"}})
     assert decayed.agent_hyperparams("dqn")["learning_rate"](0.5) == pytest.approx(5e-4)
     assert lola.agent_hyperparams("ppo")["learning_rate"] == AGENT_HYPERPARAMS["ppo"]["learning_rate"]
 
 
 def test_presets_set_budgets_and_nudge_unless_overridden():
-    small = CoinExperimentConfig("3x3")
-    large = CoinExperimentConfig("7x7", agent_steps=5, principal_kwargs={"nudge": 0.2})
-    assert small.principal_steps == PRESETS["3x3"]["principal_steps"]
-    assert small.principal_hyperparams()["nudge"] == PRESETS["3x3"]["nudge"]
-    assert large.baseline_steps == PRESETS["7x7"]["baseline_steps"] and large.agent_steps == 5
+    small = CoinSettings("3x3")
+    large = CoinSettings("7x7", agent_steps=5, principal_kwargs={"nudge": 0.2})
+    assert small.principal_steps == BUDGETS["3x3"]["principal_steps"]
+    assert small.principal_hyperparams()["nudge"] == BUDGETS["3x3"]["nudge"]
+    assert large.baseline_steps == BUDGETS["7x7"]["baseline_steps"] and large.agent_steps == 5
     assert large.principal_hyperparams()["nudge"] == 0.2
     # every learner reads the same centred encoder, so that no method is compared with a handicap
     for hyperparams in (small.principal_hyperparams(), *(small.agent_hyperparams(a) for a in AGENT_HYPERPARAMS)):
@@ -167,18 +168,18 @@ def test_presets_set_budgets_and_nudge_unless_overridden():
 
 def test_cli_coin_plot_and_table(tmp_path, capsys):
     out = tmp_path / "coin"
-    assert main(["coin", "--grid", "3", "--seed", "1", "--out", str(out), "--n-games", "4", "--principal-steps",
+    assert main(["coin", "--preset", "3x3", "--seed", "1", "--out", str(out), "--n-games", "4", "--principal-steps",
                  "640", "--agent-steps", "640", "--baseline-steps", "640", "--algos", "dqn", "--no-progress",
                  "--reward-rule", "lola", "--sequential"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["config"]["reward_rule"] == "lola"
-    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", "lola", contested="random"))
+    assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", reward_rule="lola"))
     assert main(["plot", str(out)]) == 0
-    png = out / "figure2.png"
+    png = out / "coin.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    with pytest.raises(SystemExit, match="--grid must be 3 or 7"):
-        main(["coin", "--grid", "5", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="preset must be one of"):
+        main(["coin", "--preset", "5x5", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="no metrics.json"):
         main(["plot", str(tmp_path / "missing")])
     capsys.readouterr()
@@ -193,7 +194,7 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no metrics.json"):
         main(["table", str(tmp_path / "missing")])
     (tmp_path / "run.log").write_text("principal: 640 agent-steps\n")
-    with pytest.raises(SystemExit, match="run.log is not a coin experiment's metrics.json"):
+    with pytest.raises(SystemExit, match="run.log is not JSON"):
         main(["table", str(out), str(tmp_path / "run.log")])
 
 
@@ -211,23 +212,23 @@ def test_the_encoder_and_the_replay_are_options_of_the_experiment():
     from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
     from sb3_contracts.contract_dqn_multiagent.encoders import CoinConvExtractor
 
-    config = CoinExperimentConfig(encoder="conv", replay="prioritized")
+    config = CoinSettings(encoder="conv", replay="prioritized")
     principal = config.principal_hyperparams()
     assert principal["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
     assert principal["replay_buffer_class"] is MultiAgentPrioritizedReplayBuffer
     assert principal["replay_buffer_kwargs"] == {"alpha": 0.4, "beta": 0.0, "final_beta": 0.0, "min_priority": 1e-7}
     assert config.agent_hyperparams("dqn")["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
     # an explicit override still wins over the encoder option
-    custom = CoinExperimentConfig(encoder="conv", agent_kwargs={"ppo": {"policy_kwargs": {"net_arch": [8]}}})
+    custom = CoinSettings(encoder="conv", agent_kwargs={"ppo": {"policy_kwargs": {"net_arch": [8]}}})
     assert custom.agent_hyperparams("ppo")["policy_kwargs"] == {"net_arch": [8]}
     with pytest.raises(ValueError, match="encoder must be one of"):
-        CoinExperimentConfig(encoder="resnet")
+        CoinSettings(encoder="resnet")
     with pytest.raises(ValueError, match="replay must be one of"):
-        CoinExperimentConfig(replay="her")
+        CoinSettings(replay="her")
     # the agents' encoder varies apart from the principal's
-    split = CoinExperimentConfig(encoder="conv", agent_encoder="centred")
+    split = CoinSettings(encoder="conv", agent_encoder="centred")
     assert split.principal_hyperparams()["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
     for algo in ("dqn", "ppo"):
         assert split.agent_hyperparams(algo)["policy_kwargs"]["features_extractor_class"] is CenteredCoinExtractor
     with pytest.raises(ValueError, match="agent_encoder must be one of"):
-        CoinExperimentConfig(agent_encoder="resnet")
+        CoinSettings(agent_encoder="resnet")

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from sb3_contracts.cli import main
-from sb3_contracts.experiments.coin.experiment import coin_phases, run_pipeline
-from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
+from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.coin.experiment import EXPERIMENT, coin_phases
+from sb3_contracts.experiments.coin.settings import CoinSettings
 from sb3_contracts.experiments.runner import (
     Phase,
     PhaseRecord,
@@ -72,7 +73,7 @@ def test_records_survive_a_checkpoint(tmp_path):
 
 
 def test_coin_dag_orders_what_must_wait():
-    phases = {phase.name: phase for phase in coin_phases(CoinExperimentConfig(algos=("ppo", "dqn")))}
+    phases = {phase.name: phase for phase in coin_phases(CoinSettings(algos=("ppo", "dqn")))}
     assert phases["best_response_ic"].needs == ("principal", "validation_ppo")  # the first validation's agents
     assert phases["baseline_proportion"].needs == ("validation_ppo",)  # matches the first validation's spend
     assert phases["baseline_selfish"].needs == phases["baseline_cooperative"].needs == ()
@@ -80,14 +81,14 @@ def test_coin_dag_orders_what_must_wait():
 
 
 def test_a_restored_pipeline_skips_its_finished_phases(tmp_path):
-    config = CoinExperimentConfig(**MICRO)
+    config = CoinSettings(**MICRO)
     saved = {}
-    first = run_pipeline(config, tmp_path / "first", parallel=False, on_phase=saved.__setitem__)
+    first = run_experiment(EXPERIMENT, config, tmp_path / "first", parallel=False, on_phase=saved.__setitem__)
     assert len(saved) == 7
     # resume with the principal and the first validation done (through a checkpoint): the rest runs, same results
     checkpoint = {name: saved[name] for name in ("principal", "validation_dqn")}
     ran = []
-    again = run_pipeline(config, tmp_path / "again", parallel=False,
+    again = run_experiment(EXPERIMENT, config, tmp_path / "again", parallel=False,
                          done=load_phases(save_phases(tmp_path / "checkpoint", checkpoint)),
                          on_phase=lambda name, record: ran.append(name))
     assert sorted(ran) == sorted(set(saved) - set(checkpoint))
@@ -102,10 +103,10 @@ def test_a_sweep_without_ray_runs_its_trials_once_and_the_cli_reads_it(tmp_path,
     assert "2 of 2 trials finished (2 ran now)" in capsys.readouterr().out
     trials = sorted(path.name for path in out.iterdir() if path.is_dir())
     assert trials == ["000_seed=0", "001_seed=1"]
-    assert all((out / name / "metrics.json").is_file() and (out / name / "checkpoint" / "model.zip").is_file()
+    assert all((out / name / "metrics.json").is_file() and (out / name / "checkpoint" / "principal.zip").is_file()
                for name in trials)
     rows = [json.loads(line) for line in (out / trials[0] / "result.json").read_text().splitlines()]
-    assert [row["steps"] for row in rows[:2]] == [200, 400] and "utility_ratio" in rows[0]  # one per evaluation
+    assert [row["phase"] for row in rows] == ["principal", "summary"] and "utility_ratio" in rows[-1]
     # the same sweep again runs nothing; another sweep in the same folder is refused
     status = run_sweep("tree", seeds=[0, 1], settings=TREE, out=out, use_ray=False)
     assert status["ran"] == [] and {trial["status"] for trial in status["trials"]} == {"finished"}
@@ -155,7 +156,7 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="--out must be a folder"):
         main(["sweep", "tree", "--no-ray", "--out", str(tmp_path / "taken")])
     with pytest.raises(ValueError, match="out must be a folder"):
-        run_pipeline(CoinExperimentConfig(), tmp_path / "taken", parallel=False)
+        run_experiment(EXPERIMENT, CoinSettings(), tmp_path / "taken", parallel=False)
     assert check_address("10.0.0.1:6379") and check_address("ray://head:10001") and check_address("auto")
 
 
@@ -165,7 +166,7 @@ def test_a_two_phase_sweep_runs_its_grid_and_the_cli_reads_it(tmp_path, capsys):
                  "n_runs=2", "max_stock=10", "principals=[\"two_phase\", \"none\"]", "--out", str(out)]) == 0
     assert "2 of 2 trials finished" in capsys.readouterr().out
     rows = json.loads((out / "000_damage=linear_seed=0" / "result.json").read_text().splitlines()[-1])
-    assert 0 < rows["two_phase/final_welfare_ratio"] <= 1 + 1e-9 and "none/wall_s" in rows
+    assert 0 < rows["two_phase/final_welfare_ratio"] <= 1 + 1e-9 and "none/final_welfare_ratio" in rows
     assert main(["table", str(out)]) == 0
     table = capsys.readouterr().out
     assert table.count("| 0 | two_phase |") == 2 and table.count("mean ± std | none") == 2

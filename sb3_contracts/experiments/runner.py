@@ -1,4 +1,12 @@
-"""An experiment's phases as a small DAG, run in sequence or as parallel Ray tasks.
+"""One interface for every experiment and one runner: an experiment's phases as a small DAG, run in sequence or as
+parallel Ray tasks.
+
+An :class:`Experiment` is a frozen settings dataclass (a docstring per field, a ``seed`` and a ``threads`` field) plus
+its phases, how its results come from the phases' records, its table and its plot. :func:`run_experiment` owns what
+every experiment shares: the output folder, torch threads, TensorBoard's folder, progress lines, ``metrics.json``,
+resuming from finished phases and the choice of sequence or Ray tasks. Sweeps (:mod:`sb3_contracts.sweeps`) and the
+command line drive any experiment by its name (:func:`sb3_contracts.experiments.get_experiment`); this module knows
+none of them.
 
 A :class:`Phase` is a function of the outputs of the phases it ``needs``. :func:`run_phases` runs them in the
 list's order (sequentially, in this process) or, with Ray, as tasks of one CPU and ``threads`` torch threads each:
@@ -20,7 +28,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +303,155 @@ def load_phases(folder: str | Path) -> dict[str, PhaseRecord]:
             output["model"] = path.with_suffix(".zip").read_bytes()
         records[path.stem] = PhaseRecord(output, float(saved["seconds"]))
     return records
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """
+    What an experiment's phases get from the runner besides the settings.
+
+    :param folder: the run's folder (``None``: no files)
+    :param tensorboard_log: TensorBoard's folder (``<folder>/tb``; ``None``: no TensorBoard)
+    :param progress_bar: show SB3's progress bars (in sequence only)
+    """
+
+    folder: Path | None = None
+    tensorboard_log: str | None = None
+    progress_bar: bool = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """
+    An experiment the runner, the command line and sweeps know by its name.
+
+    :param name: its name (``sb3-contracts <name>``, ``sb3-contracts sweep <name>``)
+    :param settings: its frozen settings dataclass, a docstring per field, with ``seed`` and ``threads`` fields;
+        calling it validates the settings
+    :param phases: ``phases(settings, context)``: the DAG of :class:`Phase` (:class:`RunContext`)
+    :param results: ``results(settings, records)``: what ``metrics.json`` holds, from the finished phases'
+        records; its ``"summary"`` is a flat dict of the headline figures (printed, reported to sweeps)
+    :param table: ``table(runs)``: a Markdown table of run folders (the seeds of one setting pooled)
+    :param plot: ``plot(runs, png)``: the figure of run folders; returns the file written
+    :param write: ``write(folder, settings, records, results)``: files beyond ``metrics.json`` (models,
+        TensorBoard summaries, figures); it may add entries to ``results`` before they are written
+    :param describe: ``describe(settings)``: the line logged at the start
+    :param checkpoints: its phases' outputs are JSON-able dicts (a ``"model"`` entry: an SB3 ``.zip``'s bytes), so
+        a sweep checkpoints each finished phase and a resumed trial skips them
+    :param parallel_phases: its phases can use several CPUs at once (a sweep's ``phase_cpus``)
+    """
+
+    name: str
+    settings: type
+    phases: Callable[[Any, RunContext], list[Phase]]
+    results: Callable[[Any, Mapping[str, PhaseRecord]], dict[str, Any]]
+    table: Callable[[Sequence[Path]], str]
+    plot: Callable[[Sequence[Path], Path], Path]
+    write: Callable[[Path, Any, Mapping[str, PhaseRecord], dict[str, Any]], None] | None = None
+    describe: Callable[[Any], str] | None = None
+    checkpoints: bool = True
+    parallel_phases: bool = False
+
+    def __post_init__(self) -> None:
+        names = {item.name for item in fields(self.settings)} if is_dataclass(self.settings) else set()
+        if not {"seed", "threads"} <= names:
+            raise ValueError(f"experiment {self.name!r}: settings must be a dataclass with 'seed' and 'threads' "
+                             "fields")
+
+
+def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None = None, parallel: bool | None = False,
+                   progress_bar: bool = False, log: Callable[[str], None] | None = None,
+                   done: Mapping[str, PhaseRecord] | None = None,
+                   on_phase: Callable[[str, PhaseRecord], None] | None = None) -> dict[str, Any]:
+    """
+    Run an experiment's phases not in ``done`` and write ``<out>/metrics.json`` (with the experiment's own files).
+
+    :param experiment: the experiment
+    :param settings: its settings (an instance of ``experiment.settings``)
+    :param out: the run's folder (``None``: no files, no TensorBoard)
+    :param parallel: phases as Ray tasks (``True``), in sequence (``False``), or as Ray tasks when Ray is installed
+        (``None``); the results are the same either way (every phase seeds its own learners and games)
+    :param progress_bar: show SB3's progress bars (in sequence only)
+    :param log: called with a line of text at the start and as each phase ends (e.g. ``print``)
+    :param done: records of phases already run (a checkpoint's, :func:`load_phases`)
+    :param on_phase: called with each phase's name and record as it finishes (e.g. to checkpoint it)
+    :return: the experiment's results, with ``experiment`` (its name), ``timings`` (compute seconds per phase) and
+        ``wall_s`` (this call's wall time)
+    """
+    import torch as th
+
+    if not isinstance(settings, experiment.settings):
+        raise ValueError(f"settings must be a {experiment.settings.__name__} for the {experiment.name!r} experiment, "
+                         f"got {type(settings).__name__}")
+    log = log or (lambda line: None)
+    th.set_num_threads(settings.threads)  # small networks train fastest on one thread; more only synchronise
+    folder = experiment_folder(out)
+    parallel = ray_available() if parallel is None else parallel
+    context = RunContext(folder, str(folder / "tb") if folder is not None else None, progress_bar and not parallel)
+    start = time.perf_counter()
+
+    def finished(name: str, record: PhaseRecord) -> None:
+        log(f"[{time.perf_counter() - start:7.1f}s] {name} done ({record.seconds:.1f} s)")
+        if on_phase is not None:
+            on_phase(name, record)
+
+    if experiment.describe is not None:
+        log(f"{experiment.describe(settings)}; {'parallel Ray tasks' if parallel else 'in sequence'}")
+    phases = experiment.phases(settings, context)
+    records = run_phases(phases, parallel, done, finished, settings.threads)
+    results = {"experiment": experiment.name, **experiment.results(settings, records),
+               "timings": {phase.name: records[phase.name].seconds for phase in phases},
+               "wall_s": time.perf_counter() - start}
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if experiment.write is not None:
+            experiment.write(folder, settings, records, results)
+        (folder / METRICS_FILE).write_text(json.dumps(results, indent=2, default=float))
+    return results
+
+
+#: The file every run writes into its folder.
+METRICS_FILE = "metrics.json"
+
+
+def load_metrics(path: str | Path, experiment: str | None = None) -> dict[str, Any]:
+    """
+    One run's ``metrics.json``.
+
+    :param path: the file or the run's folder
+    :param experiment: the experiment it must be a run of (``None``: any)
+    :raise FileNotFoundError: naming the path
+    :raise ValueError: when the file is not a run's metrics (or not of ``experiment``)
+    """
+    path = Path(path)
+    path = path / METRICS_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"no {METRICS_FILE} at {path}: run an experiment with --out <folder> first")
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON ({error})") from error
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} is not an experiment's {METRICS_FILE}")
+    name = metrics.get("experiment") or _legacy_name(metrics)
+    if name is None or (experiment is not None and name != experiment):
+        expected = f"the {experiment!r} experiment's" if experiment else "an experiment's"
+        raise ValueError(f"{path} is not {expected} {METRICS_FILE} (it is {name or 'of no known experiment'})")
+    metrics.setdefault("experiment", name)
+    return metrics
+
+
+def _legacy_name(metrics: dict[str, Any]) -> str | None:
+    """The experiment of a ``metrics.json`` written before runs named their experiment, by its keys."""
+    if {"validation", "baselines", "summary"} <= metrics.keys():
+        return "coin"
+    if {"config", "final", "history"} <= metrics.keys():
+        return "tree"
+    if {"settings", "summaries"} <= metrics.keys():
+        return "two_phase"
+    return None
+
+
+def experiment_of(path: str | Path) -> str:
+    """The name of the experiment whose run ``path`` is (its ``metrics.json``)."""
+    return load_metrics(path)["experiment"]

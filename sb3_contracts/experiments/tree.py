@@ -1,21 +1,22 @@
-"""The binary-tree experiment (the paper's Figure 3) as one run: ContractDQN on a random tree, scored against the SPE.
+"""The binary-tree experiment (the paper's Figure 3): ContractDQN on a random tree, scored against the SPE.
 
-:class:`TreeExperimentConfig` holds its settings (the tuned presets of :mod:`sb3_contracts.contract_dqn.presets` by
-default); :func:`run_tree_experiment` trains the principal and evaluates it against the exact best-responding agent
-over training (``sb3-contracts tree`` and the sweeps run it); :func:`tree_table` and :func:`plot_tree_curves` read the
-``metrics.json`` files it writes. Example::
+:class:`TreeSettings` holds its settings (the tuned presets of :mod:`sb3_contracts.contract_dqn.presets` by
+default); its one phase trains the principal and evaluates it against the exact best-responding agent over training.
+:data:`EXPERIMENT` is the experiment for the runner, the command line (``sb3-contracts tree``) and sweeps; its
+table and plot read the ``metrics.json`` files runs write. Example::
 
-    from sb3_contracts.experiments.tree import TreeExperimentConfig, run_tree_experiment
+    from sb3_contracts.experiments import run_experiment
+    from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings
 
-    model, results = run_tree_experiment(TreeExperimentConfig(depth=10, tree_seed=0, seed=0), "runs/tree")
+    results = run_experiment(EXPERIMENT, TreeSettings(depth=10, tree_seed=0, seed=0), "runs/tree")
     results["final"]   # utility_ratio, accuracy, follow_rate, principal_value
 """
 
 from __future__ import annotations
 
-import json
+import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,23 +24,23 @@ from typing import Any
 import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
-from sb3_contracts.experiments.runner import experiment_folder
+from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext, load_metrics
 from sb3_contracts.game.batch import StartStates, check_start_states
 
 #: Share of training at the end over which ``utility_ratio_min_last10`` takes the minimum.
 LAST_SHARE = 0.1
 
 
-@dataclass
-class TreeExperimentConfig:
-    """What :func:`run_tree_experiment` runs."""
+@dataclass(frozen=True)
+class TreeSettings:
+    """What the tree experiment runs."""
 
     depth: int = 10
     """depth of the random binary tree (``2**depth - 1`` decision states)"""
     tree_seed: int = 0
     """seed of the tree (:func:`~sb3_contracts.envs.random_binary_tree`)"""
     seed: int = 0
-    """training seed: the learner's and its episodes' (``sb3-contracts tree --trial``)"""
+    """training seed: the learner's and its episodes'"""
     iterations: int = TREE_ITERATIONS
     """vec-env steps of training, one gradient step each"""
     n_envs: int = TREE_N_ENVS
@@ -59,76 +60,77 @@ class TreeExperimentConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("tree_seed", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         check_start_states(self.start_states)
         if not isinstance(self.hyperparams, dict):
             raise ValueError(f"hyperparams must be a dict of ContractDQN arguments, got {self.hyperparams!r}")
 
 
-def run_tree_experiment(config: TreeExperimentConfig, out: str | Path | None = None,
-                        tensorboard_log: str | None = None, tb_log_name: str | None = None, progress_bar: bool = False,
-                        on_evaluation: Callable[[int, Any], None] | None = None) -> tuple[Any, dict[str, Any]]:
+def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
     """
-    Train ContractDQN on the tree and evaluate it against the exact best-responding agent ``n_evaluations`` times.
+    The experiment's one phase: train ContractDQN on the tree, evaluating it against the exact best-responding
+    agent ``n_evaluations`` times.
 
-    :param config: the experiment
-    :param out: folder for ``metrics.json``, ``model.zip`` and TensorBoard (``<out>/tb``); ``None``: no files
-    :param tensorboard_log: TensorBoard folder (default ``<out>/tb``)
-    :param tb_log_name: the TensorBoard run's name (default ``tree_d<depth>_s<tree_seed>_t<seed>``)
-    :param progress_bar: show SB3's progress bar
-    :param on_evaluation: called with ``(num_timesteps, PrincipalEvaluation)`` after each evaluation
-    :return: the model and the results: ``config``, ``final`` (the last evaluation), ``history`` (every
-        evaluation with its ``steps``), ``utility_ratio_min_last10`` (the minimum over the last 10% of training)
-        and ``wall_s`` (training time)
+    :return: ``model`` (the trained model's ``.zip`` bytes), ``history`` (every evaluation with its ``steps``)
+        and ``train_s`` (training time)
     """
-    import torch as th
-
     from sb3_contracts.contract_dqn import ContractDQN
     from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
     from sb3_contracts.envs.binary_tree import random_binary_tree
     from sb3_contracts.evaluation import ExactEvaluationCallback
     from sb3_contracts.game import PrincipalVecEnv
 
-    folder = experiment_folder(out)
-    th.set_num_threads(config.threads)  # small MLPs train fastest on one thread; more only add synchronisation
-    mdp = random_binary_tree(config.depth, config.tree_seed)
-    env = PrincipalVecEnv(mdp, n_envs=config.n_envs, seed=config.seed)
-    hyperparams = {**binary_tree_hyperparams(config.n_envs), "training_start_states": config.start_states,
-                   **config.hyperparams}
-    if tensorboard_log is None and folder is not None:
-        tensorboard_log = str(folder / "tb")
-    model = ContractDQN("MlpPolicy", env, seed=config.seed, tensorboard_log=tensorboard_log, **hyperparams)
-    total = config.iterations * config.n_envs
-    callback = ExactEvaluationCallback(mdp, eval_freq=max(total // config.n_evaluations, 1),
-                                       on_evaluation=on_evaluation)
+    mdp = random_binary_tree(settings.depth, settings.tree_seed)
+    env = PrincipalVecEnv(mdp, n_envs=settings.n_envs, seed=settings.seed)
+    hyperparams = {**binary_tree_hyperparams(settings.n_envs), "training_start_states": settings.start_states,
+                   **settings.hyperparams}
+    model = ContractDQN("MlpPolicy", env, seed=settings.seed, tensorboard_log=context.tensorboard_log, **hyperparams)
+    total = settings.iterations * settings.n_envs
+    callback = ExactEvaluationCallback(mdp, eval_freq=max(total // settings.n_evaluations, 1))
     start = time.perf_counter()
-    model.learn(total, callback=callback, progress_bar=progress_bar,
-                tb_log_name=tb_log_name or f"tree_d{config.depth}_s{config.tree_seed}_t{config.seed}")
-    wall = time.perf_counter() - start
-    history = [{"steps": steps, **evaluation.as_dict()} for steps, evaluation in callback.history]
+    model.learn(total, callback=callback, progress_bar=context.progress_bar,
+                tb_log_name=f"tree_d{settings.depth}_s{settings.tree_seed}_t{settings.seed}")
+    train_s = time.perf_counter() - start
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return {"model": buffer.getvalue(), "history": [{"steps": steps, **evaluation.as_dict()}
+                                                    for steps, evaluation in callback.history], "train_s": train_s}
+
+
+def tree_phases(settings: TreeSettings, context: RunContext) -> list[Phase]:
+    """The experiment's DAG: one phase."""
+    return [Phase("principal", lambda: train_phase(settings, context))]
+
+
+def tree_results(settings: TreeSettings, records: Mapping[str, PhaseRecord]) -> dict[str, Any]:
+    """
+    The results: ``config``, ``final`` (the last evaluation), ``history``, ``utility_ratio_min_last10`` (the minimum
+    over the last 10% of training), ``train_s`` and ``summary`` (the final figures and the late minimum).
+    """
+    output = records["principal"].output
+    history, total = output["history"], settings.iterations * settings.n_envs
     last = [row["utility_ratio"] for row in history if row["steps"] >= (1 - LAST_SHARE) * total]
-    results = {"config": asdict(config), "final": history[-1], "history": history,
-               "utility_ratio_min_last10": float(min(last)), "wall_s": wall}
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        model.save(folder / "model.zip")
-        (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
-    return model, results
+    final = history[-1]
+    minimum = float(min(last))
+    summary = {key: value for key, value in final.items() if key != "steps"}
+    return {"config": asdict(settings), "final": final, "history": history, "utility_ratio_min_last10": minimum,
+            "train_s": output["train_s"], "summary": {**summary, "utility_ratio_min_last10": minimum}}
 
 
-def load_tree_metrics(path: str | Path) -> dict[str, Any]:
-    """
-    Read one tree run's metrics.
+def write_model(folder: Path, settings: TreeSettings, records: Mapping[str, PhaseRecord],
+                results: dict[str, Any]) -> None:
+    """The trained model as ``<folder>/model.zip``."""
+    (folder / "model.zip").write_bytes(records["principal"].output["model"])
 
-    :param path: a ``metrics.json`` file or the run's folder
-    """
-    path = Path(path)
-    path = path / "metrics.json" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"no metrics.json at {path}")
-    metrics = json.loads(path.read_text())
-    if not isinstance(metrics, dict) or not {"config", "final", "history"} <= metrics.keys():
-        raise ValueError(f"{path} is not a tree experiment's metrics.json (no 'config', 'final' and 'history')")
-    return metrics
+
+def load_model(folder: str | Path) -> Any:
+    """The trained ContractDQN of a run's folder (``model.zip``), loaded safely."""
+    from sb3_contracts.contract_dqn import ContractDQN
+
+    return ContractDQN.load(Path(folder) / "model.zip", device="cpu")
 
 
 def tree_table(paths: Sequence[str | Path]) -> str:
@@ -139,7 +141,7 @@ def tree_table(paths: Sequence[str | Path]) -> str:
     """
     if not paths:
         raise ValueError("tree_table needs at least one run")
-    runs = [load_tree_metrics(path) for path in paths]
+    runs = [load_metrics(path, "tree") for path in paths]
     columns = ("utility_ratio", "accuracy", "follow_rate")
     lines = ["| depth | tree | seed | utility_ratio | accuracy | follow_rate | min utility_ratio, last 10% | wall |",
              "|---|---|---|---|---|---|---|---|"]
@@ -170,9 +172,10 @@ def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
 
     if not paths:
         raise ValueError("plot_tree_curves needs at least one run")
-    runs = [load_tree_metrics(path) for path in paths]
+    runs = [load_metrics(path, "tree") for path in paths]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, key in zip(axes, ("utility_ratio", "accuracy"), strict=True):
+    titles = {"utility_ratio": "principal's utility / the SPE's", "accuracy": "recommendations equal to the SPE's"}
+    for ax, key in zip(axes, titles, strict=True):
         curves = []
         for run in runs:
             steps = [row["steps"] for row in run["history"]]
@@ -181,13 +184,20 @@ def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
         length = min(len(curve) for curve in curves)
         ax.plot(steps[:length], np.mean([curve[:length] for curve in curves], axis=0), color="tab:blue", linewidth=2)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
-        ax.set_xlabel("env steps")
-        ax.set_title(key)
+        ax.set_xlabel("training steps (all envs)")
+        ax.set_title(titles[key] + " (dashed: 1)", fontsize=10)
     config = runs[0]["config"]
-    fig.suptitle(f"ContractDQN on depth-{config['depth']} trees ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+    fig.suptitle(f"ContractDQN on depth-{config['depth']} trees ({len(runs)} run{'s' if len(runs) > 1 else ''}: "
+                 "thin lines; their mean: bold)")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+EXPERIMENT = Experiment("tree", TreeSettings, tree_phases, tree_results, tree_table, plot_tree_curves,
+                        write=write_model,
+                        describe=lambda s: f"ContractDQN on the depth-{s.depth} tree {s.tree_seed}, training seed "
+                                           f"{s.seed}: {s.iterations:,} iterations x {s.n_envs} envs")

@@ -1,15 +1,23 @@
-"""The pollution experiment end to end: principals against a learning agent, scores, TensorBoard, plots.
+"""The second system's experiment: principals against a learning firm under a stateful externality (pollution).
 
-One call of :func:`run_experiment` plays every principal of :data:`PRINCIPALS` against fresh copies of the
-same kind of agent (``N`` runs each, vectorised), scores the runs exactly, and with ``out`` writes
-``metrics.json``, one TensorBoard run per principal under ``out/tb`` and ``out/two_phase.png``.
+Each principal of :data:`PRINCIPALS` is one phase: it plays against fresh copies of the same kind of learning agent
+(``n_runs`` runs, vectorised) and the runs are scored exactly. With an output folder the run writes
+``metrics.json``, one TensorBoard run per principal under ``<out>/tb`` and ``<out>/two_phase.png``.
+:data:`EXPERIMENT` is the experiment for the runner, the command line (``sb3-contracts two-phase``) and sweeps.
+Example::
+
+    from sb3_contracts.experiments import run_experiment
+    from sb3_contracts.experiments.two_phase import EXPERIMENT, TwoPhaseSettings
+
+    results = run_experiment(EXPERIMENT, TwoPhaseSettings(episodes=20_000), "runs/two_phase")
+    results["summaries"]["two_phase"]["final_welfare_ratio"]
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,96 +25,90 @@ import numpy as np
 
 from sb3_contracts.envs.externality import ExternalityMDP, check_int
 from sb3_contracts.envs.pollution import PollutionConfig, pollution_model
+from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext, load_metrics
 from sb3_contracts.incentives.agents import make_agent
 from sb3_contracts.incentives.baselines import no_incentives, oracle_transfers
 from sb3_contracts.incentives.designs import best_flat_subsidy
 from sb3_contracts.incentives.exact import welfare_optimum
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
 from sb3_contracts.incentives.metrics import log_record, summarize
-from sb3_contracts.incentives.principals import FixedSchedule, Principal
+from sb3_contracts.incentives.principals import FixedSchedule, IncentivePrincipal
 from sb3_contracts.incentives.simulate import RunRecord, run_game
 
 #: The principals an experiment can compare.
 PRINCIPALS = ("two_phase", "none", "oracle", "flat_subsidy")
 
-#: Our default agent options (measured in the README): UCB-H's bonus scale.
+#: Our default agent options (measured in docs/results/two_phase.md): UCB-H's bonus scale.
 AGENT_OPTIONS: dict[str, dict[str, float]] = {"optimistic_q": {"bonus_scale": 0.002}, "epsilon_greedy_q": {},
                                               "exact": {}}
+_WORLD_FIELDS = {item.name for item in fields(PollutionConfig)}
+_MECHANISM_FIELDS = {item.name for item in fields(TwoPhaseConfig)}
 
 
-@dataclass
-class ExperimentSettings:
-    """
-    :param world: the pollution world.
-    :param agent: ``"optimistic_q"``, ``"epsilon_greedy_q"`` or ``"exact"``.
-    :param agent_options: the agent's options (default :data:`AGENT_OPTIONS`).
-    :param mechanism: the two-phase mechanism's settings.
-    :param principals: which principals to run (see :data:`PRINCIPALS`).
-    :param episodes: ``T``.
-    :param n_runs: independent runs (seeds) per principal.
-    :param seed: base seed.
-    """
+@dataclass(frozen=True)
+class TwoPhaseSettings:
+    """What the two-phase experiment runs; a bad value fails at creation, naming the setting."""
 
-    world: PollutionConfig = field(default_factory=PollutionConfig)
+    damage: str = "linear"
+    """the stock's damage: ``"linear"`` (``c S``) or ``"quadratic"`` (``(s/2) S²``)"""
+    damage_coef: float = 0.4
+    """the damage coefficient ``c`` (linear) or ``s`` (quadratic)"""
+    n_firms: int = 1
+    """firms sharing the stock (the others unregulated: they emit the most)"""
+    max_stock: int = 20
+    """the stock grid ``0..K``"""
     agent: str = "optimistic_q"
-    agent_options: dict[str, float] | None = None
-    mechanism: TwoPhaseConfig = field(default_factory=TwoPhaseConfig)
+    """the learning firm: ``"optimistic_q"`` (UCB-H), ``"epsilon_greedy_q"`` or ``"exact"`` (best responds)"""
     principals: tuple[str, ...] = ("two_phase", "none", "oracle")
+    """the principals to compare (:data:`PRINCIPALS`)"""
     episodes: int = 100_000
+    """episodes ``T`` of every run"""
     n_runs: int = 5
+    """independent runs per principal (vectorised)"""
     seed: int = 0
+    """base seed"""
+    world_kwargs: dict[str, Any] = field(default_factory=dict)
+    """other fields of :class:`~sb3_contracts.envs.pollution.PollutionConfig` (e.g. ``horizon``)"""
+    mechanism_kwargs: dict[str, Any] = field(default_factory=dict)
+    """fields of the mechanism's :class:`~sb3_contracts.incentives.mechanism.TwoPhaseConfig` (e.g. ``margin``)"""
+    agent_options: dict[str, float] | None = None
+    """the agent's options (``None``: :data:`AGENT_OPTIONS`)"""
+    threads: int = 1
+    """torch threads"""
 
     def __post_init__(self) -> None:
         check_int("episodes", self.episodes, 2)
         check_int("n_runs", self.n_runs, 1)
         check_int("seed", self.seed, 0)
-        unknown = set(self.principals) - set(PRINCIPALS)
-        if unknown or not self.principals:
-            raise ValueError(f"principals must be a non-empty subset of {PRINCIPALS}, got {self.principals}")
-
-
-@dataclass(frozen=True)
-class TwoPhaseRun:
-    """
-    The experiment's usual settings as flat keywords: the ``two-phase`` command's options and a sweep's keys
-    (``sb3-contracts sweep two_phase --grid damage=linear,quadratic``). :meth:`settings` builds the
-    :class:`ExperimentSettings`; a bad value fails at creation, naming the setting.
-
-    :param damage: ``"linear"`` or ``"quadratic"`` damage of the stock.
-    :param damage_coef: the damage coefficient (``c`` or ``s``).
-    :param n_firms: firms sharing the stock (the others unregulated).
-    :param max_stock: the stock grid ``0..K``.
-    :param agent: the learning firm (see :class:`ExperimentSettings`).
-    :param principals: which principals to run (see :data:`PRINCIPALS`).
-    :param episodes: ``T``.
-    :param n_runs: independent runs per principal.
-    :param seed: base seed.
-    """
-
-    damage: str = "linear"
-    damage_coef: float = 0.4
-    n_firms: int = 1
-    max_stock: int = 20
-    agent: str = "optimistic_q"
-    principals: tuple[str, ...] = ("two_phase", "none", "oracle")
-    episodes: int = 100_000
-    n_runs: int = 5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
+        check_int("threads", self.threads, 1)
         if self.agent not in AGENT_OPTIONS:
             raise ValueError(f"agent must be one of {tuple(AGENT_OPTIONS)}, got {self.agent!r}")
         if isinstance(self.principals, str) or not isinstance(self.principals, (tuple, list)):
             raise ValueError(f"principals must be a list of names from {PRINCIPALS}, got {self.principals!r}")
         object.__setattr__(self, "principals", tuple(self.principals))
-        self.settings()
+        unknown = set(self.principals) - set(PRINCIPALS)
+        if unknown or not self.principals:
+            raise ValueError(f"principals must be a non-empty subset of {PRINCIPALS}, got {self.principals}")
+        for name, known in (("world_kwargs", _WORLD_FIELDS - {"damage", "damage_coef", "n_firms", "max_stock"}),
+                            ("mechanism_kwargs", _MECHANISM_FIELDS)):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not set(value) <= known:
+                raise ValueError(f"{name} must be a dict with keys among {sorted(known)}, got {value!r}")
+        self.world()
+        self.mechanism()
 
-    def settings(self) -> ExperimentSettings:
-        """The experiment's settings."""
-        world = PollutionConfig(damage=self.damage, damage_coef=self.damage_coef, n_firms=self.n_firms,
-                                max_stock=self.max_stock)
-        return ExperimentSettings(world=world, agent=self.agent, principals=self.principals, episodes=self.episodes,
-                                  n_runs=self.n_runs, seed=self.seed)
+    def world(self) -> PollutionConfig:
+        """The pollution world."""
+        return PollutionConfig(damage=self.damage, damage_coef=self.damage_coef, n_firms=self.n_firms,
+                               max_stock=self.max_stock, **self.world_kwargs)
+
+    def mechanism(self) -> TwoPhaseConfig:
+        """The two-phase mechanism's settings."""
+        return TwoPhaseConfig(**self.mechanism_kwargs)
+
+    def options(self) -> dict[str, float]:
+        """The learning agent's options."""
+        return AGENT_OPTIONS[self.agent] if self.agent_options is None else self.agent_options
 
 
 def world_model(world: PollutionConfig) -> ExternalityMDP:
@@ -120,76 +122,67 @@ def world_model(world: PollutionConfig) -> ExternalityMDP:
     return pollution_model(world, np.full((world.horizon, world.n_states), world.max_emission))
 
 
-def make_principal(name: str, model: ExternalityMDP, settings: ExperimentSettings) -> Principal:
+def make_principal(name: str, model: ExternalityMDP, settings: TwoPhaseSettings) -> IncentivePrincipal:
     """Build one of :data:`PRINCIPALS` for the model."""
     n = settings.n_runs
     if name == "two_phase":
         return TwoPhaseMechanism(model.shape, n, settings.episodes, welfare_optimum(model).policy,
-                                 settings.mechanism, seed=settings.seed + 7)
+                                 settings.mechanism(), seed=settings.seed + 7)
     if name == "none":
         return FixedSchedule(no_incentives(model), n)
     if name == "oracle":
-        return FixedSchedule(oracle_transfers(model, settings.mechanism.margin), n)
-    abatement = settings.world.max_emission - np.arange(settings.world.n_actions)
+        return FixedSchedule(oracle_transfers(model, settings.mechanism().margin), n)
+    world = settings.world()
+    abatement = world.max_emission - np.arange(world.n_actions)
     return FixedSchedule(best_flat_subsidy(model, abatement).transfers, n)
 
 
-def run_experiment(settings: ExperimentSettings, out: str | Path | None = None,
-                   log: Any = None) -> tuple[dict[str, RunRecord], dict[str, Any]]:
+def principal_phase(settings: TwoPhaseSettings, name: str) -> dict[str, Any]:
     """
-    Play every principal of the settings against the agent; score; write outputs when ``out`` is given.
+    One phase: the principal ``name`` against fresh learning agents, ``n_runs`` runs.
 
-    :param settings: the experiment.
-    :param out: folder for ``metrics.json``, ``tb/`` and ``two_phase.png`` (``None``: nothing written).
-    :param log: a callable taking one line of progress (e.g. ``print``), or ``None``.
-    :return: the records per principal and the metrics (summaries per principal, settings, wall times).
+    :return: ``record`` (the runs' :class:`~sb3_contracts.incentives.simulate.RunRecord`) and ``summary``
     """
-    model = world_model(settings.world)
-    options = AGENT_OPTIONS.get(settings.agent, {}) if settings.agent_options is None else settings.agent_options
-    records, summaries = {}, {}
-    for name in settings.principals:
-        start = time.perf_counter()
-        agent = make_agent(settings.agent, model, settings.n_runs, seed=settings.seed, **options)
-        principal = make_principal(name, model, settings)
-        records[name] = run_game(model, agent, principal, settings.episodes, seed=settings.seed + 1)
-        summaries[name] = {**summarize(records[name]), "wall_s": time.perf_counter() - start}
-        if log is not None:
-            log(f"{name}: final welfare ratio {summaries[name]['final_welfare_ratio']:.3f}, "
-                f"{summaries[name]['wall_s']:.1f} s")
-    metrics = {"settings": _settings_dict(settings), "summaries": summaries}
-    if out is not None:
-        write_outputs(Path(out), records, metrics)
-    return records, metrics
+    model = world_model(settings.world())
+    agent = make_agent(settings.agent, model, settings.n_runs, seed=settings.seed, **settings.options())
+    principal = make_principal(name, model, settings)
+    record = run_game(model, agent, principal, settings.episodes, seed=settings.seed + 1)
+    return {"record": record, "summary": summarize(record)}
 
 
-def _settings_dict(settings: ExperimentSettings) -> dict[str, Any]:
+def two_phase_phases(settings: TwoPhaseSettings, context: RunContext) -> list[Phase]:
+    """One phase per principal; they are independent (each seeds its own agents)."""
+    return [Phase(name, partial(principal_phase, settings, name)) for name in settings.principals]
+
+
+def two_phase_results(settings: TwoPhaseSettings, records: Mapping[str, PhaseRecord]) -> dict[str, Any]:
+    """
+    The results: ``settings``, ``summaries`` (per principal, with its phase's ``wall_s``) and ``summary`` (per
+    principal its final welfare ratio and welfare-regret slope, flat).
+    """
+    summaries = {name: {**records[name].output["summary"], "wall_s": records[name].seconds}
+                 for name in settings.principals}
+    # no slope where the regret is not positive throughout (the oracle's) or the run is short
+    flat = {f"{name}/{key}": summary[key] for name, summary in summaries.items()
+            for key in ("final_welfare_ratio", "welfare_regret_slope") if key in summary}
     data = asdict(settings)
     data["principals"] = list(settings.principals)
-    return data
+    return {"settings": data, "summaries": summaries, "summary": flat}
 
 
-def write_outputs(out: Path, records: dict[str, RunRecord], metrics: dict[str, Any], every: int = 100) -> None:
-    """``metrics.json``, a TensorBoard run per principal under ``out/tb``, and ``two_phase.png``."""
+def write_outputs(folder: Path, settings: TwoPhaseSettings, records: Mapping[str, PhaseRecord],
+                  results: dict[str, Any], every: int = 100) -> None:
+    """A TensorBoard run per principal under ``<folder>/tb`` and ``two_phase.png`` (its path in ``results``)."""
     from stable_baselines3.common.logger import configure
 
     from sb3_contracts.experiments.two_phase_plots import plot_runs
 
-    out.mkdir(parents=True, exist_ok=True)
-    for name, record in records.items():
-        logger = configure(str(out / "tb" / name), ["tensorboard"])
+    runs: dict[str, RunRecord] = {name: records[name].output["record"] for name in settings.principals}
+    for name, record in runs.items():
+        logger = configure(str(folder / "tb" / name), ["tensorboard"])
         log_record(record, logger, every=max(1, min(every, len(record.welfare) // 2)))
         logger.close()
-    metrics["plot"] = str(plot_runs(records, out / "two_phase.png"))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-
-
-def load_two_phase_metrics(path: str | Path) -> dict[str, Any]:
-    """An experiment's ``metrics.json`` (``path`` is the file or its folder)."""
-    path = Path(path)
-    path = path / "metrics.json" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"no two-phase metrics at {path}: run `sb3-contracts two-phase --out <folder>` first")
-    return json.loads(path.read_text())
+    results["plot"] = str(plot_runs(runs, folder / "two_phase.png"))
 
 
 def two_phase_table(paths: Any) -> str:
@@ -199,7 +192,7 @@ def two_phase_table(paths: Any) -> str:
 
     :param paths: experiment folders or ``metrics.json`` files
     """
-    runs = [load_two_phase_metrics(path) for path in paths]
+    runs = [load_metrics(path, "two_phase") for path in paths]
     if not runs:
         raise ValueError("two_phase_table needs at least one experiment")
     lines = ["| seed | principal | final welfare ratio | welfare-regret slope | wall |", "|---|---|---|---|---|"]
@@ -220,3 +213,15 @@ def two_phase_table(paths: Any) -> str:
 
 def _cell(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:.3f}"
+
+
+def _plot(runs: Any, png: Path) -> Path:
+    from sb3_contracts.experiments.two_phase_plots import plot_final_ratios
+
+    return plot_final_ratios([load_metrics(run, "two_phase") for run in runs], png)
+
+
+EXPERIMENT = Experiment("two_phase", TwoPhaseSettings, two_phase_phases, two_phase_results, two_phase_table, _plot,
+                        write=write_outputs, checkpoints=False,
+                        describe=lambda s: f"principals {', '.join(s.principals)} against {s.n_runs} runs of the "
+                                           f"{s.agent} firm, {s.episodes:,} episodes each ({s.damage} damage)")

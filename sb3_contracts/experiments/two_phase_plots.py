@@ -54,33 +54,13 @@ def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") 
     return _save(fig, path, dpi=90)
 
 
-def plot_bandit(curves: dict[str, np.ndarray], path: str | Path) -> Path:
-    """The bandit reproduction: each mechanism's mean cumulative regret with its ±1 sd band over runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, curve in curves.items():
-        rounds = np.arange(1, len(curve) + 1)
-        mean, sd = curve.mean(axis=1), curve.std(axis=1)
-        ax.plot(rounds, mean, label=name)
-        ax.fill_between(rounds, mean - sd, mean + sd, alpha=0.2)
-    ax.set_xlabel("round")
-    ax.set_ylabel("principal's cumulative regret")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return _save(fig, path, dpi=90)
-
-
 def plot_final_ratios(runs: Any, path: str | Path) -> Path:
     """
     Each principal's final welfare ratio over several experiments (e.g. a sweep's seeds): a dot per experiment,
     the mean as a bar.
 
     :param runs: the experiments' metrics (``metrics.json`` as read by
-        :func:`~sb3_contracts.experiments.two_phase.load_two_phase_metrics`).
+        :func:`~sb3_contracts.experiments.runner.load_metrics`).
     :param path: the PNG to write.
     :return: the path written.
     """

@@ -26,7 +26,7 @@ from sb3_contracts.incentives.exact import (
     welfare_optimum,
 )
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
-from sb3_contracts.incentives.principals import FixedSchedule, Principal
+from sb3_contracts.incentives.principals import FixedSchedule, IncentivePrincipal
 from sb3_contracts.incentives.simulate import RunRecord, run_game
 from sb3_contracts.incentives.transfers import action_gaps, minimal_transfers
 
@@ -36,7 +36,7 @@ __all__ = [
     "FixedSchedule",
     "OptimisticQAgent",
     "Plan",
-    "Principal",
+    "IncentivePrincipal",
     "RunRecord",
     "TwoPhaseConfig",
     "TwoPhaseMechanism",

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sb3_contracts.envs.externality import check_int
-from sb3_contracts.incentives.principals import Principal
+from sb3_contracts.incentives.principals import IncentivePrincipal
 from sb3_contracts.incentives.transfers import check_margin
 
 
@@ -124,7 +124,7 @@ class TwoPhaseConfig:
         return max(1, math.ceil(math.log2(4 * self.max_transfer / self.margin)))
 
 
-class TwoPhaseMechanism(Principal):
+class TwoPhaseMechanism(IncentivePrincipal):
     """
     The two-phase mechanism for ``N`` independent runs (see the module docstring).
 

@@ -1,7 +1,7 @@
 """Principals: who sets the transfer schedule each episode, for ``N`` independent runs at once.
 
-A principal announces a schedule ``τ`` ``[N, H, S, A]`` before each episode (:meth:`Principal.offer`) and sees
-the episode's states, actions and its own rewards afterwards (:meth:`Principal.observe`): behaviour only,
+A principal announces a schedule ``τ`` ``[N, H, S, A]`` before each episode (:meth:`IncentivePrincipal.offer`) and sees
+the episode's states, actions and its own rewards afterwards (:meth:`IncentivePrincipal.observe`): behaviour only,
 never the agent's reward or parameters. :class:`FixedSchedule` offers the same schedule every episode (no
 incentives, the oracle ``τ*``, coarse designs, the first system's SPE contracts); the two-phase mechanism is
 in :mod:`sb3_contracts.incentives.mechanism`.
@@ -16,7 +16,7 @@ import numpy as np
 from sb3_contracts.envs.externality import check_int
 
 
-class Principal(ABC):
+class IncentivePrincipal(ABC):
     """
     The principal's side of the repeated game.
 
@@ -46,7 +46,7 @@ class Principal(ABC):
         return None
 
 
-class FixedSchedule(Principal):
+class FixedSchedule(IncentivePrincipal):
     """
     The same transfers every episode.
 

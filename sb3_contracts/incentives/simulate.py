@@ -16,7 +16,7 @@ import numpy as np
 from sb3_contracts.envs.externality import ExternalityMDP, check_int
 from sb3_contracts.incentives.agents import TabularAgent
 from sb3_contracts.incentives.exact import plan, policy_values, welfare_optimum
-from sb3_contracts.incentives.principals import Principal
+from sb3_contracts.incentives.principals import IncentivePrincipal
 
 
 @dataclass
@@ -74,7 +74,7 @@ class _ExactScorer:
         return self._scores
 
 
-def run_game(model: ExternalityMDP, agent: TabularAgent, principal: Principal, n_episodes: int,
+def run_game(model: ExternalityMDP, agent: TabularAgent, principal: IncentivePrincipal, n_episodes: int,
              seed: int = 0) -> RunRecord:
     """
     Play ``n_episodes`` episodes of the repeated game in ``N`` independent runs.

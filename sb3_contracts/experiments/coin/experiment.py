@@ -1,6 +1,6 @@
 """The Coin Game experiment end to end (the paper's Figure 2): training, validation, baselines, metrics.
 
-Phases of :func:`run_pipeline`, each logged as its own TensorBoard run under ``<out>/tb``:
+Phases of :data:`EXPERIMENT` (:func:`coin_phases`), each logged as its own TensorBoard run under ``<out>/tb``:
 
 1. ``principal``: :class:`~sb3_contracts.contract_dqn_multiagent.MultiAgentContractDQN` learns contracts on the
    principal's view ``ContractCoinGame-v0`` (Algorithm 3's training phase: VDN, follow bits).
@@ -24,7 +24,7 @@ games, and hands on only saved models (``.zip`` bytes), so the results are the s
 The summary also reports every welfare against the game's exact cooperative optimum
 (:func:`~sb3_contracts.envs.coin_game.optimum.optimal_welfare`, by dynamic programming): a learned cooperative
 baseline can be undertrained, the optimum cannot, and it shows how much welfare any principal could add over
-selfish play (little on 3x3, where selfish players already herd onto the coins together).
+selfish play.
 
 Every phase logs ``coin/welfare``, ``coin/payment_share`` and ``coin/follow_rate`` over training
 (:class:`~sb3_contracts.experiments.coin.metrics.CoinMetricsCallback`); the run ``summary`` holds the final figures
@@ -33,18 +33,17 @@ greedily on ``eval_games x eval_episodes`` fresh episodes) go to ``<out>/metrics
 :func:`~sb3_contracts.experiments.coin.plots.plot_figure2`. Settings:
 :mod:`sb3_contracts.experiments.coin.settings`. Example::
 
-    from sb3_contracts.experiments.coin.experiment import CoinExperimentConfig, run_pipeline
+    from sb3_contracts.experiments import run_experiment
+    from sb3_contracts.experiments.coin.experiment import EXPERIMENT, CoinSettings
 
-    results = run_pipeline(CoinExperimentConfig(preset="3x3", seed=0), "runs/coin")
+    results = run_experiment(EXPERIMENT, CoinSettings(preset="3x3", seed=0), "runs/coin", parallel=None)
     print(results["summary"])
 """
 
 from __future__ import annotations
 
 import io
-import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -62,8 +61,9 @@ from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 from sb3_contracts.experiments.coin.baselines import ALGOS, BASELINES, collect_rollouts, evaluate_agents, train_baseline
 from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
-from sb3_contracts.experiments.coin.settings import CoinExperimentConfig
-from sb3_contracts.experiments.runner import Phase, PhaseRecord, experiment_folder, ray_available, run_phases
+from sb3_contracts.experiments.coin.plots import plot_figure2, results_table
+from sb3_contracts.experiments.coin.settings import CoinSettings
+from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext
 from sb3_contracts.game.coin_agents_view import (
     ContractAgentsVecEnv,
     Principal,
@@ -76,7 +76,7 @@ from sb3_contracts.game.responders import Responder, make_responder, mixed_respo
 from sb3_contracts.game.settlement import DEFAULT_B_MAX
 
 
-def train_principal(config: CoinExperimentConfig, tensorboard_log: str | None = None,
+def train_principal(config: CoinSettings, tensorboard_log: str | None = None,
                     progress_bar: bool = False) -> MultiAgentContractDQN:
     """
     Phase 1: the principal's training (Algorithm 3's training phase).
@@ -92,7 +92,7 @@ def train_principal(config: CoinExperimentConfig, tensorboard_log: str | None = 
                        progress_bar=progress_bar)
 
 
-def train_agents(principal: Principal, config: CoinExperimentConfig, algo: str = "dqn", seed_offset: int = 1,
+def train_agents(principal: Principal, config: CoinSettings, algo: str = "dqn", seed_offset: int = 1,
                  tensorboard_log: str | None = None, tb_log_name: str | None = None, partner: Any = None,
                  progress_bar: bool = False) -> BaseAlgorithm:
     """
@@ -126,20 +126,20 @@ def train_agents(principal: Principal, config: CoinExperimentConfig, algo: str =
                        tb_log_name=tb_log_name or f"validation_{algo}", progress_bar=progress_bar)
 
 
-def _rollouts(responder: Responder, principal: Principal | None, config: CoinExperimentConfig) -> dict[str, np.ndarray]:
+def _rollouts(responder: Responder, principal: Principal | None, config: CoinSettings) -> dict[str, np.ndarray]:
     core = CoinGameBatch(config.eval_games, seed=10_000 + config.seed, **config.game_kwargs())
     offer = make_principal(principal, core.n_games, core.n_agents, DEFAULT_B_MAX)
     return collect_rollouts(responder, offer, core, config.eval_episodes)
 
 
-def player_return(responder: Responder, principal: Principal, config: CoinExperimentConfig) -> float:
+def player_return(responder: Responder, principal: Principal, config: CoinSettings) -> float:
     """Player 0's mean episode return, game reward plus payments, under ``principal``'s contracts."""
     rollouts = _rollouts(responder, principal, config)
     return float((rollouts["rewards"] + rollouts["payments"])[:, :, 0].sum(axis=0).mean())
 
 
 def evaluate_under_contracts(responder: Responder, principal: Principal,
-                             config: CoinExperimentConfig) -> dict[str, float]:
+                             config: CoinSettings) -> dict[str, float]:
     """Welfare, payments, payment share, follow rate and pick metrics of agents facing ``principal``."""
     return rollout_metrics(**_rollouts(responder, principal, config))
 
@@ -150,7 +150,7 @@ RATIO_OFFSETS = {"spe": 10, "ic": 11}
 BASELINE_OFFSETS = {"selfish": 20, "cooperative": 21, "proportion": 22}
 
 
-def best_response_ratio(kind: str, principal: Principal, partner: Responder, config: CoinExperimentConfig,
+def best_response_ratio(kind: str, principal: Principal, partner: Responder, config: CoinSettings,
                         tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
     """
     One ratio of phase 3: a fresh selfish DQN agent (player 0) learns a best response to the contracts while the
@@ -174,7 +174,7 @@ def best_response_ratio(kind: str, principal: Principal, partner: Responder, con
             f"{kind}_following_return": following}
 
 
-def run_baseline(kind: str, config: CoinExperimentConfig, budget: float | None = None,
+def run_baseline(kind: str, config: CoinSettings, budget: float | None = None,
                  tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
     """
     One baseline of phase 4: independent DQN agents without a principal, trained and evaluated.
@@ -210,7 +210,7 @@ def _offer(principal: dict[str, Any]) -> Principal:
     return coin_principal(MultiAgentContractDQN.load(io.BytesIO(principal["model"]), device="cpu"))
 
 
-def principal_phase(config: CoinExperimentConfig, tensorboard_log: str | None = None,
+def principal_phase(config: CoinSettings, tensorboard_log: str | None = None,
                     progress_bar: bool = False) -> dict[str, Any]:
     """
     Phase 1 as a DAG node (:func:`train_principal`).
@@ -221,7 +221,7 @@ def principal_phase(config: CoinExperimentConfig, tensorboard_log: str | None = 
     return {**principal, "follow": evaluate_under_contracts(make_responder("follow"), _offer(principal), config)}
 
 
-def validation_phase(principal: dict[str, Any], config: CoinExperimentConfig, algo: str,
+def validation_phase(principal: dict[str, Any], config: CoinSettings, algo: str,
                      tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, Any]:
     """
     Phase 2 for one algorithm as a DAG node (:func:`train_agents`, then :func:`evaluate_under_contracts`).
@@ -235,7 +235,7 @@ def validation_phase(principal: dict[str, Any], config: CoinExperimentConfig, al
     return {"algo": algo, "metrics": metrics, "model": _model_bytes(model)}
 
 
-def best_response_phase(principal: dict[str, Any], *validated: dict[str, Any], config: CoinExperimentConfig,
+def best_response_phase(principal: dict[str, Any], *validated: dict[str, Any], config: CoinSettings,
                         kind: str, tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
     """
     One ratio of phase 3 as a DAG node (:func:`best_response_ratio`).
@@ -250,7 +250,7 @@ def best_response_phase(principal: dict[str, Any], *validated: dict[str, Any], c
     return best_response_ratio(kind, _offer(principal), partner, config, tensorboard_log, progress_bar)
 
 
-def baseline_phase(*validated: dict[str, Any], config: CoinExperimentConfig, kind: str,
+def baseline_phase(*validated: dict[str, Any], config: CoinSettings, kind: str,
                    tensorboard_log: str | None = None, progress_bar: bool = False) -> dict[str, float]:
     """
     One baseline of phase 4 as a DAG node (:func:`run_baseline`).
@@ -262,8 +262,7 @@ def baseline_phase(*validated: dict[str, Any], config: CoinExperimentConfig, kin
     return run_baseline(kind, config, budget, tensorboard_log, progress_bar)
 
 
-def coin_phases(config: CoinExperimentConfig, tensorboard_log: str | None = None,
-                progress_bar: bool = False) -> list[Phase]:
+def coin_phases(config: CoinSettings, context: RunContext | None = None) -> list[Phase]:
     """
     The experiment's phases as a DAG for :func:`~sb3_contracts.experiments.runner.run_phases`. What must wait:
     validation and the best responses need the principal; the IC best response plays against the first
@@ -272,10 +271,10 @@ def coin_phases(config: CoinExperimentConfig, tensorboard_log: str | None = None
     validation, IC best response) first, the short and independent phases last to fill the gaps.
 
     :param config: the experiment
-    :param tensorboard_log: TensorBoard folder (one run per phase, named as the phase)
-    :param progress_bar: show SB3's progress bars (in sequence only)
+    :param context: the run's TensorBoard folder (one run per phase, named as the phase) and progress bars
     """
-    common = dict(config=config, tensorboard_log=tensorboard_log, progress_bar=progress_bar)
+    context = context or RunContext()
+    common = dict(config=config, tensorboard_log=context.tensorboard_log, progress_bar=context.progress_bar)
     first = f"validation_{config.algos[0]}"
     validations = [Phase(f"validation_{algo}", partial(validation_phase, algo=algo, **common), ("principal",))
                    for algo in config.algos]
@@ -291,9 +290,9 @@ def coin_phases(config: CoinExperimentConfig, tensorboard_log: str | None = None
     ]
 
 
-def coin_results(config: CoinExperimentConfig, records: dict[str, PhaseRecord]) -> dict[str, Any]:
+def coin_results(config: CoinSettings, records: Mapping[str, PhaseRecord]) -> dict[str, Any]:
     """
-    The experiment's results from its phases' records (what :func:`run_pipeline` returns and writes).
+    The experiment's results from its phases' records (what ``metrics.json`` holds).
 
     :param config: the experiment
     :param records: every phase of :func:`coin_phases`, finished
@@ -308,7 +307,6 @@ def coin_results(config: CoinExperimentConfig, records: dict[str, PhaseRecord]) 
         "ratios": ratios,
         "baselines": baselines,
         "summary": summarize(validation, ratios, baselines, exact_optimum(config)),
-        "timings": {phase.name: records[phase.name].seconds for phase in coin_phases(config)},
     }
 
 
@@ -349,60 +347,25 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     }
 
 
-def run_pipeline(config: CoinExperimentConfig, out: str | Path | None = None, progress_bar: bool = False,
-                 log: Callable[[str], None] | None = None, parallel: bool | None = None,
-                 done: Mapping[str, PhaseRecord] | None = None,
-                 on_phase: Callable[[str, PhaseRecord], None] | None = None) -> dict[str, Any]:
-    """
-    Run every phase (module docstring) and write ``<out>/metrics.json`` and the principal ``<out>/principal.zip``.
-
-    The phases form a DAG (:func:`coin_phases`): with Ray they run as parallel tasks of one CPU and
-    ``config.threads`` torch threads each on this machine's CPUs, else in sequence; the results are the same
-    either way (every phase seeds its own learners and games).
-
-    :param config: the experiment
-    :param out: experiment folder (``None``: no files, no TensorBoard)
-    :param progress_bar: show SB3's progress bars (in sequence only)
-    :param log: called with a line of text at each phase (e.g. ``print``)
-    :param parallel: phases as Ray tasks (``True``), in sequence (``False``), or as Ray tasks when Ray is
-        installed (``None``); Ray is started on this machine unless already connected
-    :param done: records of phases already run (a checkpoint's, :func:`~sb3_contracts.experiments.runner.load_phases`)
-    :param on_phase: called with each phase's name and record as it finishes (e.g. to checkpoint it)
-    :return: ``config``, ``principal_follow`` (the frozen principal with agents that follow exactly),
-        ``validation`` (per algorithm), ``ratios``, ``baselines``, ``summary``, ``timings`` (compute seconds per
-        phase) and ``wall_s`` (this call's wall time)
-    """
-    log = log or (lambda line: None)
-    th.set_num_threads(config.threads)
-    folder = experiment_folder(out)
-    tb = str(folder / "tb") if folder is not None else None
-    parallel = ray_available() if parallel is None else parallel
-    start = time.perf_counter()
-
-    def finished(name: str, record: PhaseRecord) -> None:
-        log(f"[{time.perf_counter() - start:7.1f}s] {name} done ({record.seconds:.1f} s)")
-        if on_phase is not None:
-            on_phase(name, record)
-
-    log(f"principal: {config.principal_steps:,} game steps on {config.preset} ({config.reward_rule} rule); validation "
-        f"({', '.join(config.algos)}), best responses and baselines: {config.agent_steps:,} / "
-        f"{config.baseline_steps:,} agent-steps each; {'parallel Ray tasks' if parallel else 'in sequence'}")
-    records = run_phases(coin_phases(config, tb, progress_bar and not parallel), parallel, done, finished,
-                         config.threads)
-    results = {**coin_results(config, records), "wall_s": time.perf_counter() - start}
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        log_summary(results, str(folder / "tb"))
-        (folder / "principal.zip").write_bytes(records["principal"].output["model"])
-        (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
-    return results
+def describe(config: CoinSettings) -> str:
+    """The line the runner logs at the start: budgets, rule and what runs."""
+    return (f"principal: {config.principal_steps:,} game steps on {config.preset} ({config.reward_rule} rule, "
+            f"contested: {config.contested}); validation ({', '.join(config.algos)}), best responses and baselines: "
+            f"{config.agent_steps:,} / {config.baseline_steps:,} agent-steps each")
 
 
-def exact_optimum(config: CoinExperimentConfig) -> float | None:
+def write_files(folder: Path, config: CoinSettings, records: Mapping[str, PhaseRecord],
+                results: dict[str, Any]) -> None:
+    """The principal as ``<folder>/principal.zip``, the final figures as TensorBoard scalars (:func:`log_summary`)."""
+    log_summary(results, str(folder / "tb"))
+    (folder / "principal.zip").write_bytes(records["principal"].output["model"])
+
+
+def exact_optimum(config: CoinSettings) -> float | None:
     """The exact cooperative optimum (known for two players only)."""
     if config.n_agents != 2:
         return None
-    return optimal_welfare(config.preset, config.reward_rule, contested=config.contested)
+    return optimal_welfare(config.game_config())
 
 
 def log_summary(results: dict[str, Any], tensorboard_log: str) -> None:
@@ -412,7 +375,7 @@ def log_summary(results: dict[str, Any], tensorboard_log: str) -> None:
     ``optimal_ratio``, ``constant_proportion_margin``), the principal's recommendations followed exactly and
     every baseline's welfare.
 
-    :param results: what :func:`run_pipeline` returns
+    :param results: the experiment's results
     :param tensorboard_log: the experiment's TensorBoard folder
     """
     logger = configure(str(Path(tensorboard_log) / "summary"), ["tensorboard"])
@@ -430,7 +393,7 @@ def log_summary(results: dict[str, Any], tensorboard_log: str) -> None:
     logger.close()
 
 
-def alternate(config: CoinExperimentConfig, rounds: int, algo: str = "dqn", tensorboard_log: str | None = None
+def alternate(config: CoinSettings, rounds: int, algo: str = "dqn", tensorboard_log: str | None = None
               ) -> tuple[MultiAgentContractDQN, BaseAlgorithm, Coordinator]:
     """
     The meta-algorithm mode: the principal and shared-parameter SB3 agents learn in alternation on the same game,
@@ -460,9 +423,13 @@ def alternate(config: CoinExperimentConfig, rounds: int, algo: str = "dqn", tens
     return principal, agents, coordinator
 
 
+EXPERIMENT = Experiment("coin", CoinSettings, coin_phases, coin_results, results_table, plot_figure2, write=write_files,
+                        describe=describe, parallel_phases=True)
+
 __all__ = [
     "ALGOS",
-    "CoinExperimentConfig",
+    "EXPERIMENT",
+    "CoinSettings",
     "alternate",
     "baseline_phase",
     "best_response_phase",
@@ -474,7 +441,6 @@ __all__ = [
     "player_return",
     "principal_phase",
     "run_baseline",
-    "run_pipeline",
     "summarize",
     "train_agents",
     "train_principal",

@@ -1,4 +1,4 @@
-"""Figure 2 of Ivanov et al. (2024) from the pipeline's ``metrics.json`` files (matplotlib, Agg backend).
+"""Figure 2 of Ivanov et al. (2024) from the Coin Game runs' ``metrics.json`` files (matplotlib, Agg backend).
 
 Five panels: (a) social welfare per episode of the principal's validated agents (DQN, PPO) next to the
 selfish, cooperative and budget-matched constant-proportion baselines; (b) share of welfare paid (the
@@ -13,34 +13,15 @@ pooling the seeds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sb3_contracts.experiments.runner import load_metrics
+
 PANEL_COLORS = {"principal": "tab:blue", "baseline": "tab:gray"}
-
-
-def load_metrics(path: str | Path) -> dict[str, Any]:
-    """
-    Read one run's metrics.
-
-    :param path: a ``metrics.json`` file or the experiment folder holding it
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no metrics.json at {path}: run `sb3-contracts coin --out <folder>` first")
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not a coin experiment's metrics.json (not JSON: {error})") from error
-    if not isinstance(metrics, dict) or not {"config", "summary"} <= metrics.keys():
-        raise ValueError(f"{path} is not a coin experiment's metrics.json (no 'config' and 'summary')")
-    return metrics
 
 
 def _bars(runs: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -95,7 +76,7 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
 
     if not runs:
         raise ValueError("runs must name at least one experiment folder or metrics.json")
-    loaded = [run if isinstance(run, dict) else load_metrics(run) for run in runs]
+    loaded = [run if isinstance(run, dict) else load_metrics(run, "coin") for run in runs]
     fig, axes = plt.subplots(1, 5, figsize=(20, 4.6))
     for ax, (key, points) in zip(axes, _bars(loaded).items(), strict=True):
         labels = list(points)
@@ -267,7 +248,7 @@ def results_table(paths: Sequence[str | Path]) -> str:
     """
     if not paths:
         raise ValueError("results_table needs at least one run")
-    runs = [load_metrics(path) for path in paths]
+    runs = [load_metrics(path, "coin") for path in paths]
     header = ("| seed | welfare_ratio | payment_share | follow_rate | spe_ratio | ic_ratio | margin over const.-prop. "
               "| selfish ratio | welfare: principal / followed exactly / selfish / cooperative / const.-prop. "
               "| optimal_ratio | PPO welfare ratio / follow | wall |")

@@ -1,6 +1,6 @@
 """The Coin Game experiment's settings, in one home: the pipeline, the CLI, the benchmarks and ``zoo_configs/``.
 
-:class:`CoinExperimentConfig` (one docstring per field, as CleanRL's ``Args``) says what an experiment runs; the
+:class:`CoinSettings` (one docstring per field, as CleanRL's ``Args``) says what an experiment runs; the
 module-level tables hold the learners' hyperparameters. ``zoo_configs/contract_dqn_multiagent.yml``,
 ``zoo_configs/dqn.yml`` and ``zoo_configs/ppo.yml`` are generated from them (:func:`write_zoo_configs`; a test keeps
 the files equal to what this module generates), and ``sb3-contracts coin --conf-file`` reads such files back
@@ -31,9 +31,9 @@ from sb3_contracts.experiments.coin.baselines import ALGOS
 
 #: The encoder of every learner of the experiment: the agent-centric grid re-centred on its observer.
 POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor)
-#: Encoders the experiment offers every learner (``CoinExperimentConfig.encoder``).
+#: Encoders the experiment offers every learner (``CoinSettings.encoder``).
 ENCODERS = {"centred": CenteredCoinExtractor, "conv": CoinConvExtractor}
-#: The principal's replay (``CoinExperimentConfig.replay``).
+#: The principal's replay (``CoinSettings.replay``).
 REPLAYS = ("uniform", "prioritized")
 #: Agents facing contracts also read their contract's recommendation as a one-hot (baselines see no contract).
 CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
@@ -95,8 +95,8 @@ GAME_FIELDS = ("preset", "reward_rule", "contested", "n_agents")
 
 
 @dataclass(frozen=True)
-class CoinExperimentConfig:
-    """What :func:`~sb3_contracts.experiments.coin.experiment.run_pipeline` runs (module docstring: units)."""
+class CoinSettings:
+    """What the Coin Game experiment runs (units: the module docstring)."""
 
     preset: str = _GAME.preset
     """the Coin Game preset: ``"3x3"`` (3x3 grid, 20 steps: the paper's appendix) or ``"7x7"`` (7x7, 50 steps)"""
@@ -133,6 +133,10 @@ class CoinExperimentConfig:
     """overrides of :data:`PRINCIPAL_HYPERPARAMS`"""
     agent_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """overrides of :data:`AGENT_HYPERPARAMS`, per algorithm"""
+    conf_file: tuple[str, ...] = ()
+    """rl-zoo3 files whose hyperparameters the learners use (:func:`read_zoo_overrides`):
+    ``contract_dqn_multiagent.yml`` (the principal), ``dqn.yml`` and ``ppo.yml`` (the agents); budgets stay this
+    config's and ``principal_kwargs``/``agent_kwargs`` win over the files"""
     encoder: str = "centred"
     """the principal's encoder, and the agents' unless ``agent_encoder`` is given: ``"centred"`` (the grid
     re-centred on its observer, ``CenteredCoinExtractor``) or ``"conv"`` (the paper's 4x4 convolution,
@@ -152,6 +156,13 @@ class CoinExperimentConfig:
     def __post_init__(self) -> None:
         self.game_config()  # the game's own checks (its one home), before any phase runs
         check_int("seed", self.seed, 0)
+        if self.conf_file:
+            object.__setattr__(self, "conf_file", tuple(map(str, self.conf_file)))
+            zoo = read_zoo_overrides(list(self.conf_file), self.preset)
+            object.__setattr__(self, "principal_kwargs", {**zoo["principal_kwargs"], **self.principal_kwargs})
+            object.__setattr__(self, "agent_kwargs", {algo: {**zoo["agent_kwargs"].get(algo, {}),
+                                                             **self.agent_kwargs.get(algo, {})}
+                                                      for algo in {*zoo["agent_kwargs"], *self.agent_kwargs}})
         for name in ("principal_steps", "agent_steps", "baseline_steps", "nudge"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, BUDGETS[self.preset][name])
@@ -251,7 +262,7 @@ def zoo_hyperparams(reward_rule: str = "parl") -> dict[str, dict[str, dict[str, 
     """
     files: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in ZOO_FILES}
     for preset, ids in PRESET_ENV_IDS.items():
-        config = CoinExperimentConfig(preset, reward_rule=reward_rule)
+        config = CoinSettings(preset, reward_rule=reward_rule)
         principal = config.principal_hyperparams()
         principal["callback"] = "sb3_contracts.experiments.coin.metrics.CoinMetricsCallback"
         files["contract_dqn_multiagent"][ids["principal"]] = _zoo_entry(
@@ -289,7 +300,7 @@ def write_zoo_configs(folder: str | Path) -> list[Path]:
 
 def read_zoo_overrides(paths: list[str | Path], preset: str) -> dict[str, Any]:
     """
-    What zoo files say of the experiment's learners for ``preset``, as :class:`CoinExperimentConfig` overrides:
+    What zoo files say of the experiment's learners for ``preset``, as :class:`CoinSettings` overrides:
     ``principal_kwargs`` from ``contract_dqn_multiagent.yml`` and ``agent_kwargs`` from ``dqn.yml`` / ``ppo.yml``
     (the algorithm is the file's name, as in ``zoo_configs/``). Budgets and ``n_envs`` stay the config's.
 
