@@ -87,8 +87,7 @@ def test_follow_bits_decide_who_takes_the_recommendation():
 def test_training_metrics_count_the_payments_paid_and_the_recommendations_followed():
     model = _model(learning_starts=0)
     env = model.env
-    model._setup_learn(100)
-    model._plug_training_agents(env)
+    model._setup_learn(100)  # plugs in the training agents, as learn() does
     model._reset_rollout_stats()
     contracts, buffer_actions = model._sample_action(0)
     new_obs, rewards, dones, infos = env.step(contracts)

@@ -33,12 +33,13 @@ Decisions beyond the paper (measured in the README's ContractDQN section):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import SubprocVecEnv
@@ -53,8 +54,6 @@ from sb3_contracts.contract_dqn.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
-
-SelfContractDQN = TypeVar("SelfContractDQN", bound="ContractDQN")
 
 AGENT_SAMPLES = ("auto", "trusted", "all")
 #: Who plays the agent in the training env: its own embedded agent, one that follows the recommendations, or the
@@ -194,12 +193,14 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         super().__init__(
-            policy, env, learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau, gamma,
-            train_freq, gradient_steps, target_update_interval, exploration_fraction, exploration_initial_eps,
-            exploration_final_eps, nudge, nudge_td_factor, double_q, loss, max_grad_norm,
-            replay_buffer_class=ContractReplayBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
-            verbose=verbose, seed=seed, device=device,
+            policy, env, learning_rate, learning_rate_final=learning_rate_final, buffer_size=buffer_size,
+            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq,
+            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, nudge=nudge, nudge_td_factor=nudge_td_factor,
+            double_q=double_q, loss=loss, max_grad_norm=max_grad_norm, replay_buffer_class=ContractReplayBuffer,
+            replay_buffer_kwargs=replay_buffer_kwargs, stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs, verbose=verbose, seed=seed, device=device,
         )
         self._check_options(agent_samples, outcome_model, exploration_margin, training_agent)
         self.exploration_margin = exploration_margin
@@ -241,10 +242,11 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         """Whether exploratory contracts carry extra margin (then the agent takes the recommendation)."""
         return self.exploration_margin is None or self.exploration_margin > 0
 
-    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, BaseCallback]:
         if self.training_start_states is not None and self.env is not None:
             self.env.env_method("set_start_states", self.training_start_states)
-        result = super()._setup_learn(*args, **kwargs)
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if self.training_agent == "follow":
             if isinstance(self.env, SubprocVecEnv):
                 raise ValueError("training_agent='follow' hands the recommendations to the envs in this process: "
@@ -263,15 +265,10 @@ class ContractDQN(ContractOffPolicyAlgorithm):
                                "(step the training env through learn())")
         return self._recommendations
 
-    def learn(self: SelfContractDQN, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 100,
-              tb_log_name: str | None = None, reset_num_timesteps: bool = True,
-              progress_bar: bool = False) -> SelfContractDQN:
-        try:
-            return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps,
-                                 progress_bar)
-        finally:
-            if self.training_agent is not None and self.env is not None:
-                self.env.env_method("restore_agent")
+    def _end_learn(self) -> None:
+        super()._end_learn()
+        if self.training_agent is not None and self.env is not None:
+            self.env.env_method("restore_agent")
 
     def _env_mdp(self) -> Any:
         if self.env is None:
@@ -323,24 +320,15 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         self.policy_kwargs.update(n_actions=self.n_actions, observed_action=self.observed_action,
                                   outcome_model=self.outcome_model, outcome_table_rows=rows,
                                   factorization=self.factorization)
-        self.replay_buffer_kwargs.update(n_outcomes=n_outcomes)
 
     def _setup_model(self) -> None:
-        # OffPolicyAlgorithm._setup_model would build the buffer with the contract space; the buffer stores
-        # recommendations (Discrete(A)), so the same steps are spelled out here.
-        self._setup_lr_schedule()
-        self.set_random_seed(self.seed)
-        if self.replay_buffer is None:
-            self.replay_buffer = ContractReplayBuffer(
-                self.buffer_size, self.observation_space, spaces.Discrete(self.n_actions), device=self.device,
-                n_envs=self.n_envs, **self.replay_buffer_kwargs,
-            )
-        self.policy = self.policy_class(self.observation_space, self.contract_space, self.lr_schedule,
-                                        **self.policy_kwargs).to(self.device)
-        self._convert_train_freq()
+        # The buffer stores the recommendations the contracts implement: the env's contract space does not say how
+        # many there are. (Files saved by earlier versions hold n_outcomes, which the buffer now reads off the space.)
+        self.replay_buffer_kwargs.pop("n_outcomes", None)
+        self.replay_buffer_kwargs["n_actions"] = self.n_actions
+        super()._setup_model()
         if self._outcome_table is not None:
             self.policy.set_outcome_table(self._outcome_table)
-        self._setup_contract_learning()
 
     # -- acting --------------------------------------------------------------------------------------------
 
