@@ -329,6 +329,8 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         super()._setup_model()
         if self._outcome_table is not None:
             self.policy.set_outcome_table(self._outcome_table)
+        # The factorisation fixes what the networks output, hence the losses that train them.
+        self._q_losses = self._outcome_losses if self.factorization == "outcome" else self._action_losses
 
     # -- acting --------------------------------------------------------------------------------------------
 
@@ -414,19 +416,61 @@ class ContractDQN(ContractOffPolicyAlgorithm):
                 return self.policy.outcome_probs(data.observations), self.policy.outcome_probs(data.next_observations)
         return data.outcome_probs, data.next_outcome_probs
 
-    def _outcome_loss(self, data: ContractReplayBufferSamples, weights: th.Tensor | None) -> th.Tensor | None:
+    def _label_weights(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
+        """Which samples' action labels train the agent model (a 0/1 mask; ``None``: all of them)."""
+        return data.trusted if self.agent_samples == "trusted" else None
+
+    def _outcome_loss(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
         """Cross-entropy of the learned outcome classifier on ``(s, a) -> o`` (``None`` when the model is known)."""
         if self.observed_action or self.outcome_model != "learned":
             return None
         rows = th.arange(data.outcomes.shape[0], device=self.device)
         logits = self.policy.outcome_logits(data.observations)[rows, data.agent_actions]
         losses = F.cross_entropy(logits, data.outcomes, reduction="none")
+        weights = self._label_weights(data)
         return losses.mean() if weights is None else (losses * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def _outcome_losses(self, data: ContractReplayBufferSamples, principal_out: th.Tensor, agent_out: th.Tensor,
+                        probs: th.Tensor, next_principal: th.Tensor, next_agent: th.Tensor
+                        ) -> tuple[th.Tensor, th.Tensor, float]:
+        """
+        The losses of ``factorization="outcome"``, per outcome ``o`` (no action label needed): ``G(s, o) <- r^p(s, o)
+        + γ q_θ'(s', a*')`` and ``W(s, o) <- γ V(s')``; the agent's reward head learns ``r(s, a)`` from the samples
+        whose action label it may use.
+
+        :return: the principal's loss, the agent model's loss and the agent model's mean absolute TD error
+        """
+        rows = th.arange(principal_out.shape[0], device=self.device)
+        principal_loss = self._loss(principal_out[rows, data.outcomes], data.principal_rewards + next_principal)
+        agent_pred = agent_out[:, self.policy.n_actions :][rows, data.outcomes]
+        agent_loss = self._loss(agent_pred, next_agent) + self._loss(agent_out[rows, data.agent_actions],
+                                                                     data.agent_rewards, self._label_weights(data))
+        return principal_loss, agent_loss, (agent_pred.detach() - next_agent).abs().mean().item()
+
+    def _action_losses(self, data: ContractReplayBufferSamples, principal_out: th.Tensor, agent_out: th.Tensor,
+                       probs: th.Tensor, next_principal: th.Tensor, next_agent: th.Tensor
+                       ) -> tuple[th.Tensor, th.Tensor, float]:
+        """
+        The losses of ``factorization="action"``, Algorithm 2 as written: ``y^p = r^p(s, o) - E b(o) + γ q_θ'(s',
+        a*')`` and ``y^a = r(s, a) + γ [E b'(o') + Q̄_φ'(s', a*')]``.
+
+        :return: the principal's loss, the agent model's loss and the agent model's mean absolute TD error
+        """
+        rows = th.arange(principal_out.shape[0], device=self.device)
+        with th.no_grad():
+            contract, _ = self.policy.minimal_contracts(agent_out.detach(), probs, data.actions)
+            cost = (probs[rows, data.actions] * contract).sum(dim=1)
+            y_p = data.principal_rewards - cost + next_principal
+            y_a = data.agent_rewards + next_agent
+        principal_loss = self._loss(principal_out[rows, data.actions], y_p)
+        agent_pred = agent_out[rows, data.agent_actions]
+        agent_loss = self._loss(agent_pred, y_a, self._label_weights(data))
+        return principal_loss, agent_loss, (agent_pred.detach() - y_a).abs().mean().item()
 
     def train(self, gradient_steps: int, batch_size: int = 128) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        policy, gamma = self.policy, self.gamma
+        policy = self.policy
         logs: dict[str, list[float]] = {"principal_loss": [], "agent_loss": [], "agent_td_error": [],
                                         "outcome_loss": []}
         for _ in range(gradient_steps):
@@ -434,7 +478,6 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             batch = data.actions.shape[0]
             rows = th.arange(batch, device=self.device)
             probs, next_probs = self._outcome_models(data)
-            weights = data.trusted if self.agent_samples == "trusted" else None
             # One pass of the online principal over s and s' (the latter picks a*' for double DQN).
             principal_all = policy.principal_net(_concat_obs(data.observations, data.next_observations))
             principal_out, next_online = principal_all[:batch], principal_all[batch:].detach()
@@ -447,33 +490,15 @@ class ContractDQN(ContractOffPolicyAlgorithm):
                                             next_contracts)
                 selector = policy.principal_q(next_online, next_probs, next_contracts) if self.double_q else next_q
                 next_rec = policy.greedy(selector, feasible)
-                continuation = (1.0 - data.dones) * gamma
-                next_principal_value = next_q[rows, next_rec]  # q_θ'(s', a*')
+                continuation = (1.0 - data.dones) * self.gamma
                 next_payment = (next_probs[rows, next_rec] * next_contracts[rows, next_rec]).sum(dim=1)
-                next_agent_value = next_payment + next_agent_q[rows, next_rec]  # E b'(o') + Q̄_φ'(s', a*')
-            if policy.factorization == "outcome":
-                # Per outcome o (no action label needed): G(s, o) <- r^p(s, o) + γ q_θ'(s', a*'), W(s, o) <- γ V(s'),
-                # and the agent's reward head r(s, a) <- r(s, a) on trusted labels.
-                y_p = data.principal_rewards + continuation * next_principal_value
-                y_a = continuation * next_agent_value
-                principal_loss = self._loss(principal_out[rows, data.outcomes], y_p)
-                agent_pred = agent_out[:, policy.n_actions :][rows, data.outcomes]
-                agent_loss = self._loss(agent_pred, y_a) + self._loss(agent_out[rows, data.agent_actions],
-                                                                      data.agent_rewards, weights)
-            else:
-                # Algorithm 2 as written: y^p = r^p(s, o) - E b(o) + γ q_θ'(s', a*'),
-                # y^a = r(s, a) + γ [E b'(o') + Q̄_φ'(s', a*')].
-                with th.no_grad():
-                    contract, _ = policy.minimal_contracts(agent_out.detach(), probs, data.actions)
-                    cost = (probs[rows, data.actions] * contract).sum(dim=1)
-                    y_p = data.principal_rewards - cost + continuation * next_principal_value
-                    y_a = data.agent_rewards + continuation * next_agent_value
-                principal_loss = self._loss(principal_out[rows, data.actions], y_p)
-                agent_pred = agent_out[rows, data.agent_actions]
-                agent_loss = self._loss(agent_pred, y_a, weights)
-            td_error = (agent_pred.detach() - y_a).abs().mean().item()
+                next_principal = continuation * next_q[rows, next_rec]  # γ q_θ'(s', a*')
+                next_agent = continuation * (next_payment + next_agent_q[rows, next_rec])  # γ [E b' + Q̄_φ'(s', a*')]
+            # The losses of the factorisation chosen at setup (_outcome_losses or _action_losses).
+            principal_loss, agent_loss, td_error = self._q_losses(data, principal_out, agent_out, probs,
+                                                                  next_principal, next_agent)
             loss = principal_loss + agent_loss
-            outcome_loss = self._outcome_loss(data, weights)
+            outcome_loss = self._outcome_loss(data)
             if outcome_loss is not None:
                 loss = loss + outcome_loss
                 logs["outcome_loss"].append(outcome_loss.item())
@@ -492,4 +517,4 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             self.logger.record("agent_model/outcome_loss", float(np.mean(logs["outcome_loss"])))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_outcome_table", "_recommendations"]
+        return [*super()._excluded_save_params(), "_outcome_table", "_recommendations", "_q_losses"]
