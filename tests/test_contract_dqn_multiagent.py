@@ -147,6 +147,14 @@ def test_prioritized_replay_samples_by_the_principals_td_error():
     assert th.allclose(data.weights, th.ones(16))  # β = 0: no importance correction (the paper's setting)
 
 
+def test_prioritized_replay_trains_when_the_last_step_passes_total_timesteps():
+    from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+
+    # 4 games a step: 402 steps end at 404, where SB3's progress remaining is below 0
+    model = _model(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, learning_starts=100).learn(402)
+    assert model.num_timesteps == 404 and model.replay_buffer.beta == 0.0
+
+
 def test_the_minimal_contract_form_pays_only_what_the_recommendation_needs():
     paper = _model(policy_kwargs={"net_arch": [32], "contract_form": "paper"})
     minimal = _model(policy_kwargs={"net_arch": [32], "contract_form": "minimal"})

@@ -254,7 +254,8 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         policy, gamma, alpha = self.policy, self.gamma, self.alpha
         prioritized = isinstance(self.replay_buffer, MultiAgentPrioritizedReplayBuffer)
         if prioritized:
-            self.replay_buffer.set_progress_remaining(self._current_progress_remaining)
+            # The last rollout may end past total_timesteps (whole vec-env steps): SB3's progress then dips below 0.
+            self.replay_buffer.set_progress_remaining(max(self._current_progress_remaining, 0.0))
         losses, td_errors = [], []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size)
