@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
 from sb3_contracts import MultiAgentContractDQN
 from sb3_contracts.common.principal import frozen_principal
-from sb3_contracts.contract_dqn_multiagent import FollowBitAgents
+from sb3_contracts.contract_dqn_multiagent import FollowBitAgents, MultiAgentReplayBuffer
 from sb3_contracts.multiagent import ContractCoinGameVecEnv
 from sb3_contracts.multiagent.settlement import recommend
 
@@ -29,6 +30,29 @@ def test_trains_on_the_registered_id_with_shared_networks_on_each_agents_row():
     assert model.policy.agent_net.features_extractor.features_dim == 4 * 9 + 2
     # after learn() the env's own agents are back
     assert not isinstance(model.env.responder, FollowBitAgents)
+
+
+def test_a_learn_that_fails_puts_the_envs_own_agents_back_all_the_same():
+    model = _model()
+    own = model.env.responder
+
+    def stop(local_vars, _):
+        assert model.env.responder is model.training_agents  # the training agents play meanwhile
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.learn(200, callback=stop)
+    assert model.env.responder is own
+    model.learn(100)  # and learn() plugs them in again
+    assert model.env.responder is own and model.replay_buffer.pos == 25
+
+
+def test_sb3s_setup_builds_the_buffer_from_the_envs_contract_space():
+    model = _model(n_agents=3)
+    assert model.action_space.shape == (3, 4)  # the env's actions: a contract per agent
+    assert model.replay_buffer.action_space == spaces.MultiDiscrete([4, 4, 4])  # the buffer's: the moves taken
+    with pytest.raises(ValueError, match="contracts"):
+        MultiAgentReplayBuffer(10, model.observation_space, spaces.MultiDiscrete([4, 4, 4]))
 
 
 def test_trains_on_sb3s_make_vec_env_too():
