@@ -51,6 +51,17 @@ def test_buffer_and_target_shapes() -> None:
     assert all(np.isfinite(logged[key]) for key in ("train/principal_loss", "train/agent_loss", "agent_model/td_error"))
 
 
+def test_sb3s_setup_builds_the_buffer_from_the_envs_contract_space() -> None:
+    model, mdp = make_model(depth=2, n_envs=2)
+    assert model.action_space.shape == (mdp.n_outcomes,)  # the env's actions: contracts
+    assert model.replay_buffer.action_space == gymnasium.spaces.Discrete(mdp.n_actions)  # the recommendations
+    assert model.replay_buffer.n_outcomes == mdp.n_outcomes
+    with pytest.raises(ValueError, match="contracts"):
+        ContractReplayBuffer(10, model.observation_space, gymnasium.spaces.Discrete(2), n_actions=2)
+    with pytest.raises(ValueError, match="n_actions"):
+        ContractReplayBuffer(10, model.observation_space, model.action_space)
+
+
 def test_predict_returns_contracts_and_recommendations() -> None:
     model, mdp = make_model()
     obs = np.eye(mdp.n_states, dtype=np.float32)[:5]

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
 from sb3_contracts import MultiAgentContractDQN
 from sb3_contracts.common.principal import frozen_principal
-from sb3_contracts.contract_dqn_multiagent import FollowBitAgents
+from sb3_contracts.contract_dqn_multiagent import FollowBitAgents, MultiAgentReplayBuffer
 from sb3_contracts.game import ContractCoinGameVecEnv
 from sb3_contracts.game.settlement import recommend
 
@@ -29,6 +30,29 @@ def test_trains_on_the_registered_id_with_shared_networks_on_each_agents_row():
     assert model.policy.agent_net.features_extractor.features_dim == 4 * 9 + 2
     # after learn() the env's own agents are back
     assert not isinstance(model.env.responder, FollowBitAgents)
+
+
+def test_a_learn_that_fails_puts_the_envs_own_agents_back_all_the_same():
+    model = _model()
+    own = model.env.responder
+
+    def stop(local_vars, _):
+        assert model.env.responder is model.training_agents  # the training agents play meanwhile
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.learn(200, callback=stop)
+    assert model.env.responder is own
+    model.learn(100)  # and learn() plugs them in again
+    assert model.env.responder is own and model.replay_buffer.pos == 25
+
+
+def test_sb3s_setup_builds_the_buffer_from_the_envs_contract_space():
+    model = _model(n_agents=3)
+    assert model.action_space.shape == (3, 4)  # the env's actions: a contract per agent
+    assert model.replay_buffer.action_space == spaces.MultiDiscrete([4, 4, 4])  # the buffer's: the moves taken
+    with pytest.raises(ValueError, match="contracts"):
+        MultiAgentReplayBuffer(10, model.observation_space, spaces.MultiDiscrete([4, 4, 4]))
 
 
 def test_trains_on_sb3s_make_vec_env_too():
@@ -87,8 +111,7 @@ def test_follow_bits_decide_who_takes_the_recommendation():
 def test_training_metrics_count_the_payments_paid_and_the_recommendations_followed():
     model = _model(learning_starts=0)
     env = model.env
-    model._setup_learn(100)
-    model._plug_training_agents(env)
+    model._setup_learn(100)  # plugs in the training agents, as learn() does
     model._reset_rollout_stats()
     contracts, buffer_actions = model._sample_action(0)
     new_obs, rewards, dones, infos = env.step(contracts)
@@ -146,6 +169,14 @@ def test_prioritized_replay_samples_by_the_principals_td_error():
     data = buffer.sample(16)
     assert data.weights.shape == (16,) and data.leaf_nodes_indices.shape == (16,)
     assert th.allclose(data.weights, th.ones(16))  # β = 0: no importance correction (the paper's setting)
+
+
+def test_prioritized_replay_trains_when_the_last_step_passes_total_timesteps():
+    from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
+
+    # 4 games a step: 402 steps end at 404, where SB3's progress remaining is below 0
+    model = _model(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, learning_starts=100).learn(402)
+    assert model.num_timesteps == 404 and model.replay_buffer.beta == 0.0
 
 
 def test_the_minimal_contract_form_pays_only_what_the_recommendation_needs():

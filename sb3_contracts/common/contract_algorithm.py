@@ -6,7 +6,7 @@ agents: ε-greedy recommendations on a linear schedule, the nudge ``ξ`` (a floa
 to Proposition 4.1's ``2E`` with ``E`` the agent model's running TD error), hard or soft target copies, the loss
 (MSE or Huber) with gradient-norm clipping per network, an exponentially decaying learning rate, the principal's
 rollout statistics for TensorBoard (``principal/``) and saving every network with the policy. Each learner adds
-its own buffer, rollout and ``train()``, and uses all of this.
+its own buffer, rollout and ``train()``, and uses all of this. Every override of SB3 here calls ``super()``.
 
 A contract policy (see :class:`~sb3_contracts.contract_dqn.ContractDQNPolicy`) exposes ``margin`` (a buffer
 holding ``ξ``), ``target_pairs()`` and ``trained_networks()``.
@@ -20,7 +20,9 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, polyak_update
 from torch.nn import functional as F
@@ -46,9 +48,10 @@ def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
 
 class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     """
-    Base of the contract learners (see the module docstring). Subclasses build their buffer and policy in
-    ``_setup_model`` (calling :meth:`_setup_contract_learning` at its end), fill ``self._stats`` in
-    ``_store_transition``, and implement ``train`` and ``predict_with_recommendation``.
+    Base of the contract learners (see the module docstring). Subclasses give SB3 a replay buffer class that takes
+    the env's action space (the contracts) and stores what the learner trains on, fill ``self._stats`` in
+    ``_store_transition``, and implement ``train`` and ``predict_with_recommendation``. What ``_setup_learn`` changes
+    in the training env (its agents during training), :meth:`_end_learn` undoes.
 
     :param learning_rate_final: if given, the learning rate decays exponentially from ``learning_rate`` (its
         initial value, if a schedule) to this value over training (the paper: 1e-3 → 1e-4).
@@ -62,7 +65,8 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     :param double_q: choose the next recommendation with the online principal network (double DQN).
     :param loss: ``"mse"`` or ``"huber"`` (smooth L1) for every Q-network.
     :param max_grad_norm: gradient-norm clipping per network (``None``: none).
-    The other arguments are SB3's (:class:`~stable_baselines3.common.off_policy_algorithm.OffPolicyAlgorithm`).
+    The other arguments are SB3's (:class:`~stable_baselines3.common.off_policy_algorithm.OffPolicyAlgorithm`); all
+    but the first three are keyword-only, and each learner chooses the learning ones (no defaults here).
     """
 
     #: Action spaces of the envs it learns on (the principal's view: contracts).
@@ -70,9 +74,10 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     def __init__(
         self,
-        policy: Any,
+        policy: str | type[BasePolicy],
         env: GymEnv | str | None,
         learning_rate: float | Schedule,
+        *,
         learning_rate_final: float | None,
         buffer_size: int,
         learning_starts: int,
@@ -90,28 +95,32 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         double_q: bool,
         loss: str,
         max_grad_norm: float | None,
-        replay_buffer_class: type | None,
-        replay_buffer_kwargs: dict[str, Any] | None,
-        stats_window_size: int,
-        tensorboard_log: str | None,
-        policy_kwargs: dict[str, Any] | None,
-        verbose: int,
-        seed: int | None,
-        device: th.device | str,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
     ) -> None:
-        self._check_sb3_options(learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau,
-                                gamma, gradient_steps, exploration_fraction, exploration_initial_eps,
-                                exploration_final_eps, max_grad_norm)
+        self._check_sb3_options(
+            learning_rate=learning_rate, learning_rate_final=learning_rate_final, buffer_size=buffer_size,
+            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, gradient_steps=gradient_steps,
+            exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, max_grad_norm=max_grad_norm,
+        )
         if learning_rate_final is not None:
             # rl-zoo3 hands floats over as constant schedules: start from the schedule's initial value.
             initial = learning_rate(1.0) if callable(learning_rate) else learning_rate
             learning_rate = exponential_schedule(float(initial), float(learning_rate_final))
         super().__init__(
-            policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma, train_freq,
-            gradient_steps, action_noise=None, replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs, optimize_memory_usage=False, policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
-            seed=seed, sde_support=False, supported_action_spaces=self._env_action_spaces, support_multi_env=True,
+            policy, env, learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
+            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
+            action_noise=None, replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=False, policy_kwargs=policy_kwargs, stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log, verbose=verbose, device=device, seed=seed, sde_support=False,
+            supported_action_spaces=self._env_action_spaces, support_multi_env=True,
         )
         self._check_common_options(loss, nudge, nudge_td_factor, target_update_interval)
         self.learning_rate_final = learning_rate_final
@@ -129,7 +138,7 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         self._agent_td_error = 0.0
 
     @staticmethod
-    def _check_sb3_options(learning_rate: Any, learning_rate_final: Any, buffer_size: Any, learning_starts: Any,
+    def _check_sb3_options(*, learning_rate: Any, learning_rate_final: Any, buffer_size: Any, learning_starts: Any,
                            batch_size: Any, tau: Any, gamma: Any, gradient_steps: Any, exploration_fraction: Any,
                            exploration_initial_eps: Any, exploration_final_eps: Any, max_grad_norm: Any) -> None:
         """The options SB3 itself leaves unchecked, checked before anything is built."""
@@ -160,8 +169,9 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         check_real("nudge_td_factor", nudge_td_factor, 0.0)
         check_int("target_update_interval", target_update_interval, 1)
 
-    def _setup_contract_learning(self) -> None:
-        """The shared end of ``_setup_model``: exploration schedule, rollout statistics, nudge."""
+    def _setup_model(self) -> None:
+        """SB3's setup (seeds, buffer, policy), then the exploration schedule, rollout statistics and nudge."""
+        super()._setup_model()
         self.exploration_schedule = LinearSchedule(
             self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction
         )
@@ -294,10 +304,26 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfContractAlgorithm:
+        """
+        SB3's ``learn``, then :meth:`_end_learn` however it ends.
+
+        :param total_timesteps: env steps to train on (at least 1)
+        :param callback: SB3 callback(s) called at every step
+        :param log_interval: episodes between two log dumps
+        :param tb_log_name: TensorBoard run name (default: the class's name)
+        :param reset_num_timesteps: start counting env steps from 0 (``False``: continue, e.g. alternating learners)
+        :param progress_bar: show SB3's progress bar
+        """
         check_int("total_timesteps", total_timesteps, 1)
-        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
-                             tb_log_name=tb_log_name or type(self).__name__, reset_num_timesteps=reset_num_timesteps,
-                             progress_bar=progress_bar)
+        try:
+            return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
+                                 tb_log_name=tb_log_name or type(self).__name__,
+                                 reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)
+        finally:
+            self._end_learn()
+
+    def _end_learn(self) -> None:
+        """Undo what ``_setup_learn`` changed in the training env (e.g. the agents it plugged in)."""
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_stats", "_episode_utilities"]

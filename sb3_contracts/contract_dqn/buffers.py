@@ -45,16 +45,17 @@ class ContractReplayBuffer(ReplayBuffer):
     :class:`~sb3_contracts.game.PrincipalEnv`): the outcome ``o``, the agent's own reward
     ``r(s, a) = agent_reward - payment``, the principal's gross reward ``r^p(s, o) = reward + payment``,
     the outcome models ``outcome_probs`` / ``next_outcome_probs`` and, when the env reveals it, the
-    agent's action. The stored action is the recommendation ``a*`` (a ``Discrete(A)`` space).
+    agent's action. SB3 builds it with the env's action space, the contracts; the action it stores is the
+    recommendation ``a*`` that the contract implements (a ``Discrete(A)`` space).
 
     :param buffer_size: max number of transitions (over all envs).
     :param observation_space: observation space.
-    :param action_space: ``Discrete(A)``, the recommendations.
+    :param action_space: the env's action space, the contracts ``Box(0, b_max, (O,))``.
     :param device: torch device of the samples.
     :param n_envs: number of parallel envs.
     :param optimize_memory_usage: not supported (must be ``False``).
     :param handle_timeout_termination: treat time-limit truncations as non-terminal, as SB3 does.
-    :param n_outcomes: number of outcomes ``O``.
+    :param n_actions: number of agent actions ``A`` (the recommendations).
     """
 
     def __init__(
@@ -66,18 +67,18 @@ class ContractReplayBuffer(ReplayBuffer):
         n_envs: int = 1,
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
-        n_outcomes: int | None = None,
+        n_actions: int | None = None,
     ) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise ValueError(f"action_space must be Discrete(A), the recommendations; got {action_space}")
+        if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
+            raise ValueError(f"action_space must be the env's contracts, a Box (O,); got {action_space}")
+        if not isinstance(n_actions, (int, np.integer)) or n_actions < 1:
+            raise ValueError(f"n_actions must be a positive integer, got {n_actions!r}")
         if optimize_memory_usage:
             raise ValueError("optimize_memory_usage=True is not supported by ContractReplayBuffer")
-        if n_outcomes is None or n_outcomes < 1:
-            raise ValueError(f"n_outcomes must be a positive integer, got {n_outcomes!r}")
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs,
+        super().__init__(buffer_size, observation_space, spaces.Discrete(int(n_actions)), device, n_envs,
                          optimize_memory_usage=False, handle_timeout_termination=handle_timeout_termination)
-        self.n_actions = int(action_space.n)
-        self.n_outcomes = int(n_outcomes)
+        self.n_actions = int(n_actions)
+        self.n_outcomes = int(action_space.shape[0])
         shape = (self.buffer_size, self.n_envs)
         self.outcomes = np.zeros(shape, dtype=np.int64)
         self.agent_actions = np.zeros(shape, dtype=np.int64)

@@ -33,12 +33,13 @@ Decisions beyond the paper (measured in the README's ContractDQN section):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import SubprocVecEnv
@@ -53,8 +54,6 @@ from sb3_contracts.contract_dqn.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
-
-SelfContractDQN = TypeVar("SelfContractDQN", bound="ContractDQN")
 
 AGENT_SAMPLES = ("auto", "trusted", "all")
 #: Who plays the agent in the training env: its own embedded agent, one that follows the recommendations, or the
@@ -194,12 +193,14 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         super().__init__(
-            policy, env, learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau, gamma,
-            train_freq, gradient_steps, target_update_interval, exploration_fraction, exploration_initial_eps,
-            exploration_final_eps, nudge, nudge_td_factor, double_q, loss, max_grad_norm,
-            replay_buffer_class=ContractReplayBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
-            verbose=verbose, seed=seed, device=device,
+            policy, env, learning_rate, learning_rate_final=learning_rate_final, buffer_size=buffer_size,
+            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq,
+            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, nudge=nudge, nudge_td_factor=nudge_td_factor,
+            double_q=double_q, loss=loss, max_grad_norm=max_grad_norm, replay_buffer_class=ContractReplayBuffer,
+            replay_buffer_kwargs=replay_buffer_kwargs, stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs, verbose=verbose, seed=seed, device=device,
         )
         self._check_options(agent_samples, outcome_model, exploration_margin, training_agent)
         self.exploration_margin = exploration_margin
@@ -241,10 +242,11 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         """Whether exploratory contracts carry extra margin (then the agent takes the recommendation)."""
         return self.exploration_margin is None or self.exploration_margin > 0
 
-    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, BaseCallback]:
         if self.training_start_states is not None and self.env is not None:
             self.env.env_method("set_start_states", self.training_start_states)
-        result = super()._setup_learn(*args, **kwargs)
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if self.training_agent == "follow":
             if isinstance(self.env, SubprocVecEnv):
                 raise ValueError("training_agent='follow' hands the recommendations to the envs in this process: "
@@ -263,15 +265,10 @@ class ContractDQN(ContractOffPolicyAlgorithm):
                                "(step the training env through learn())")
         return self._recommendations
 
-    def learn(self: SelfContractDQN, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 100,
-              tb_log_name: str | None = None, reset_num_timesteps: bool = True,
-              progress_bar: bool = False) -> SelfContractDQN:
-        try:
-            return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps,
-                                 progress_bar)
-        finally:
-            if self.training_agent is not None and self.env is not None:
-                self.env.env_method("restore_agent")
+    def _end_learn(self) -> None:
+        super()._end_learn()
+        if self.training_agent is not None and self.env is not None:
+            self.env.env_method("restore_agent")
 
     def _env_mdp(self) -> Any:
         if self.env is None:
@@ -323,24 +320,17 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         self.policy_kwargs.update(n_actions=self.n_actions, observed_action=self.observed_action,
                                   outcome_model=self.outcome_model, outcome_table_rows=rows,
                                   factorization=self.factorization)
-        self.replay_buffer_kwargs.update(n_outcomes=n_outcomes)
 
     def _setup_model(self) -> None:
-        # OffPolicyAlgorithm._setup_model would build the buffer with the contract space; the buffer stores
-        # recommendations (Discrete(A)), so the same steps are spelled out here.
-        self._setup_lr_schedule()
-        self.set_random_seed(self.seed)
-        if self.replay_buffer is None:
-            self.replay_buffer = ContractReplayBuffer(
-                self.buffer_size, self.observation_space, spaces.Discrete(self.n_actions), device=self.device,
-                n_envs=self.n_envs, **self.replay_buffer_kwargs,
-            )
-        self.policy = self.policy_class(self.observation_space, self.contract_space, self.lr_schedule,
-                                        **self.policy_kwargs).to(self.device)
-        self._convert_train_freq()
+        # The buffer stores the recommendations the contracts implement: the env's contract space does not say how
+        # many there are. (Files saved by earlier versions hold n_outcomes, which the buffer now reads off the space.)
+        self.replay_buffer_kwargs.pop("n_outcomes", None)
+        self.replay_buffer_kwargs["n_actions"] = self.n_actions
+        super()._setup_model()
         if self._outcome_table is not None:
             self.policy.set_outcome_table(self._outcome_table)
-        self._setup_contract_learning()
+        # The factorisation fixes what the networks output, hence the losses that train them.
+        self._q_losses = self._outcome_losses if self.factorization == "outcome" else self._action_losses
 
     # -- acting --------------------------------------------------------------------------------------------
 
@@ -426,19 +416,61 @@ class ContractDQN(ContractOffPolicyAlgorithm):
                 return self.policy.outcome_probs(data.observations), self.policy.outcome_probs(data.next_observations)
         return data.outcome_probs, data.next_outcome_probs
 
-    def _outcome_loss(self, data: ContractReplayBufferSamples, weights: th.Tensor | None) -> th.Tensor | None:
+    def _label_weights(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
+        """Which samples' action labels train the agent model (a 0/1 mask; ``None``: all of them)."""
+        return data.trusted if self.agent_samples == "trusted" else None
+
+    def _outcome_loss(self, data: ContractReplayBufferSamples) -> th.Tensor | None:
         """Cross-entropy of the learned outcome classifier on ``(s, a) -> o`` (``None`` when the model is known)."""
         if self.observed_action or self.outcome_model != "learned":
             return None
         rows = th.arange(data.outcomes.shape[0], device=self.device)
         logits = self.policy.outcome_logits(data.observations)[rows, data.agent_actions]
         losses = F.cross_entropy(logits, data.outcomes, reduction="none")
+        weights = self._label_weights(data)
         return losses.mean() if weights is None else (losses * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def _outcome_losses(self, data: ContractReplayBufferSamples, principal_out: th.Tensor, agent_out: th.Tensor,
+                        probs: th.Tensor, next_principal: th.Tensor, next_agent: th.Tensor
+                        ) -> tuple[th.Tensor, th.Tensor, float]:
+        """
+        The losses of ``factorization="outcome"``, per outcome ``o`` (no action label needed): ``G(s, o) <- r^p(s, o)
+        + γ q_θ'(s', a*')`` and ``W(s, o) <- γ V(s')``; the agent's reward head learns ``r(s, a)`` from the samples
+        whose action label it may use.
+
+        :return: the principal's loss, the agent model's loss and the agent model's mean absolute TD error
+        """
+        rows = th.arange(principal_out.shape[0], device=self.device)
+        principal_loss = self._loss(principal_out[rows, data.outcomes], data.principal_rewards + next_principal)
+        agent_pred = agent_out[:, self.policy.n_actions :][rows, data.outcomes]
+        agent_loss = self._loss(agent_pred, next_agent) + self._loss(agent_out[rows, data.agent_actions],
+                                                                     data.agent_rewards, self._label_weights(data))
+        return principal_loss, agent_loss, (agent_pred.detach() - next_agent).abs().mean().item()
+
+    def _action_losses(self, data: ContractReplayBufferSamples, principal_out: th.Tensor, agent_out: th.Tensor,
+                       probs: th.Tensor, next_principal: th.Tensor, next_agent: th.Tensor
+                       ) -> tuple[th.Tensor, th.Tensor, float]:
+        """
+        The losses of ``factorization="action"``, Algorithm 2 as written: ``y^p = r^p(s, o) - E b(o) + γ q_θ'(s',
+        a*')`` and ``y^a = r(s, a) + γ [E b'(o') + Q̄_φ'(s', a*')]``.
+
+        :return: the principal's loss, the agent model's loss and the agent model's mean absolute TD error
+        """
+        rows = th.arange(principal_out.shape[0], device=self.device)
+        with th.no_grad():
+            contract, _ = self.policy.minimal_contracts(agent_out.detach(), probs, data.actions)
+            cost = (probs[rows, data.actions] * contract).sum(dim=1)
+            y_p = data.principal_rewards - cost + next_principal
+            y_a = data.agent_rewards + next_agent
+        principal_loss = self._loss(principal_out[rows, data.actions], y_p)
+        agent_pred = agent_out[rows, data.agent_actions]
+        agent_loss = self._loss(agent_pred, y_a, self._label_weights(data))
+        return principal_loss, agent_loss, (agent_pred.detach() - y_a).abs().mean().item()
 
     def train(self, gradient_steps: int, batch_size: int = 128) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        policy, gamma = self.policy, self.gamma
+        policy = self.policy
         logs: dict[str, list[float]] = {"principal_loss": [], "agent_loss": [], "agent_td_error": [],
                                         "outcome_loss": []}
         for _ in range(gradient_steps):
@@ -446,7 +478,6 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             batch = data.actions.shape[0]
             rows = th.arange(batch, device=self.device)
             probs, next_probs = self._outcome_models(data)
-            weights = data.trusted if self.agent_samples == "trusted" else None
             # One pass of the online principal over s and s' (the latter picks a*' for double DQN).
             principal_all = policy.principal_net(_concat_obs(data.observations, data.next_observations))
             principal_out, next_online = principal_all[:batch], principal_all[batch:].detach()
@@ -459,33 +490,15 @@ class ContractDQN(ContractOffPolicyAlgorithm):
                                             next_contracts)
                 selector = policy.principal_q(next_online, next_probs, next_contracts) if self.double_q else next_q
                 next_rec = policy.greedy(selector, feasible)
-                continuation = (1.0 - data.dones) * gamma
-                next_principal_value = next_q[rows, next_rec]  # q_θ'(s', a*')
+                continuation = (1.0 - data.dones) * self.gamma
                 next_payment = (next_probs[rows, next_rec] * next_contracts[rows, next_rec]).sum(dim=1)
-                next_agent_value = next_payment + next_agent_q[rows, next_rec]  # E b'(o') + Q̄_φ'(s', a*')
-            if policy.factorization == "outcome":
-                # Per outcome o (no action label needed): G(s, o) <- r^p(s, o) + γ q_θ'(s', a*'), W(s, o) <- γ V(s'),
-                # and the agent's reward head r(s, a) <- r(s, a) on trusted labels.
-                y_p = data.principal_rewards + continuation * next_principal_value
-                y_a = continuation * next_agent_value
-                principal_loss = self._loss(principal_out[rows, data.outcomes], y_p)
-                agent_pred = agent_out[:, policy.n_actions :][rows, data.outcomes]
-                agent_loss = self._loss(agent_pred, y_a) + self._loss(agent_out[rows, data.agent_actions],
-                                                                      data.agent_rewards, weights)
-            else:
-                # Algorithm 2 as written: y^p = r^p(s, o) - E b(o) + γ q_θ'(s', a*'),
-                # y^a = r(s, a) + γ [E b'(o') + Q̄_φ'(s', a*')].
-                with th.no_grad():
-                    contract, _ = policy.minimal_contracts(agent_out.detach(), probs, data.actions)
-                    cost = (probs[rows, data.actions] * contract).sum(dim=1)
-                    y_p = data.principal_rewards - cost + continuation * next_principal_value
-                    y_a = data.agent_rewards + continuation * next_agent_value
-                principal_loss = self._loss(principal_out[rows, data.actions], y_p)
-                agent_pred = agent_out[rows, data.agent_actions]
-                agent_loss = self._loss(agent_pred, y_a, weights)
-            td_error = (agent_pred.detach() - y_a).abs().mean().item()
+                next_principal = continuation * next_q[rows, next_rec]  # γ q_θ'(s', a*')
+                next_agent = continuation * (next_payment + next_agent_q[rows, next_rec])  # γ [E b' + Q̄_φ'(s', a*')]
+            # The losses of the factorisation chosen at setup (_outcome_losses or _action_losses).
+            principal_loss, agent_loss, td_error = self._q_losses(data, principal_out, agent_out, probs,
+                                                                  next_principal, next_agent)
             loss = principal_loss + agent_loss
-            outcome_loss = self._outcome_loss(data, weights)
+            outcome_loss = self._outcome_loss(data)
             if outcome_loss is not None:
                 loss = loss + outcome_loss
                 logs["outcome_loss"].append(outcome_loss.item())
@@ -504,4 +517,4 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             self.logger.record("agent_model/outcome_loss", float(np.mean(logs["outcome_loss"])))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_outcome_table", "_recommendations"]
+        return [*super()._excluded_save_params(), "_outcome_table", "_recommendations", "_q_losses"]

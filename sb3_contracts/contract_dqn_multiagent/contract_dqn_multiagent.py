@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
 from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm
 from sb3_contracts.common.vec_env import make_batched_vec_env
@@ -132,16 +132,19 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         if isinstance(env, str):
             env = make_batched_vec_env(env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
         super().__init__(
-            policy, env, learning_rate, learning_rate_final, buffer_size, learning_starts, batch_size, tau, gamma,
-            train_freq, gradient_steps, target_update_interval, exploration_fraction, exploration_initial_eps,
-            exploration_final_eps, nudge, nudge_td_factor, double_q, loss, max_grad_norm,
+            policy, env, learning_rate, learning_rate_final=learning_rate_final, buffer_size=buffer_size,
+            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq,
+            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, nudge=nudge, nudge_td_factor=nudge_td_factor,
+            double_q=double_q, loss=loss, max_grad_norm=max_grad_norm,
             replay_buffer_class=replay_buffer_class or MultiAgentReplayBuffer,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
-            verbose=verbose, seed=seed, device=device,
+            replay_buffer_kwargs=replay_buffer_kwargs, stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs, verbose=verbose, seed=seed, device=device,
         )
         self.alpha = float(self._env_alpha() if alpha is None else alpha)
         self.follow_prob = float(follow_prob)
+        self._env_responders: list[Any] | None = None  # the env's own agents while learn() has plugged in its own
         if _init_setup_model:
             self._setup_model()
 
@@ -155,44 +158,38 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         return DEFAULT_ALPHA
 
     def _setup_model(self) -> None:
-        self._setup_lr_schedule()
-        self.set_random_seed(self.seed)
-        n_agents, n_actions = self.action_space.shape
-        if self.replay_buffer is None:
-            self.replay_buffer = self.replay_buffer_class(
-                self.buffer_size, self.observation_space, spaces.MultiDiscrete([n_actions] * n_agents),
-                device=self.device, n_envs=self.n_envs, **self.replay_buffer_kwargs,
-            )
-        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule,
-                                        **self.policy_kwargs).to(self.device)
-        self._convert_train_freq()
-        self._setup_contract_learning()
+        super()._setup_model()
         self.training_agents = FollowBitAgents(self, self.follow_prob)
 
     # -- the env's agents during learn() ---------------------------------------------------------------
 
-    def learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> MultiAgentContractDQN:
-        """SB3's ``learn``; meanwhile the env's agents are the training agents, afterwards its own again."""
-        env = self.get_env()
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> tuple[int, BaseCallback]:
+        # Before SB3 resets the env, so that the reset starts the training agents' episodes (new follow bits).
+        self._plug_training_agents()
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def _plug_training_agents(self) -> None:
+        """Make the training agents the env's agents (:meth:`_end_learn` puts the env's own back)."""
+        env = self.env
         if env is None:
             raise ValueError("learn() needs an env: pass one at creation or with set_env()")
-        own = self._plug_training_agents(env)
-        try:
-            return super().learn(total_timesteps, *args, **kwargs)
-        finally:
-            for index, agents in enumerate(own):
-                env.env_method("set_responder", agents, indices=[index])
-
-    def _plug_training_agents(self, env: VecEnv) -> list[Any]:
         inner = env
         while isinstance(inner, VecEnvWrapper):
             inner = inner.venv
         if isinstance(inner, SubprocVecEnv):
             raise TypeError("MultiAgentContractDQN needs in-process envs (the batched VecEnv or a DummyVecEnv): "
                             "its training agents read the learner's live networks")
-        own = env.get_attr("responder")
+        if self._env_responders is None:
+            self._env_responders = env.get_attr("responder")
         env.env_method("set_responder", self.training_agents)
-        return own
+
+    def _end_learn(self) -> None:
+        super()._end_learn()
+        if self._env_responders is not None and self.env is not None:
+            for index, agents in enumerate(self._env_responders):
+                self.env.env_method("set_responder", agents, indices=[index])
+        self._env_responders = None
 
     # -- acting ---------------------------------------------------------------------------------------
 
@@ -238,20 +235,16 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
 
     def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: np.ndarray,
                           reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        next_obs = new_obs.copy()
-        for game in np.flatnonzero(dones):  # once per episode: the auto-reset replaced the last observations
-            next_obs[game] = infos[game]["terminal_observation"]
-        actions, rewards = np.stack([i["actions"] for i in infos]), np.stack([i["agent_rewards"] for i in infos])
-        follow = np.stack([i["follow_bits"] for i in infos])
-        replay_buffer.add_joint(self._last_obs, next_obs, actions, rewards, follow, dones, infos)
         followed = np.stack([i["followed"] for i in infos])
         stats = self._stats
         stats["payment"] += float(sum(i["payments"].sum() for i in infos))
-        stats["gross"] += float(rewards.sum())
+        stats["gross"] += float(np.stack([i["agent_rewards"] for i in infos]).sum())
         stats["followed"] += int((followed == 1).sum())
         stats["steps"] += int((followed >= 0).sum())
         self._episode_utilities.extend(i["episode"]["r"] for i in infos if "episode" in i)
-        self._last_obs = new_obs
+        # The buffer stores the moves played (a follower's is its recommendation): known only after the step.
+        moves = np.stack([i["actions"] for i in infos])
+        super()._store_transition(replay_buffer, moves, new_obs, reward, dones, infos)
 
     # -- learning -------------------------------------------------------------------------------------
 
@@ -261,7 +254,8 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         policy, gamma, alpha = self.policy, self.gamma, self.alpha
         prioritized = isinstance(self.replay_buffer, MultiAgentPrioritizedReplayBuffer)
         if prioritized:
-            self.replay_buffer.set_progress_remaining(self._current_progress_remaining)
+            # The last rollout may end past total_timesteps (whole vec-env steps): SB3's progress then dips below 0.
+            self.replay_buffer.set_progress_remaining(max(self._current_progress_remaining, 0.0))
         losses, td_errors = [], []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size)
@@ -307,4 +301,4 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         self.logger.record("agent_model/td_error", float(np.mean(td_errors)))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "training_agents"]
+        return [*super()._excluded_save_params(), "training_agents", "_env_responders"]
