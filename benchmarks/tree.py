@@ -35,11 +35,11 @@ import torch as th
 from sb3_contracts.envs.binary_tree import random_binary_tree
 
 from sb3_contracts import PrincipalVecEnv
-from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
 from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.direct_baseline import make_direct_baseline
 from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings
 from sb3_contracts.game.batch import StartStates, parse_start_states
 from sb3_contracts.solvers import solve_spe

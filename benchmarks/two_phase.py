@@ -30,7 +30,7 @@ from sb3_contracts.experiments import run_experiment
 from sb3_contracts.experiments.two_phase import EXPERIMENT, TwoPhaseSettings
 from sb3_contracts.incentives.agents import ExactAgent
 from sb3_contracts.incentives.designs import best_flat_subsidy, best_stock_subsidy, best_time_subsidy
-from sb3_contracts.incentives.exact import best_response, welfare, welfare_optimum
+from sb3_contracts.incentives.exact import transfer_best_response, welfare, welfare_optimum
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
 from sb3_contracts.incentives.simulate import run_game
 from sb3_contracts.incentives.transfers import minimal_transfers
@@ -89,7 +89,7 @@ def main() -> None:
     world = PollutionConfig()
     model = pollution_model(world)
     optimum = float(welfare_optimum(model).value)
-    selfish = best_response(model, np.zeros(model.shape)).policy
+    selfish = transfer_best_response(model, np.zeros(model.shape)).policy
     settings = TwoPhaseSettings(episodes=args.episodes, n_runs=5, seed=5 * args.seed, principals=("two_phase",))
     if settings.world() != world:
         raise AssertionError("the experiment's default world must be the benchmark's")

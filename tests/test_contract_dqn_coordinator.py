@@ -10,10 +10,10 @@ from sb3_contracts.envs.binary_tree import random_binary_tree
 from stable_baselines3 import DQN
 
 from sb3_contracts import ContractDQN, PrincipalVecEnv, solve_spe
-from sb3_contracts.baselines import make_direct_baseline
 from sb3_contracts.contract_dqn import OneHotEmbedding
 from sb3_contracts.coordinator import Coordinator, EmbeddedAgent, agent_env, principal_env
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_principal
+from sb3_contracts.experiments.direct_baseline import make_direct_baseline
 
 th.set_num_threads(1)
 SMALL = dict(features_extractor_class=OneHotEmbedding, features_extractor_kwargs=dict(features_dim=32), net_arch=[32])

@@ -9,10 +9,10 @@ from sb3_contracts.envs.externality import ExternalityMDP
 from sb3_contracts.incentives import (
     action_gaps,
     agent_regret,
-    best_response,
     expected_return,
     minimal_transfers,
     policy_values,
+    transfer_best_response,
     welfare,
     welfare_optimum,
 )
@@ -38,14 +38,14 @@ def _random_policy(model: ExternalityMDP, seed: int) -> np.ndarray:
 def test_identity_payment_equals_agent_value_loss_and_net_equals_welfare_minus_agent_optimum(model, seed):
     target = _random_policy(model, seed)
     tau = minimal_transfers(model.transitions, model.agent_reward, target)
-    agent_optimum = best_response(model, np.zeros(model.shape)).value
+    agent_optimum = transfer_best_response(model, np.zeros(model.shape)).value
     agent_on_target = expected_return(model, model.agent_reward, target)
     payment = expected_return(model, tau, target)
     np.testing.assert_allclose(payment, agent_optimum - agent_on_target, atol=1e-9)
     net = expected_return(model, model.principal_reward - tau, target)
     np.testing.assert_allclose(net, welfare(model, target) - agent_optimum, atol=1e-9)
     # The transfers leave the agent its transfer-free optimum, reached by the target.
-    response = best_response(model, tau)
+    response = transfer_best_response(model, tau)
     np.testing.assert_allclose(response.value, agent_optimum, atol=1e-9)
     np.testing.assert_allclose(expected_return(model, model.agent_reward + tau, target), agent_optimum, atol=1e-9)
 
@@ -59,13 +59,13 @@ def test_margin_makes_the_target_strictly_optimal_by_the_margin(model, seed, mar
     off_target = np.ones(model.shape, bool)
     np.put_along_axis(off_target, target[..., None], False, axis=-1)
     assert np.all(tau[off_target] == 0)
-    q = best_response(model, tau).q
+    q = transfer_best_response(model, tau).q
     q_target = np.take_along_axis(q, target[..., None], axis=-1)[..., 0]
     q_other = np.where(off_target, q, -np.inf).max(axis=-1)
     assert np.all(q_target >= q_other + margin - 1e-9)
     # Cheapest: paying every target a little less breaks the margin somewhere (where anything is paid).
     if tau.max() > 1e-6:
-        q = best_response(model, np.maximum(tau - 1e-6, 0)).q
+        q = transfer_best_response(model, np.maximum(tau - 1e-6, 0)).q
         q_target = np.take_along_axis(q, target[..., None], axis=-1)[..., 0]
         q_other = np.where(off_target, q, -np.inf).max(axis=-1)
         assert np.any(q_target < q_other + margin - 1e-9)
@@ -93,7 +93,7 @@ def test_welfare_optimum_beats_every_deterministic_policy_on_a_small_model():
 def test_regret_is_zero_for_the_best_response_and_positive_otherwise():
     model = random_model(5)
     tau = np.random.default_rng(0).uniform(0, 1, model.shape)
-    response = best_response(model, tau)
+    response = transfer_best_response(model, tau)
     assert abs(agent_regret(model, tau, response.policy)) < 1e-12
     policies = np.random.default_rng(1).integers(0, model.n_actions, size=(50, *model.shape[:2]))
     regrets = agent_regret(model, np.broadcast_to(tau, (50, *model.shape)), policies)
@@ -132,9 +132,9 @@ def test_minimal_transfers_reject_bad_input(kwargs, error, match):
 def test_policy_and_transfer_validation():
     model = random_model(0)
     with pytest.raises(ValueError, match="non-negative"):
-        best_response(model, -np.ones(model.shape))
+        transfer_best_response(model, -np.ones(model.shape))
     with pytest.raises(ValueError, match="shape"):
-        best_response(model, np.zeros((2, 2, 2)))
+        transfer_best_response(model, np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="integer actions"):
         welfare(model, np.zeros((3, 5), int))
     with pytest.raises(ValueError, match="probabilities"):

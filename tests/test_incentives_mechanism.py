@@ -7,14 +7,14 @@ import pytest
 from sb3_contracts.envs.pollution import PollutionConfig, pollution_model
 
 from sb3_contracts.cli import main
-from sb3_contracts.incentives import best_response, welfare, welfare_optimum
+from sb3_contracts.incentives import transfer_best_response, welfare, welfare_optimum
 from sb3_contracts.incentives.agents import ExactAgent, make_agent
 from sb3_contracts.incentives.bandit import BanditSetup, run_ipa, run_two_phase
-from sb3_contracts.incentives.baselines import oracle_transfers, spe_transfers
 from sb3_contracts.incentives.designs import best_flat_subsidy
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
 from sb3_contracts.incentives.metrics import loglog_slope, summarize
 from sb3_contracts.incentives.principals import FixedSchedule
+from sb3_contracts.incentives.schedules import oracle_transfers, spe_transfers
 from sb3_contracts.incentives.simulate import run_game
 from sb3_contracts.incentives.transfers import minimal_transfers
 
@@ -42,7 +42,7 @@ def test_phase1_recovers_tau_star_against_an_exact_agent():
 def test_oracle_and_first_system_spe_contracts_coincide_and_implement_the_optimum():
     model = pollution_model(SMALL)
     np.testing.assert_allclose(spe_transfers(model), oracle_transfers(model), atol=1e-9)
-    response = best_response(model, oracle_transfers(model, margin=0.1))
+    response = transfer_best_response(model, oracle_transfers(model, margin=0.1))
     np.testing.assert_array_equal(response.policy, welfare_optimum(model).policy)
 
 
@@ -64,7 +64,7 @@ def test_summary_and_slope():
     model = pollution_model(SMALL)
     record = run_game(model, ExactAgent(model, 2), FixedSchedule(np.zeros(model.shape), 2), 1200)
     summary = summarize(record)
-    selfish = welfare(model, best_response(model, np.zeros(model.shape)).policy)
+    selfish = welfare(model, transfer_best_response(model, np.zeros(model.shape)).policy)
     assert summary["final_welfare_ratio"] == pytest.approx(selfish / record.optimal_welfare)
     assert summary["welfare_regret_slope"] == pytest.approx(1.0, abs=1e-6)
 

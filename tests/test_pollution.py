@@ -17,7 +17,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.env_util import make_vec_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
-from sb3_contracts.incentives import best_response, welfare, welfare_optimum
+from sb3_contracts.incentives import transfer_best_response, welfare, welfare_optimum
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.3])
@@ -33,7 +33,7 @@ def test_stock_dynamics_keep_the_mean_and_stay_on_the_grid(noise):
 def test_default_world_over_pollutes_without_incentives():
     model = pollution_model()
     assert isinstance(model, ExternalityMDP) and model.shape == (10, 21, 5)
-    selfish = best_response(model, np.zeros(model.shape)).policy
+    selfish = transfer_best_response(model, np.zeros(model.shape)).policy
     assert np.all(selfish == DEFAULTS.max_emission)
     optimum = welfare_optimum(model)
     assert np.all(optimum.policy <= selfish) and np.any(optimum.policy < selfish)

@@ -27,12 +27,12 @@ from sb3_contracts.envs.externality import ExternalityMDP, check_int
 from sb3_contracts.envs.pollution import PollutionConfig, pollution_model
 from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext, load_metrics
 from sb3_contracts.incentives.agents import make_agent
-from sb3_contracts.incentives.baselines import no_incentives, oracle_transfers
 from sb3_contracts.incentives.designs import best_flat_subsidy
 from sb3_contracts.incentives.exact import welfare_optimum
 from sb3_contracts.incentives.mechanism import TwoPhaseConfig, TwoPhaseMechanism
 from sb3_contracts.incentives.metrics import log_record, summarize
 from sb3_contracts.incentives.principals import FixedSchedule, IncentivePrincipal
+from sb3_contracts.incentives.schedules import no_incentives, oracle_transfers
 from sb3_contracts.incentives.simulate import RunRecord, run_game
 
 #: The principals an experiment can compare.

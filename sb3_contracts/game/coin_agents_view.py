@@ -31,6 +31,7 @@ from sb3_contracts.envs.coin_game import N_ACTIONS
 from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.game.responders import Responder, make_responder
 from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
+from sb3_contracts.game.single import check_render_mode
 
 #: ``principal(global_state [N, 2n, G, G], agent_obs [N, n, 4 G G]) -> contracts [N, n, 4]``. Both inputs are
 #: buffers that the next step overwrites: copy them to keep them.
@@ -232,8 +233,7 @@ class ContractCoinGameAgentsEnv(gym.Env):
 
     def __init__(self, principal: str | None = None, partner: str | Any = "follow", b_max: float = DEFAULT_B_MAX,
                  render_mode: str | None = None, **game_kwargs: Any) -> None:
-        if render_mode not in (None, "ansi"):
-            raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        check_render_mode(render_mode)
         self.render_mode = render_mode
         offer = None
         if principal is not None:

@@ -6,22 +6,22 @@
 * :mod:`~sb3_contracts.incentives.principals`, :mod:`~sb3_contracts.incentives.mechanism`: who sets the
   transfers: fixed schedules, and the two-phase mechanism.
 * :mod:`~sb3_contracts.incentives.simulate`: the repeated game with exact per-episode scores.
-* :mod:`~sb3_contracts.incentives.designs`, :mod:`~sb3_contracts.incentives.baselines`: coarse subsidies; no
+* :mod:`~sb3_contracts.incentives.designs`, :mod:`~sb3_contracts.incentives.schedules`: coarse subsidies; no
   incentives, the oracle, the first system's SPE contracts.
 * :mod:`~sb3_contracts.incentives.bandit`: the one-state reproduction of Scheid et al. (2024).
-* :mod:`~sb3_contracts.incentives.metrics`, :mod:`~sb3_contracts.experiments.two_phase_plots`,
-  :mod:`~sb3_contracts.experiments.two_phase`, :mod:`~sb3_contracts.incentives.sb3_agents`: scores,
-  TensorBoard, PNGs, the experiment end to end, SB3 firms.
+* :mod:`~sb3_contracts.incentives.metrics`, :mod:`~sb3_contracts.incentives.sb3_agents`: scores and
+  TensorBoard curves; SB3 firms. The experiment end to end lives with the others:
+  :mod:`sb3_contracts.experiments.two_phase` and :mod:`sb3_contracts.experiments.bandit`.
 """
 
 from sb3_contracts.incentives.agents import EpsilonGreedyQAgent, ExactAgent, OptimisticQAgent, make_agent
 from sb3_contracts.incentives.exact import (
     Plan,
     agent_regret,
-    best_response,
     expected_return,
     plan,
     policy_values,
+    transfer_best_response,
     welfare,
     welfare_optimum,
 )
@@ -42,7 +42,7 @@ __all__ = [
     "TwoPhaseMechanism",
     "action_gaps",
     "agent_regret",
-    "best_response",
+    "transfer_best_response",
     "expected_return",
     "make_agent",
     "minimal_transfers",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sb3_contracts.envs.externality import ExternalityMDP
-from sb3_contracts.incentives.exact import best_response, expected_return, welfare, welfare_optimum
+from sb3_contracts.incentives.exact import expected_return, transfer_best_response, welfare, welfare_optimum
 
 
 @dataclass
@@ -63,14 +63,14 @@ def abatement_subsidy(model: ExternalityMDP, abatement: np.ndarray, rates: np.nd
 
 def _score(model: ExternalityMDP, transfers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Welfare and expected payment of the exact best responses to a batch of schedules."""
-    response = best_response(model, transfers)
+    response = transfer_best_response(model, transfers)
     return welfare(model, response.policy), response.value - expected_return(model, model.agent_reward,
                                                                              response.policy)
 
 
 def _result(model: ExternalityMDP, name: str, parameters: dict[str, float], transfers: np.ndarray,
             welfare_value: float, payment: float) -> DesignResult:
-    none = float(welfare(model, best_response(model, np.zeros(model.shape)).policy))
+    none = float(welfare(model, transfer_best_response(model, np.zeros(model.shape)).policy))
     best = float(welfare_optimum(model).value)
     gap = (welfare_value - none) / (best - none) if best > none else float("nan")
     return DesignResult(name, parameters, transfers, float(welfare_value), float(gap), float(payment))

@@ -64,7 +64,7 @@ def check_schedule(model: ExternalityMDP, transfers: object, name: str = "transf
     return check_transfers(array, array.shape, name)
 
 
-def best_response(model: ExternalityMDP, transfers: np.ndarray) -> Plan:
+def transfer_best_response(model: ExternalityMDP, transfers: np.ndarray) -> Plan:
     """
     The agent's exact best response to transfers (``[..., H, S, A]``): backward induction on ``r^A + τ``.
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from sb3_contracts.envs.pollution import PollutionConfig, PollutionControlEnv, pollution_model
-from sb3_contracts.incentives.baselines import oracle_transfers
 from sb3_contracts.incentives.exact import welfare, welfare_optimum
+from sb3_contracts.incentives.schedules import oracle_transfers
 
 
 def greedy_policy(model: Any, env: PollutionControlEnv) -> np.ndarray:

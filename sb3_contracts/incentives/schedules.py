@@ -1,4 +1,5 @@
-"""Baselines of the mechanism: no incentives, the oracle ``τ*``, and the first system's SPE contracts.
+"""Reference transfer schedules the mechanism is measured against: no incentives, the oracle ``τ*``, and the first
+system's SPE contracts.
 
 The first system's principal-agent MDP has stationary states, outcomes and contracts per outcome. A
 finite-horizon externality model with observed actions is one of them once time is unrolled: a state per
