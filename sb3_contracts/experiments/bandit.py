@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sb3_contracts.envs.checks import check_int
+from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext, load_metrics
 from sb3_contracts.incentives.bandit import AGENT_VALUES, THETA, BanditSetup, run_ipa, run_two_phase
 
@@ -95,11 +96,7 @@ def plot_bandit(runs: Sequence[str | Path | dict[str, Any]], png: str | Path) ->
     :param runs: run folders, ``metrics.json`` files or loaded metrics
     :param png: the file to write
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     loaded = [run if isinstance(run, dict) else load_metrics(run, "bandit") for run in runs]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, label in MECHANISMS.items():
@@ -115,12 +112,7 @@ def plot_bandit(runs: Sequence[str | Path | dict[str, Any]], png: str | Path) ->
                  fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png, dpi=90)
 
 
 def write_plot(folder: Path, settings: BanditSettings, records: Mapping[str, PhaseRecord],

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
+from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext, load_metrics
 from sb3_contracts.game.batch import StartStates, check_start_states
 
@@ -165,13 +166,9 @@ def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
     :param out: the PNG file to write
     :return: the path written
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not paths:
         raise ValueError("plot_tree_curves needs at least one run")
+    plt = pyplot()
     runs = [load_metrics(path, "tree") for path in paths]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     titles = {"utility_ratio": "principal's utility / the SPE's", "accuracy": "recommendations equal to the SPE's"}
@@ -189,12 +186,7 @@ def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
     config = runs[0]["config"]
     fig.suptitle(f"ContractDQN on depth-{config['depth']} trees ({len(runs)} run{'s' if len(runs) > 1 else ''}: "
                  "thin lines; their mean: bold)")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 EXPERIMENT = Experiment("tree", TreeSettings, tree_phases, tree_results, tree_table, plot_tree_curves,

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.incentives.simulate import RunRecord
 
 
@@ -21,10 +22,7 @@ def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") 
     :param title: the figure's title.
     :return: the path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for name, record in records.items():
@@ -51,7 +49,7 @@ def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") 
     axes[0, 0].legend()
     if title:
         fig.suptitle(title)
-    return _save(fig, path, dpi=90)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_final_ratios(runs: Any, path: str | Path) -> Path:
@@ -64,10 +62,7 @@ def plot_final_ratios(runs: Any, path: str | Path) -> Path:
     :param path: the PNG to write.
     :return: the path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ratios: dict[str, list[float]] = {}
     for run in runs:
@@ -80,16 +75,4 @@ def plot_final_ratios(runs: Any, path: str | Path) -> Path:
     ax.set_xticks(range(len(ratios)), list(ratios))
     ax.set_ylabel("final welfare ratio (welfare / optimum)")
     ax.set_ylim(min(min(v) for v in ratios.values()) * 0.95, 1.01)
-    return _save(fig, path, dpi=120)
-
-
-def _save(fig: Any, path: str | Path, dpi: int) -> Path:
-    """Lay out, write and close a figure (its folder made if need be); the path written."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import load_metrics
 
 PANEL_COLORS = {"principal": "tab:blue", "baseline": "tab:gray"}
@@ -69,10 +70,7 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
     :param out: the PNG file to write
     :return: the path written
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if not runs:
         raise ValueError("runs must name at least one experiment folder or metrics.json")
@@ -114,17 +112,7 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
     fig.suptitle(f"Coin Game {config.get('preset', '')} ({config.get('reward_rule', 'parl')}, contested: "
                  f"{config.get('contested', 'all')}): final values; {errors}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, out)
-
-
-def _save(fig: Any, out: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, tight=False)
 
 
 #: The curves of Figure 2 over training: the TensorBoard runs and scalars each panel reads.
@@ -169,10 +157,7 @@ def plot_curves(runs: Sequence[str | Path], out: str | Path, points: int = 50) -
     :param points: points per curve (the runs are interpolated onto a common grid)
     :return: the path written
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     folders = [Path(run) for run in runs]
     if not folders:
@@ -202,7 +187,7 @@ def plot_curves(runs: Sequence[str | Path], out: str | Path, points: int = 50) -
     fig.suptitle(f"Coin Game: the headline scalars over each phase's training (last 100 games each); {errors}",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, out)
+    return save_figure(fig, out, tight=False)
 
 
 #: The results table's columns after ``seed``: summary keys shown as ratios.
