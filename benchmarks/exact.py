@@ -35,7 +35,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="depth-10 solves to time")
     parser.add_argument("--batch", type=int, default=1_000_000, help="contracts per batch")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: with torch's default of "
+                                                               "one per core a busy machine slows the solves)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     small = random_binary_tree(10, seed=0)
     solve_spe(small)  # warm-up: first torch call, sparse index caches
