@@ -10,7 +10,6 @@ import numpy as np
 from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.incentives.simulate import RunRecord
 
-
 #: The six panels of :func:`plot_runs`: title, x-axis and y-axis labels (with units; rewards are the world's units).
 PANELS = [
     ("(a) welfare ratio (smoothed)", "episode", "welfare / optimal welfare W* (1 = optimum)"),
