@@ -250,7 +250,7 @@ def _tune_trial(params: dict[str, Any], experiment: Experiment, phase_cpus: int,
         marks.append(Path(location) / params["trial"]["name"] / FINISHED_FILE)
     if any(mark.is_file() for mark in marks):
         return
-    config = experiment.config(**params["trial"]["settings"])
+    config = experiment.settings(**params["trial"]["settings"])
     checkpoint = tune.get_checkpoint()
     restored = Path(checkpoint.to_directory()) if checkpoint is not None else None
 
