@@ -7,6 +7,7 @@ heavier: the learners and solvers (torch, Stable-Baselines3, SciPy's LP) load on
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
@@ -28,9 +29,26 @@ ENV_IDS: dict[str, tuple[str, dict]] = {
     "PollutionControl-v0": ("sb3_contracts.envs.pollution:PollutionControlEnv", {}),
     "PollutionControlPrincipal-v0": ("sb3_contracts.envs.pollution:PollutionControlPrincipalEnv", {}),
 }
+
+
+def make_env(entry_point: str, **kwargs: Any) -> gymnasium.Env:
+    """
+    The env that ``entry_point`` (``"module:name"``, a class or a function) builds with ``kwargs``: what every id
+    is registered with. Gymnasium warns before building a class whose declared render modes lack the one asked
+    for, and SB3's ``make_vec_env`` asks every id for ``"rgb_array"`` (falling back to none on the ``TypeError``
+    our envs raise): registered through this function, the ids build without that warning on every call, and an
+    unsupported render mode still fails with the env's own error.
+
+    :param entry_point: ``"module:name"`` of the env class or function
+    :param kwargs: its arguments
+    """
+    module, name = entry_point.split(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
 for _env_id, (_entry_point, _kwargs) in ENV_IDS.items():
     if _env_id not in gymnasium.registry:
-        gymnasium.register(id=_env_id, entry_point=_entry_point, kwargs=_kwargs)
+        gymnasium.register(id=_env_id, entry_point=functools.partial(make_env, _entry_point), kwargs=_kwargs)
 
 #: Env ids with a batched SB3 VecEnv (``entry(n_envs, seed=..., **env_kwargs)``): the learners build it from the id
 #: (:func:`~sb3_contracts.common.vec_env.make_batched_vec_env`) rather than a DummyVecEnv of single envs.

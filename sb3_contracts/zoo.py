@@ -7,7 +7,7 @@ Needs the ``zoo`` extra (``pip install -e ".[zoo]"``)::
 
     python -m sb3_contracts.zoo train --algo contract_dqn_multiagent --env ContractCoinGame-v0 \\
         --conf-file zoo_configs/contract_dqn_multiagent.yml -f logs/
-    python -m sb3_contracts.zoo enjoy --algo contract_dqn_multiagent --env ContractCoinGame-v0 -f logs/ --no-render
+    python -m sb3_contracts.zoo enjoy --algo contract_dqn_multiagent --env ContractCoinGame-v0 -f logs/
 """
 
 from __future__ import annotations
@@ -87,17 +87,46 @@ def register() -> None:
         setattr(rl_zoo3.exp_manager, name, getattr(importlib.import_module(module), name))
 
 
+#: What ``python -m sb3_contracts.zoo --help`` prints.
+HELP = """usage: python -m sb3_contracts.zoo {train,enjoy} [rl-zoo3 arguments]
+
+rl-zoo3 with this package's algorithms (--algo contract_dqn: ContractDQN on ContractBinaryTree-v0; --algo
+contract_dqn_multiagent: MultiAgentContractDQN on ContractCoinGame-v0) and env ids registered.
+
+commands:
+  train   rl-zoo3's train: --algo, --env, --conf-file (zoo_configs/*.yml), -f (log folder), -n (steps),
+          --eval-freq, --tensorboard-log, --env-kwargs, --hyperparams, -optimize (Optuna), ...
+          (one torch thread unless --num-threads says otherwise)
+  enjoy   rl-zoo3's enjoy: plays the latest model of -f for --algo and --env (-n steps; the game is printed as
+          text each step, --no-render to skip it; --deterministic, --load-best, ...)
+
+'python -m sb3_contracts.zoo train --help' and 'python -m sb3_contracts.zoo enjoy --help' list every option.
+
+examples:
+  python -m sb3_contracts.zoo train --algo contract_dqn_multiagent --env ContractCoinGame-v0 \\
+      --conf-file zoo_configs/contract_dqn_multiagent.yml -f logs/
+  python -m sb3_contracts.zoo enjoy --algo contract_dqn_multiagent --env ContractCoinGame-v0 -f logs/ -n 200"""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """``train`` or ``enjoy`` with rl-zoo3's own arguments (``train`` uses one torch thread unless told)."""
+    """
+    ``train`` or ``enjoy`` with rl-zoo3's own arguments (``train`` uses one torch thread unless told); ``--help``
+    prints :data:`HELP`.
+
+    :param argv: the arguments (default: the command line's)
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(HELP)
+        raise SystemExit(0)
     if not argv or argv[0] not in ("train", "enjoy"):
-        raise SystemExit("usage: python -m sb3_contracts.zoo {train,enjoy} [rl-zoo3 arguments]")
+        raise SystemExit(f"{HELP.splitlines()[0]}\n(python -m sb3_contracts.zoo --help for the commands)")
     register()
     command = argv.pop(0)
     if command == "train" and "--num-threads" not in argv:
         # Small MLPs: torch's default of one thread per core was 20x slower here whenever the cores were busy.
         argv += ["--num-threads", "1"]
-    sys.argv = [f"rl_zoo3 {command}", *argv, "--gym-packages", "sb3_contracts"]
+    sys.argv = [f"python -m sb3_contracts.zoo {command}", *argv, "--gym-packages", "sb3_contracts"]
     if command == "train":
         from rl_zoo3.train import train
 

@@ -81,3 +81,14 @@ def test_user_errors_are_one_line_naming_the_option_before_any_training(argv, me
     argv = [arg.format(file=tmp_path / "file", folder=tmp_path) for arg in argv]
     with pytest.raises(SystemExit, match=message):
         main(argv)
+
+
+@pytest.mark.parametrize(("command", "metrics", "entry"), [
+    ("table", {"experiment": "coin", "config": {"seed": 0}, "validation": {}, "baselines": {}}, "summary"),
+    ("plot", {"experiment": "coin", "config": {"seed": 0}, "validation": {}, "baselines": {}}, "baselines.proportion"),
+    ("table", {"experiment": "tree", "config": {}}, "final"),
+])
+def test_table_and_plot_of_an_incomplete_run_name_the_file_and_the_entry(command, metrics, entry, tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match=f"{command}: .*metrics.json has no entry {entry}: the run did not finish"):
+        main([command, str(tmp_path)])

@@ -176,7 +176,22 @@ def test_sb3_can_build_the_env_from_its_id():
     model = DQN("MlpPolicy", "ContractBinaryTreeAgent-v0", learning_starts=10, buffer_size=100)
     assert model.env.observation_space.shape[0] == 2**11 - 1 + 2
     with pytest.raises(TypeError, match="render_mode"):
-        PrincipalEnv(random_binary_tree(2, seed=0), render_mode="human")
+        PrincipalEnv(random_binary_tree(2, seed=0), render_mode="rgb_array")
+
+
+@pytest.mark.parametrize(("env_id", "kwargs", "text"), [
+    ("ContractBinaryTree-v0", {"depth": 3}, "step 0: state 0"),
+    ("ContractBinaryTreeAgent-v0", {"depth": 3}, "step 0: state 0"),
+    ("ContractCoinGame-v0", {}, "step 0/20"),
+    ("ContractCoinGameAgents-v0", {}, "step 0/20"),
+])
+def test_human_rendering_prints_what_ansi_returns(env_id, kwargs, text, capsys):
+    env = gym.make(env_id, render_mode="human", **kwargs)
+    env.reset(seed=0)
+    assert env.render() is None
+    printed = capsys.readouterr().out
+    env.unwrapped.render_mode = "ansi"
+    assert printed == env.render() + "\n" and text in printed
 
 
 @pytest.mark.parametrize(("mdp", "start_states", "max_steps"), [

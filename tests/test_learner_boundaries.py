@@ -41,6 +41,10 @@ def _tree(**kwargs):
     ({"observed_action": 1}, TypeError, "observed_action must be a bool or None"),
     ({"outcome_probs": np.full((2, 2), 0.7)}, ValueError, "outcome_probs rows must be probability distributions"),
     ({"outcome_probs": np.array([[1.5, -0.5], [0.5, 0.5]])}, ValueError, "probability distributions"),
+    ({"train_freq": 0}, ValueError, "train_freq must be >= 1, got 0"),  # SB3 asserts on it mid-learn
+    ({"train_freq": (0, "episode")}, ValueError, "train_freq must be >= 1, got 0"),
+    ({"train_freq": (1, "steps")}, ValueError, "train_freq's unit must be one of"),
+    ({"train_freq": (1, "step", 2)}, ValueError, "train_freq must be an integer or a tuple"),
 ])
 def test_bad_options_name_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -77,3 +81,38 @@ def test_predict_never_turns_nan_weights_into_contracts():
             parameter.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="no contract is offered"):
         model.predict(obs, deterministic=True)
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: MultiAgentContractDQN("MlpPolicy", "ContractBinaryTree-v0"),
+     r"MultiAgentContractDQN needs a many-agent contract env .*got ContractBinaryTree-v0 with action space "
+     r"Box\(2,\): use ContractDQN"),
+    (lambda: ContractDQN("MlpPolicy", "ContractCoinGame-v0"),
+     r"ContractDQN needs a one-agent contract env .*got ContractCoinGame-v0 with action space Box\(2, 4\): use "
+     r"MultiAgentContractDQN"),
+    (lambda: ContractDQN("MlpPolicy", "ContractBinaryTreeAgent-v0"),
+     r"ContractDQN needs .*got ContractBinaryTreeAgent-v0 with action space Discrete\(2\): .*SB3's own algorithms"),
+])
+def test_a_learner_given_the_other_kind_of_env_names_both(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_contract_dqn_without_an_mdp_asks_for_n_actions():
+    from sb3_contracts.game import PrincipalEnv
+
+    class NoMDP(PrincipalEnv):
+        mdp = None
+
+    with pytest.raises(ValueError, match="ContractDQN needs the agent's number of actions: pass n_actions="):
+        ContractDQN("MlpPolicy", NoMDP(random_binary_tree(2, 0)))
+
+
+@pytest.mark.parametrize("learner", ["ContractDQN", "MultiAgentContractDQN"])
+def test_sb3s_dqn_load_of_a_contract_model_names_the_loader(learner, tmp_path):
+    from stable_baselines3 import DQN
+
+    model = _tree() if learner == "ContractDQN" else MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2)
+    model.save(tmp_path / "model.zip")
+    with pytest.raises(TypeError, match=f"this is a {learner} model.*load it with sb3_contracts.{learner}.load"):
+        DQN.load(tmp_path / "model.zip")

@@ -1,5 +1,7 @@
 """ContractCoinGame-v0 (the principal's view), the responders and the metrics."""
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -36,7 +38,10 @@ def test_sb3_and_gymnasium_vectorise_every_registered_id():
 
     for env_id in sb3_contracts.ENV_IDS:
         kwargs = {"depth": 3} if "Tree" in env_id else {}
-        vec = make_vec_env(env_id, n_envs=2, env_kwargs=kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            vec = make_vec_env(env_id, n_envs=2, env_kwargs=kwargs)  # asks for render_mode="rgb_array" first
+        assert not [w for w in caught if "render_mode" in str(w.message)], env_id
         vec.reset()
         vec.step(np.stack([vec.action_space.sample() for _ in range(2)]))
         vector = gym.make_vec(env_id, num_envs=2, **kwargs)

@@ -175,8 +175,10 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     assert "welfare_ratio" in summary and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["config"]["reward_rule"] == "lola"
     assert summary["optimal_welfare"] == pytest.approx(optimal_welfare("3x3", reward_rule="lola"))
-    assert main(["plot", str(out)]) == 0
     png = out / "coin.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the run draws its figure itself
+    png.unlink()
+    assert main(["plot", str(out)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     with pytest.raises(SystemExit, match="preset must be one of"):
         main(["coin", "--preset", "5x5", "--out", str(tmp_path / "x")])
@@ -184,18 +186,67 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
         main(["plot", str(tmp_path / "missing")])
     capsys.readouterr()
     assert main(["table", str(out), str(out / "metrics.json")]) == 0
-    header, rule, *rows, mean = capsys.readouterr().out.strip().splitlines()
+    table, notes = capsys.readouterr().out.strip().split("\n\n")
+    header, rule, *rows, mean = table.splitlines()
     assert header.count("|") == rule.count("|") == rows[0].count("|") == 13 and len(rows) == 2
     margin = f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}"
-    assert rows[0].startswith(f"| 1 | {summary['welfare_ratio']:.3f} |") and margin in rows[0]
+    # budgets far below the preset's: the rows say so, and the note under the table says which and why
+    assert rows[0].startswith(f"| 1 † | {summary['welfare_ratio']:.3f} |") and margin in rows[0]
     pooled_se = summary["constant_proportion_margin_se"] * np.sqrt(2) / 2  # two copies of the same run
     mean_margin = f"{summary['constant_proportion_margin']:+.2f} ± {pooled_se:.2f} (± 0.00 over seeds)"
-    assert mean.startswith("| mean |") and mean_margin in mean
+    assert mean.startswith("| mean † |") and mean_margin in mean
+    assert notes.startswith("† seed 1: budget below the preset's (principal_steps 640 < 150,000; agent_steps 640 < ")
     with pytest.raises(SystemExit, match="no metrics.json"):
         main(["table", str(tmp_path / "missing")])
     (tmp_path / "run.log").write_text("principal: 640 agent-steps\n")
     with pytest.raises(SystemExit, match="run.log is not JSON"):
         main(["table", str(out), str(tmp_path / "run.log")])
+
+
+def _capture_figure(monkeypatch, module):
+    figures = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, path, **kwargs: figures.append(fig) or path)
+    return figures
+
+
+def test_figure2_draws_ratios_around_1_with_words_and_names_the_rules_and_seeds(monkeypatch, tmp_path):
+    import sb3_contracts.experiments.coin.plots as plots
+
+    figures = _capture_figure(monkeypatch, plots)
+    runs = [{"config": {"preset": "3x3", "reward_rule": "lola", "contested": "random", "seed": seed},
+             "validation": {"dqn": {"welfare": 8.0, "payment_share": 0.4, "follow_rate": 0.9}},
+             "baselines": {kind: {"welfare": 6.0} for kind in ("selfish", "cooperative")} | {
+                 "proportion": {"welfare": 7.0, "spend_per_episode": 1.0}},
+             "ratios": {"spe_ratio": 0.9995 + seed * 1e-4, "ic_ratio": 0.9993 + seed * 1e-4}, "summary": {}}
+            for seed in (0, 1)]
+    plots.plot_figure2(runs, tmp_path / "coin.png")
+    fig = figures[0]
+    follow, spe, ic = fig.axes[2:5]
+    for ax in (follow, spe, ic):
+        low, high = ax.get_ylim()
+        assert low <= 0.95 and high >= 1.05  # a ratio of 0.9993 sits on its reference line, not far below it
+    assert spe.get_legend().get_texts()[0].get_text().startswith("1 = deviating earns what following does")
+    assert "every recommendation followed" in follow.get_legend().get_texts()[0].get_text()
+    title = fig._suptitle.get_text()
+    assert "reward rule lola" in title and "contested coins: random" in title and "2 seeds" in title
+
+
+def test_the_two_phase_figure_has_panel_titles_units_and_one_legend_for_all(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    import sb3_contracts.experiments.two_phase_plots as two_phase_plots
+
+    figures = _capture_figure(monkeypatch, two_phase_plots)
+    episodes, runs = 20, 2
+    record = SimpleNamespace(welfare=np.ones((episodes, runs)), optimal_welfare=1.0,
+                             welfare_regret=np.ones((episodes, runs)), agent_regret=np.ones((episodes, runs)),
+                             transfers=np.ones((episodes, runs)), principal_net=np.ones((episodes, runs)),
+                             mean_state=np.ones((episodes, 3)))
+    two_phase_plots.plot_runs({"two-phase": record, "none": record}, tmp_path / "two_phase.png")
+    fig = figures[0]
+    assert all(ax.get_title() for ax in fig.axes) and all(ax.get_legend() is None for ax in fig.axes)
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["two-phase", "none"]
+    assert "reward units" in fig.axes[3].get_ylabel()
 
 
 def test_mean_margin_errors_pool_the_evaluation_and_measure_the_seeds_spread():

@@ -18,15 +18,26 @@ def test_usage_error():
         main(["fly"])
 
 
-def test_rl_zoo3_trains_the_coin_games_principal_and_enjoy_plays_it(tmp_path):
+def test_help_names_the_commands_and_how_to_get_their_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "train" in text and "enjoy" in text and "enjoy --help" in text and "--conf-file" in text
+
+
+def test_rl_zoo3_trains_the_coin_games_principal_and_enjoy_plays_it(tmp_path, capsys):
     main(["train", "--algo", "contract_dqn_multiagent", "--env", "ContractCoinGame-v0", "--conf-file",
           "zoo_configs/contract_dqn_multiagent.yml", "-f", str(tmp_path), "-n", "400", "--eval-freq", "200",
           "--eval-episodes", "1", "--log-interval", "2", "--hyperparams", "learning_starts:50", "n_envs:2",
           "--tensorboard-log", str(tmp_path / "tb")])
     run = tmp_path / "contract_dqn_multiagent" / "ContractCoinGame-v0_1"
     assert (run / "ContractCoinGame-v0.zip").exists() and (run / "evaluations.npz").exists()
+    capsys.readouterr()
+    # as rl-zoo3 users type it: rendering on (render_mode="human"), which prints the game as text
     main(["enjoy", "--algo", "contract_dqn_multiagent", "--env", "ContractCoinGame-v0", "-f", str(tmp_path),
-          "--no-render", "-n", "50"])
+          "-n", "50"])
+    assert "step 1/20" in capsys.readouterr().out
     scalars = set()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

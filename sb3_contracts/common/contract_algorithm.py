@@ -25,6 +25,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, polyak_update
+from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_contracts.common.safe_load import SAFE_KEY, ExponentialSchedule, describe, safe_replacements
@@ -34,6 +35,8 @@ from sb3_contracts.envs.checks import check_choice, check_int, check_real
 SelfContractAlgorithm = TypeVar("SelfContractAlgorithm", bound="ContractOffPolicyAlgorithm")
 
 LOSSES = ("mse", "huber")
+#: The units of ``train_freq = (n, unit)`` SB3 knows.
+TRAIN_FREQ_UNITS = ("step", "episode")
 
 
 def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
@@ -44,6 +47,17 @@ def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
     :param final_value: value at the end of training (> 0).
     """
     return ExponentialSchedule(initial_value, final_value)
+
+
+def env_name(env: VecEnv | None) -> str:
+    """The registered id of a VecEnv's envs if they have one, else the VecEnv's class name (for error messages)."""
+    if env is None:
+        return "no env"
+    try:
+        spec = env.get_attr("spec", indices=[0])[0]
+    except AttributeError:
+        spec = None
+    return spec.id if spec is not None else type(env).__name__
 
 
 class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
@@ -69,8 +83,11 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     but the first three are keyword-only, and each learner chooses the learning ones (no defaults here).
     """
 
-    #: Action spaces of the envs it learns on (the principal's view: contracts).
-    _env_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box,)
+    #: What the learner needs of its env, for the error naming what it got instead: the rank of the env's action
+    #: space (the contracts: a ``Box``), its description and the learner for the other kind.
+    _contract_rank: ClassVar[int]
+    _env_kind: ClassVar[str]
+    _other_learner: ClassVar[str]
 
     def __init__(
         self,
@@ -106,7 +123,8 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
     ) -> None:
         self._check_sb3_options(
             learning_rate=learning_rate, learning_rate_final=learning_rate_final, buffer_size=buffer_size,
-            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, gradient_steps=gradient_steps,
+            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq,
+            gradient_steps=gradient_steps,
             exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
             exploration_final_eps=exploration_final_eps, max_grad_norm=max_grad_norm,
         )
@@ -120,8 +138,10 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
             action_noise=None, replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=False, policy_kwargs=policy_kwargs, stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log, verbose=verbose, device=device, seed=seed, sde_support=False,
-            supported_action_spaces=self._env_action_spaces, support_multi_env=True,
+            supported_action_spaces=None, support_multi_env=True,  # checked below, with a clearer error
         )
+        if self.env is not None:
+            self._check_env_kind()
         self._check_common_options(loss, nudge, nudge_td_factor, target_update_interval)
         self.learning_rate_final = learning_rate_final
         self.target_update_interval = target_update_interval
@@ -139,9 +159,10 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     @staticmethod
     def _check_sb3_options(*, learning_rate: Any, learning_rate_final: Any, buffer_size: Any, learning_starts: Any,
-                           batch_size: Any, tau: Any, gamma: Any, gradient_steps: Any, exploration_fraction: Any,
-                           exploration_initial_eps: Any, exploration_final_eps: Any, max_grad_norm: Any) -> None:
-        """The options SB3 itself leaves unchecked, checked before anything is built."""
+                           batch_size: Any, tau: Any, gamma: Any, train_freq: Any, gradient_steps: Any,
+                           exploration_fraction: Any, exploration_initial_eps: Any, exploration_final_eps: Any,
+                           max_grad_norm: Any) -> None:
+        """The options SB3 leaves unchecked or only asserts on (mid-``learn``), checked before anything is built."""
         if not callable(learning_rate):
             check_real("learning_rate", learning_rate, 0.0, low_open=True)
         if learning_rate_final is not None:
@@ -151,6 +172,11 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         check_int("batch_size", batch_size, 1)
         check_real("tau", tau, 0.0, 1.0, low_open=True)
         check_real("gamma", gamma, 0.0, 1.0)
+        if isinstance(train_freq, tuple) and len(train_freq) != 2:
+            raise ValueError(f"train_freq must be an integer or a tuple (n, 'step' or 'episode'), got {train_freq!r}")
+        frequency, unit = train_freq if isinstance(train_freq, tuple) else (train_freq, "step")
+        check_int("train_freq", frequency, 1)
+        check_choice("train_freq's unit", unit, TRAIN_FREQ_UNITS)
         if check_int("gradient_steps", gradient_steps, -1) == 0:
             raise ValueError("gradient_steps must be positive or -1 (as many as env steps collected), got 0")
         for name, value in (("exploration_fraction", exploration_fraction),
@@ -159,6 +185,18 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
             check_real(name, value, 0.0, 1.0)
         if max_grad_norm is not None:
             check_real("max_grad_norm", max_grad_norm, 0.0, low_open=True)
+
+    def _check_env_kind(self) -> None:
+        """Refuse an env of the other kind (e.g. the Coin Game for a one-agent learner), naming both learners."""
+        space = self.action_space
+        if isinstance(space, spaces.Box) and len(space.shape) == self._contract_rank:
+            return
+        if isinstance(space, spaces.Box) and len(space.shape) == 3 - self._contract_rank:
+            got, advice = f"Box{space.shape}", f"use {self._other_learner}"
+        else:  # not contracts at all, e.g. an agent's view
+            got, advice = str(space), "an env whose actions are moves is for SB3's own algorithms (DQN, PPO...)"
+        raise ValueError(f"{type(self).__name__} needs {self._env_kind}, got {env_name(self.env)} with action "
+                         f"space {got}: {advice}")
 
     @staticmethod
     def _check_common_options(loss: str, nudge: float | Schedule, nudge_td_factor: float,

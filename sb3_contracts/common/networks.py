@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
@@ -39,3 +41,23 @@ def check_finite_values(*values: th.Tensor) -> None:
     if not all(bool(th.isfinite(value).all()) for value in values):
         raise FloatingPointError("the principal's networks give non-finite values (diverged training or corrupted "
                                  "weights): no contract is offered")
+
+
+class DQNLoadGuard:
+    """
+    A contract policy's ``q_net``, which it does not have: SB3's ``DQN.load`` of a contract learner's file builds the
+    file's policy, then reads ``policy.q_net``; this makes it fail naming the loader to use rather than with an
+    ``AttributeError`` about ``q_net``. (A ``TypeError``: torch's ``Module.__getattr__`` would replace an
+    ``AttributeError`` raised here by its own.)
+
+    :param learner: the learner whose ``load`` reads the file
+    """
+
+    def __init__(self, learner: str) -> None:
+        self.learner = learner
+
+    def __get__(self, policy: Any, owner: type | None = None) -> Any:
+        if policy is None:
+            return self
+        raise TypeError(f"{type(policy).__name__} has no q_net: this is a {self.learner} model, which SB3's DQN "
+                        f"cannot run; load it with sb3_contracts.{self.learner}.load")

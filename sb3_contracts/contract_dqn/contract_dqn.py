@@ -45,7 +45,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.vec_env import SubprocVecEnv
 from torch.nn import functional as F
 
-from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm
+from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm, env_name
 from sb3_contracts.contract_dqn.buffers import ContractReplayBuffer, ContractReplayBufferSamples
 from sb3_contracts.contract_dqn.policies import (
     OUTCOME_MODELS,
@@ -151,6 +151,9 @@ class ContractDQN(ContractOffPolicyAlgorithm):
     }
     policy: ContractDQNPolicy
     replay_buffer: ContractReplayBuffer
+    _contract_rank = 1
+    _env_kind = "a one-agent contract env (action space Box[n_outcomes]: one contract, e.g. ContractBinaryTree-v0)"
+    _other_learner = "MultiAgentContractDQN"
 
     def __init__(
         self,
@@ -285,7 +288,8 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         n_outcomes = self.action_space.shape[0]
         if n_actions is None:
             if mdp is None:
-                raise ValueError("n_actions is required when the env has no `mdp` attribute")
+                raise ValueError(f"ContractDQN needs the agent's number of actions: pass n_actions=, or an env with "
+                                 f"an `mdp` attribute (a PrincipalAgentMDP), not {env_name(self.env)}")
             n_actions = mdp.n_actions
         if observed_action is None:
             observed_action = bool(mdp.observed_action) if mdp is not None else False

@@ -28,7 +28,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_contracts.common.networks import check_finite_values, make_q_network
+from sb3_contracts.common.networks import DQNLoadGuard, check_finite_values, make_q_network
 from sb3_contracts.contracts import minimal_contracts_torch
 
 OUTCOME_MODELS = ("known", "learned")
@@ -106,6 +106,9 @@ class ContractDQNPolicy(BasePolicy):
     :param optimizer_class: optimizer (one over all trained networks).
     :param optimizer_kwargs: its keyword arguments, besides the learning rate.
     """
+
+    #: SB3's DQN.load of this policy's model fails here, naming ContractDQN.load.
+    q_net = DQNLoadGuard("ContractDQN")
 
     def __init__(
         self,

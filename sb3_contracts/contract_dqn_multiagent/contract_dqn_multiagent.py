@@ -89,6 +89,10 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
     policy: MultiAgentContractDQNPolicy
     replay_buffer: MultiAgentReplayBuffer
+    _contract_rank = 2
+    _env_kind = ("a many-agent contract env (action space Box[n_agents, n_actions]: a contract per agent, e.g. "
+                 "ContractCoinGame-v0)")
+    _other_learner = "ContractDQN"
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_contracts.common.networks import check_finite_values, make_q_network
+from sb3_contracts.common.networks import DQNLoadGuard, check_finite_values, make_q_network
 from sb3_contracts.contracts import observed_action_payments
 from sb3_contracts.envs.checks import check_choice
 
@@ -53,6 +53,9 @@ class MultiAgentContractDQNPolicy(BasePolicy):
         Q(a*) + ξ, 0)``, which pays nothing when the agent already prefers ``a*`` by at least ξ (its contract then
         recommends nothing: the agent is free, and takes that move on its own)
     """
+
+    #: SB3's DQN.load of this policy's model fails here, naming MultiAgentContractDQN.load.
+    q_net = DQNLoadGuard("MultiAgentContractDQN")
 
     def __init__(
         self,

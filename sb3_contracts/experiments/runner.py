@@ -414,9 +414,47 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
 METRICS_FILE = "metrics.json"
 
 
+class MissingMetricError(KeyError, ValueError):
+    """An entry a table or plot reads is missing from a run's ``metrics.json`` (a ``ValueError`` too: bad input)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError's own would quote the message
+
+
+class Metrics(dict):
+    """
+    A run's metrics, or one section of them, as read from its file: a missing entry raises
+    :class:`MissingMetricError` naming the file and the entry (e.g. ``summary.ic_ratio``), not a bare ``KeyError``.
+
+    :param entries: the entries
+    :param source: the file they come from
+    :param where: the section's place in the file (``""`` at the top, else e.g. ``"summary."``)
+    """
+
+    def __init__(self, entries: Mapping[str, Any], source: Path, where: str = "") -> None:
+        super().__init__(entries)
+        self.source = source
+        self.where = where
+
+    def __missing__(self, key: Any) -> Any:
+        raise MissingMetricError(f"{self.source} has no entry {self.where}{key}: the run did not finish or an "
+                                 f"older version wrote it; run the experiment again into that folder")
+
+
+def _as_metrics(value: Any, source: Path, where: str = "") -> Any:
+    """``value`` with every dict in it a :class:`Metrics` that knows its place in ``source``."""
+    if isinstance(value, dict):
+        return Metrics({key: _as_metrics(item, source, f"{where}{key}.") for key, item in value.items()}, source,
+                       where)
+    if isinstance(value, list):
+        return [_as_metrics(item, source, f"{where}{index}.") for index, item in enumerate(value)]
+    return value
+
+
 def load_metrics(path: str | Path, experiment: str | None = None) -> dict[str, Any]:
     """
-    One run's ``metrics.json``.
+    One run's ``metrics.json``, as :class:`Metrics`: reading an entry it lacks raises :class:`MissingMetricError`,
+    naming the file and the entry.
 
     :param path: the file or the run's folder
     :param experiment: the experiment it must be a run of (``None``: any)
@@ -438,7 +476,7 @@ def load_metrics(path: str | Path, experiment: str | None = None) -> dict[str, A
         expected = f"the {experiment!r} experiment's" if experiment else "an experiment's"
         raise ValueError(f"{path} is not {expected} {METRICS_FILE} (it is {name or 'of no known experiment'})")
     metrics.setdefault("experiment", name)
-    return metrics
+    return _as_metrics(metrics, path)
 
 
 def _legacy_name(metrics: dict[str, Any]) -> str | None:

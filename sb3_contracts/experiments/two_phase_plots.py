@@ -10,12 +10,23 @@ import numpy as np
 from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.incentives.simulate import RunRecord
 
+#: The six panels of :func:`plot_runs`: title, x-axis and y-axis labels (with units; rewards are the world's units).
+PANELS = [
+    ("(a) welfare ratio (smoothed)", "episode", "welfare / optimal welfare W* (1 = optimum)"),
+    ("(b) welfare regret", "episode (log)", "cumulative welfare regret R_W(t) (reward units, log)"),
+    ("(c) agent regret", "episode (log)", "cumulative agent regret (reward units, log)"),
+    ("(d) transfers paid", "episode", "cumulative transfers (reward units)"),
+    ("(e) principal's net reward (smoothed)", "episode", "net reward per episode (reward units)"),
+    ("(f) pollution stock, last 10% of episodes", "step h of the episode", "mean stock (stock units)"),
+]
+
 
 def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") -> Path:
     """
-    Six panels, one line per principal (means over runs): welfare ratio per episode (smoothed), cumulative
-    welfare regret and agent regret (log–log), cumulative transfers, the principal's net reward per episode,
-    and the stock trajectory within an episode over the last 10% of episodes.
+    Six panels (:data:`PANELS`: titles and units), one line per principal (means over runs) and one legend for
+    all: welfare ratio per episode (smoothed), cumulative welfare regret and agent regret (log–log), cumulative
+    transfers, the principal's net reward per episode, and the stock trajectory within an episode over the last
+    10% of episodes.
 
     :param records: the runs, by principal.
     :param path: the PNG to write.
@@ -39,17 +50,18 @@ def plot_runs(records: dict[str, RunRecord], path: str | Path, title: str = "") 
         tail = max(1, len(episodes) // 10)
         axes[1, 2].plot(np.arange(record.mean_state.shape[1]), record.mean_state[-tail:].mean(axis=0), marker="o",
                         label=name)
-    labels = [("episode", "welfare / W*"), ("episode", "welfare regret R_W(t)"), ("episode", "agent regret"),
-              ("episode", "cumulative transfers"), ("episode", "principal's net reward"),
-              ("step h (last 10% of episodes)", "mean stock")]
-    for ax, (x, y) in zip(axes.flat, labels, strict=True):
+    for ax, (panel, x, y) in zip(axes.flat, PANELS, strict=True):
+        ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend()
+    # one legend for all six panels: every panel draws the same principals in the same colours
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=max(1, len(names)), fontsize=9)
     if title:
         fig.suptitle(title)
-    return save_figure(fig, path, dpi=90)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save_figure(fig, path, dpi=90, tight=False)
 
 
 def plot_final_ratios(runs: Any, path: str | Path) -> Path:

@@ -31,7 +31,8 @@ class AgentEnv(SingleGameEnv):
     :param b_max: bound on payments in the observation space; by default twice the largest SPE payment.
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
-    :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    :param render_mode: ``None``, ``"ansi"`` (a one-line text description of the current step) or ``"human"``
+        (prints it).
     :param start_states: ``"initial"`` (every episode starts in the MDP's initial state), ``"uniform"``
         (exploring starts, for training) or a share of initial starts: see
         :func:`~sb3_contracts.game.batch.draw_start_states`.

@@ -31,7 +31,7 @@ from sb3_contracts.envs.coin_game import N_ACTIONS
 from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.game.responders import Responder, make_responder
 from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
-from sb3_contracts.game.single import check_render_mode
+from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
 
 #: ``principal(global_state [N, 2n, G, G], agent_obs [N, n, 4 G G]) -> contracts [N, n, 4]``. Both inputs are
 #: buffers that the next step overwrites: copy them to keep them.
@@ -225,11 +225,11 @@ class ContractCoinGameAgentsEnv(gym.Env):
     :param partner: the other players' responder (``"follow"`` by default: the SPE ratio's setting), see
         :func:`~sb3_contracts.game.responders.make_responder`
     :param b_max: the largest payment per move
-    :param render_mode: ``None`` or ``"ansi"``
+    :param render_mode: ``None``, ``"ansi"`` (``render()`` returns the grid as text) or ``"human"`` (prints it)
     :param game_kwargs: Coin Game arguments (``preset``, ``reward_rule``, ``n_agents``...)
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = render_metadata()
 
     def __init__(self, principal: str | None = None, partner: str | Any = "follow", b_max: float = DEFAULT_B_MAX,
                  render_mode: str | None = None, **game_kwargs: Any) -> None:
@@ -258,4 +258,4 @@ class ContractCoinGameAgentsEnv(gym.Env):
         return obs[0], float(rewards[0]), False, bool(dones[0]), info
 
     def render(self) -> str | None:
-        return self.inner.inner.core.render_ansi(0) if self.render_mode == "ansi" else None
+        return render_text(self.render_mode, self.inner.inner.core.render_ansi(0))

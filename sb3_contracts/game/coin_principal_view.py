@@ -35,7 +35,7 @@ from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
 from sb3_contracts.game.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
 from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
-from sb3_contracts.game.single import check_render_mode
+from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
 
 #: The principal's weight of welfare against payments (it values welfare at ``1 / alpha``).
 DEFAULT_ALPHA = 0.1
@@ -179,12 +179,12 @@ class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):
     :param b_max: the largest payment per action
     :param follow_price: the ``"threshold"`` responder's price of following
     :param obs_format: ``"agents"`` (default), ``"flat"`` or ``"grid"``
-    :param render_mode: ``None`` or ``"ansi"``
+    :param render_mode: ``None``, ``"ansi"`` (``render()`` returns the grid as text) or ``"human"`` (prints it)
     :param game_kwargs: Coin Game arguments: ``preset``, ``grid_size``, ``max_steps``, ``reward_rule``,
         ``n_agents``
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = render_metadata()
 
     def __init__(self, agents: str | Responder | Any = "threshold", alpha: float = DEFAULT_ALPHA,
                  b_max: float = DEFAULT_B_MAX, follow_price: float = DEFAULT_FOLLOW_PRICE, obs_format: str = "agents",
@@ -209,7 +209,7 @@ class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):
         return self.games.observe()[0], float(rewards[0]), False, bool(truncated[0]), infos[0]
 
     def render(self) -> str | None:
-        return self.core.render_ansi(0) if self.render_mode == "ansi" else None
+        return render_text(self.render_mode, self.core.render_ansi(0))
 
 
 class ContractCoinGameVecEnv(PrincipalCoinGamesView, VecEnv):

@@ -144,7 +144,8 @@ class PrincipalEnv(TrainingAgents, SingleGameEnv):
     :param b_max: the largest payment per outcome; by default twice the largest SPE payment (at least 1).
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
-    :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    :param render_mode: ``None``, ``"ansi"`` (a one-line text description of the current step) or ``"human"``
+        (prints it).
     :param start_states: ``"initial"`` (every episode starts in the MDP's initial state), ``"uniform"``
         (exploring starts, for training) or a share of initial starts: see
         :func:`~sb3_contracts.game.batch.draw_start_states`.

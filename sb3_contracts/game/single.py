@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game.batch import ContractGameBatch, GameBatchView, StartStates
 from sb3_contracts.game.encoding import StateEncoder
 
+#: The render modes of every contract env: ``"ansi"`` returns the text of the current step, ``"human"`` prints it
+#: (rl-zoo3's ``enjoy`` and SB3's ``VecEnv.render("human")`` ask for ``"human"`` and call ``render()`` each step).
+RENDER_MODES = ("ansi", "human")
+
 
 def check_render_mode(render_mode: str | None) -> None:
-    """Accept ``None`` or ``"ansi"``; anything else raises ``TypeError``."""
-    if render_mode not in (None, "ansi"):
+    """Accept ``None`` or one of :data:`RENDER_MODES`; anything else raises ``TypeError``."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
         # A TypeError, as for an unknown keyword: SB3 builds envs from ids with render_mode="rgb_array"
         # and falls back to no render mode on exactly this error.
-        raise TypeError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        raise TypeError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
+
+
+def render_metadata() -> dict[str, Any]:
+    """A contract env's Gymnasium ``metadata`` (a new dict per class): its render modes and a nominal frame rate."""
+    # Gymnasium's checker warns on every human render of an env that declares no frame rate; text needs no pacing.
+    return {"render_modes": list(RENDER_MODES), "render_fps": 4}
+
+
+def render_text(render_mode: str | None, text: str) -> str | None:
+    """
+    What ``render()`` does with the text of the current step: return it (``"ansi"``), print it (``"human"``) or
+    nothing (``None``).
+
+    :param render_mode: the env's render mode
+    :param text: the current step as text
+    """
+    if render_mode == "human":
+        print(text)
+        return None
+    return text if render_mode == "ansi" else None
 
 
 class SingleGameEnv(GameBatchView, gym.Env):
@@ -26,12 +52,13 @@ class SingleGameEnv(GameBatchView, gym.Env):
     :param b_max: the largest payment per outcome (checked).
     :param encoding: state encoding, see :class:`~sb3_contracts.game.encoding.StateEncoder`.
     :param max_episode_steps: truncate episodes after this many steps (needed for cyclic MDPs).
-    :param render_mode: ``None`` or ``"ansi"`` (a one-line text description of the current step).
+    :param render_mode: ``None``, ``"ansi"`` (a one-line text description of the current step) or ``"human"``
+        (prints it).
     :param start_states: ``"initial"``, ``"uniform"`` (exploring starts, for training) or a share of initial
         starts, see :func:`~sb3_contracts.game.batch.draw_start_states`.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = render_metadata()
 
     def __init__(self, mdp: PrincipalAgentMDP, b_max: float, encoding: str, max_episode_steps: int | None,
                  render_mode: str | None, start_states: StartStates) -> None:
@@ -61,6 +88,4 @@ class SingleGameEnv(GameBatchView, gym.Env):
         return terminated, truncated
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return f"step {int(self.game.steps[0])}: state {self.state}"
+        return render_text(self.render_mode, f"step {int(self.game.steps[0])}: state {self.state}")

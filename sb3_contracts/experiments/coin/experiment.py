@@ -356,9 +356,13 @@ def describe(config: CoinSettings) -> str:
 
 def write_files(folder: Path, config: CoinSettings, records: Mapping[str, PhaseRecord],
                 results: dict[str, Any]) -> None:
-    """The principal as ``<folder>/principal.zip``, the final figures as TensorBoard scalars (:func:`log_summary`)."""
+    """
+    The principal as ``<folder>/principal.zip``, the final figures as TensorBoard scalars (:func:`log_summary`) and
+    as ``<folder>/coin.png`` (:func:`~sb3_contracts.experiments.coin.plots.plot_figure2` of this run).
+    """
     log_summary(results, str(folder / "tb"))
     (folder / "principal.zip").write_bytes(records["principal"].output["model"])
+    plot_figure2([results], folder / "coin.png")
 
 
 def exact_optimum(config: CoinSettings) -> float | None:

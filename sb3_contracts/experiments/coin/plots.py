@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_contracts.experiments.coin.settings import BUDGETS
 from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import load_metrics
 
@@ -56,6 +57,16 @@ PANELS = {
 }
 
 
+#: The panels measured against 1 and what 1 means there (the reference line's legend).
+UNIT_REFERENCES = {
+    "follow": "1 = every recommendation followed",
+    "spe": "1 = deviating earns what following does\n(the others following)",
+    "ic": "1 = deviating earns what following does\n(the others on their own policy)",
+}
+#: The least half-span of a panel around its reference 1, so that a ratio of 0.999 reads as 1, not far below it.
+UNIT_HALF_SPAN = 0.05
+
+
 def _mean_and_error(values: list[float]) -> tuple[float, float]:
     """Mean over runs and its standard error (0 for one run)."""
     return float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
@@ -64,7 +75,9 @@ def _mean_and_error(values: list[float]) -> tuple[float, float]:
 def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -> Path:
     """
     Draw the five panels of final values into a PNG: a dot per method with its standard error over the runs (no
-    truncated bars), the exact optimum and the ratio 1 as reference lines, each panel zoomed to its data.
+    truncated bars), the exact optimum and the ratio 1 as reference lines (what 1 means, in words), each panel
+    zoomed to its data, but at least ±:data:`UNIT_HALF_SPAN` around 1 for the ratios; the title names the game's
+    rules and the number of seeds.
 
     :param runs: experiment folders, ``metrics.json`` paths or loaded metrics (one per seed)
     :param out: the PNG file to write
@@ -84,17 +97,20 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
             ax.errorbar(index, mean, yerr=error, fmt="o", color=PANEL_COLORS[kind], capsize=4, markersize=7)
             ax.annotate(f"{mean:.2f}", (index, mean), xytext=(7, 0), textcoords="offset points", va="center",
                         fontsize=8)
-        references = [1.0] if key in ("spe", "ic", "follow") else []
+        references = [1.0] if key in UNIT_REFERENCES else []
         optima = [run["summary"]["optimal_welfare"] for run in loaded if "optimal_welfare" in run.get("summary", {})]
         if key == "welfare" and optima:
             references = [float(np.mean(optima))]
             ax.axhline(references[0], color="black", linestyle="--", linewidth=0.8,
                        label=f"exact optimum {references[0]:.2f}")
         elif references:
-            ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="1")
+            ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label=UNIT_REFERENCES[key])
         values = [m - e for m, e in stats] + [m + e for m, e in stats] + references
         span = max(values) - min(values) or 1.0
-        ax.set_ylim(min(values) - 0.15 * span, max(values) + 0.15 * span)
+        low, high = min(values) - 0.15 * span, max(values) + 0.15 * span
+        if key in UNIT_REFERENCES:
+            low, high = min(low, 1.0 - UNIT_HALF_SPAN), max(high, 1.0 + UNIT_HALF_SPAN)
+        ax.set_ylim(low, high)
         ax.set_xlim(-0.5, len(labels) - 0.3)
         ax.set_xticks(range(len(labels)), labels, fontsize=8)
         title, ylabel = PANELS[key]
@@ -103,14 +119,14 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
         if references:
             ax.legend(fontsize=7, loc="best")
     config = loaded[0].get("config", {})
-    errors = (f"error bars: ± one standard error over {len(loaded)} runs" if len(loaded) > 1
-              else "one run: no error bars")
+    errors = (f"{len(loaded)} seeds, error bars ± one standard error" if len(loaded) > 1
+              else "1 seed: no error bars")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=color, label=name)
                for name, color in (("principal (validated agents)", PANEL_COLORS["principal"]),
                                    ("baselines", PANEL_COLORS["baseline"]))]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8)
-    fig.suptitle(f"Coin Game {config.get('preset', '')} ({config.get('reward_rule', 'parl')}, contested: "
-                 f"{config.get('contested', 'all')}): final values; {errors}", fontsize=10)
+    fig.suptitle(f"Coin Game {config.get('preset', '')}, reward rule {config.get('reward_rule', 'parl')}, contested "
+                 f"coins: {config.get('contested', 'all')}; final values, {errors}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, out, tight=False)
 
@@ -205,13 +221,32 @@ def _pooled_margin(runs: list[dict[str, Any]]) -> tuple[float, float, float]:
     return float(np.mean(margins)), float(np.sqrt(np.sum(np.square(errors)))) / len(runs), over_runs
 
 
+#: The marker of a results row whose run had smaller budgets than its preset's, explained under the table.
+SHORT_BUDGET_MARK = "†"
+_BUDGET_FIELDS = ("principal_steps", "agent_steps", "baseline_steps")
+
+
+def budget_shortfalls(config: dict[str, Any]) -> list[str]:
+    """
+    The step budgets of a run below its preset's (:data:`~sb3_contracts.experiments.coin.settings.BUDGETS`), e.g.
+    ``"principal_steps 640 < 150,000"``: such a run's ratios do not measure the experiment (a selfish or
+    untrained method can then score a welfare ratio above 1).
+
+    :param config: the run's settings (``metrics["config"]``)
+    """
+    preset = BUDGETS.get(config.get("preset"), {})
+    return [f"{name} {config[name]:,} < {preset[name]:,}" for name in _BUDGET_FIELDS
+            if name in preset and isinstance(config.get(name), int) and config[name] < preset[name]]
+
+
 def _table_row(run: dict[str, Any]) -> str:
     summary, baselines = run["summary"], run["baselines"]
     welfares = [summary["welfare"], run["principal_follow"]["welfare"],
                 *(baselines[kind]["welfare"] for kind in ("selfish", "cooperative", "proportion"))]
     ppo = run["validation"].get("ppo")
     ppo_cell = f"{ppo['welfare'] / summary['cooperative_welfare']:.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
-    cells = [str(run["config"]["seed"]), *(f"{summary[key]:.3f}" for key in _RATIO_COLUMNS),
+    seed = str(run["config"]["seed"]) + (f" {SHORT_BUDGET_MARK}" if budget_shortfalls(run["config"]) else "")
+    cells = [seed, *(f"{summary[key]:.3f}" for key in _RATIO_COLUMNS),
              f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}",
              f"{summary['selfish_welfare_ratio']:.3f}",
              " / ".join(f"{value:.2f}" for value in welfares) + f" (p = {baselines['proportion']['p']:.2f})",
@@ -222,7 +257,8 @@ def _table_row(run: dict[str, Any]) -> str:
 
 def results_table(paths: Sequence[str | Path]) -> str:
     """
-    The runs' results as a Markdown table: per run (seed) the benchmark's ratios, the margin of the validated
+    The runs' results as a Markdown table: per run (seed; marked, and explained under the table, when its budgets
+    are below its preset's) the benchmark's ratios, the margin of the validated
     welfare over the budget-matched constant-proportion baseline (± one standard error), the welfare per episode
     of every method, PPO validation and the wall time; then the mean over runs, the margin with two standard
     errors: the evaluation's, pooled over independent runs, and the runs' spread (``std / sqrt(n)``), which also
@@ -241,5 +277,12 @@ def results_table(paths: Sequence[str | Path]) -> str:
     margin, evaluation_se, over_runs_se = _pooled_margin(runs)
     means = [f"{np.mean([run['summary'][key] for run in runs]):.3f}" for key in _RATIO_COLUMNS]
     spread = f" (± {over_runs_se:.2f} over seeds)" if len(runs) > 1 else ""
-    lines.append(f"| mean | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f}{spread} | | | | | |")
+    short = {str(run["config"]["seed"]): budget_shortfalls(run["config"]) for run in runs}
+    short = {seed: shortfalls for seed, shortfalls in short.items() if shortfalls}
+    mean = f"mean {SHORT_BUDGET_MARK}" if short else "mean"
+    lines.append(f"| {mean} | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f}{spread} | | | | | |")
+    if short:
+        lines.append("")
+        lines += [f"{SHORT_BUDGET_MARK} seed {seed}: budget below the preset's ({'; '.join(shortfalls)}): its ratios "
+                  f"do not measure the experiment" for seed, shortfalls in short.items()]
     return "\n".join(lines)
