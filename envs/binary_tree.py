@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_int
+from .checks import check_int, check_seed
 from .mdp import PrincipalAgentMDP, transitions_from_next_states
 
 #: ``P(o1 | a)`` for the low- and high-effort actions.
@@ -30,9 +30,7 @@ def random_binary_tree(depth: int, seed: int | None = None) -> PrincipalAgentMDP
     :return: the tree as a :class:`PrincipalAgentMDP` with initial state 0 (the root).
     """
     check_int("depth", depth, 1, 24)
-    if seed is not None:
-        check_int("seed", seed, 0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     n_decision = 2**depth - 1
     n_states = 2 * n_decision + 1
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .mdp import _as_float_array, _check_distribution_rows
+from .checks import check_distributions
+from .mdp import _as_float_array
 
 
 def check_int(name: str, value: object, minimum: int = 0) -> int:
@@ -80,7 +81,7 @@ class ExternalityMDP:
         if min(horizon, n_states, n_actions) < 1 or n_next != n_states:
             raise ValueError(f"transitions must have shape [H, S, A, S] with H, S, A >= 1, "
                              f"got {self.transitions.shape}")
-        _check_distribution_rows("transitions", self.transitions)
+        check_distributions("transitions", self.transitions)
         shape = (horizon, n_states, n_actions)
         self.agent_reward = self._reward("agent_reward", agent_reward, shape)
         self.principal_reward = self._reward("principal_reward", principal_reward, shape)
@@ -88,7 +89,7 @@ class ExternalityMDP:
         if self.initial_distribution.shape != (n_states,):
             raise ValueError(f"initial_distribution must have shape [S] = ({n_states},), "
                              f"got {self.initial_distribution.shape}")
-        _check_distribution_rows("initial_distribution", self.initial_distribution)
+        check_distributions("initial_distribution", self.initial_distribution)
         self.state_names = self._names("state_names", state_names, n_states)
         self.action_names = self._names("action_names", action_names, n_actions)
         # Cumulative rows make sampling a comparison with one uniform draw per run.

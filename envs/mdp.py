@@ -17,27 +17,13 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from .checks import as_real_array, check_int, check_real
+from .checks import as_real_array, check_distributions, check_int, check_real
 
 _PROB_ATOL = 1e-6
 
 
 def _as_float_array(name: str, value: object, ndim: int) -> np.ndarray:
     return as_real_array(name, value, ndim=ndim)
-
-
-def _check_distribution_rows(name: str, probs: np.ndarray, allow_zero_rows: bool = False) -> None:
-    if np.any(probs < 0):
-        raise ValueError(f"{name} must be non-negative")
-    sums = probs.sum(axis=-1)
-    ok = np.isclose(sums, 1.0, atol=_PROB_ATOL)
-    if allow_zero_rows:
-        ok |= sums == 0
-    if not np.all(ok):
-        where = np.argwhere(~ok)[0]
-        raise ValueError(
-            f"{name} rows must sum to 1; index {tuple(int(i) for i in where)} sums to {sums[tuple(where)]:.6g}"
-        )
 
 
 def transitions_from_next_states(next_states: np.ndarray, n_states: int) -> sp.csr_matrix:
@@ -95,7 +81,7 @@ class PrincipalAgentMDP:
         n_states, n_actions, n_outcomes = self.outcome_probs.shape
         if n_states < 1 or n_actions < 1 or n_outcomes < 1:
             raise ValueError(f"outcome_probs must have S, A, O >= 1, got shape {self.outcome_probs.shape}")
-        _check_distribution_rows("outcome_probs", self.outcome_probs)
+        check_distributions("outcome_probs", self.outcome_probs)
         self.agent_reward = _as_float_array("agent_reward", agent_reward, 2)
         if self.agent_reward.shape != (n_states, n_actions):
             raise ValueError(f"agent_reward must have shape [S, A] = {(n_states, n_actions)}, "

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from sb3_contracts.envs.checks import as_real_array, check_int, check_real
+from sb3_contracts.envs.checks import as_real_array, check_distributions, check_indices, check_int, check_real
 
 #: Probabilities below this are treated as zero when forming likelihood ratios.
 _PROB_EPS = 1e-12
@@ -132,17 +132,18 @@ def minimal_contract(
 
 def _validate_single(outcome_probs: np.ndarray, agent_q: np.ndarray, target: int) -> tuple[np.ndarray, ...]:
     outcome_probs = as_real_array("outcome_probs", outcome_probs, ndim=2)
+    _check_table_shape(outcome_probs.shape)
     agent_q = as_real_array("agent_q", agent_q, shape=outcome_probs.shape[:1])
-    _validate_values(outcome_probs, agent_q)
+    check_distributions("outcome_probs", outcome_probs)
     check_int("target", target, 0, outcome_probs.shape[0] - 1)
     return outcome_probs, agent_q
 
 
-def _validate_values(outcome_probs: np.ndarray, agent_q: np.ndarray) -> None:
-    if not np.all(np.isfinite(outcome_probs)) or not np.all(np.isfinite(agent_q)):
-        raise ValueError("outcome_probs and agent_q must be finite (found NaN or inf)")
-    if np.any(outcome_probs < 0) or not np.allclose(outcome_probs.sum(axis=-1), 1.0, atol=1e-6):
-        raise ValueError("outcome_probs must be non-negative with rows summing to 1")
+def _check_table_shape(shape: tuple[int, ...]) -> None:
+    # without an action the target's range is empty, and without an outcome no row is a distribution
+    if len(shape) < 2 or shape[-2] < 1 or shape[-1] < 1:
+        raise ValueError(f"outcome_probs must be [..., A, O] with at least one action and one outcome, got shape "
+                         f"{tuple(shape)}")
 
 
 def is_observed_action(outcome_probs: np.ndarray | torch.Tensor) -> bool:
@@ -175,17 +176,41 @@ def minimal_contracts_torch(
     :param margin: nudge ``ξ ≥ 0``, a float or a tensor broadcastable to the batch.
     :param observed_action: outcomes are the actions themselves (``O = A``, ``𝒪(a) = δ_a``).
     :return: ``(payments [..., O], feasible [...])``; payments are zero where infeasible.
+    :raises ValueError: on an outcome table with NaN, inf, negative entries or rows that do not sum to 1, a
+        target that is no integer action, or a negative margin. ``agent_q`` is not checked: the learners check
+        their networks' values after this call and name the diverged network (a NaN gap asks for no payment).
     """
+    _check_torch_inputs(outcome_probs, agent_q, target, margin, observed_action)
+    return _closed_form_contracts(outcome_probs, agent_q, target, margin, observed_action)
+
+
+def _check_torch_inputs(outcome_probs: torch.Tensor | None, agent_q: torch.Tensor, target: torch.Tensor,
+                        margin: float | torch.Tensor, observed_action: bool) -> None:
+    # A few reductions over the batch and no copy to the host unless something is wrong: cheap enough for training.
     if isinstance(margin, torch.Tensor):
         if torch.any(margin < 0) or not torch.all(torch.isfinite(margin)):
             raise ValueError("margin must be finite and non-negative")
     else:
         _check_margin(margin)
+    if not observed_action:
+        if outcome_probs is None:
+            raise ValueError("outcome_probs is required unless observed_action=True")
+        _check_table_shape(outcome_probs.shape)
+        if agent_q.shape[-1:] != outcome_probs.shape[-2:-1]:
+            raise ValueError(f"agent_q must be [..., A] with A = {outcome_probs.shape[-2]}, got shape "
+                             f"{tuple(agent_q.shape)}")
+        check_distributions("outcome_probs", outcome_probs)
+    elif agent_q.ndim < 1 or agent_q.shape[-1] < 1:
+        raise ValueError(f"agent_q must be [..., A] with at least one action, got shape {tuple(agent_q.shape)}")
+    check_indices("target", target, agent_q.shape[-1], "actions")
+
+
+def _closed_form_contracts(outcome_probs: torch.Tensor | None, agent_q: torch.Tensor, target: torch.Tensor,
+                           margin: float | torch.Tensor, observed_action: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`minimal_contracts_torch` on checked input (the NumPy front end checks its own, once)."""
     target = target.long()
     if observed_action:
         return _observed_action_contracts(agent_q, target, margin)
-    if outcome_probs is None:
-        raise ValueError("outcome_probs is required unless observed_action=True")
     n_actions = outcome_probs.shape[-2]
     if n_actions == 1:
         shape = torch.broadcast_shapes(outcome_probs.shape[:-2], agent_q.shape[:-1], target.shape)
@@ -280,17 +305,19 @@ def minimal_contracts(
     :param margin: nudge ``ξ ≥ 0``.
     :param observed_action: whether outcomes reveal actions; detected from ``outcome_probs`` when ``None``.
     :return: ``(payments [..., O], feasible [...])``; payments are zero where infeasible.
+    :raises ValueError: on NaN or inf, an outcome table whose rows are no distributions, a target that is no
+        integer action, or a negative margin.
     """
-    outcome_probs = as_real_array("outcome_probs", outcome_probs, finite=False)
-    agent_q = as_real_array("agent_q", agent_q, finite=False)
+    outcome_probs = as_real_array("outcome_probs", outcome_probs)
+    agent_q = as_real_array("agent_q", agent_q)
     target = np.asarray(target)
     _check_batch_shapes(outcome_probs, agent_q, target)
-    _validate_values(outcome_probs, agent_q)
+    check_distributions("outcome_probs", outcome_probs)
     _check_margin(margin)
     if observed_action is None:
         observed_action = is_observed_action(outcome_probs)
     if observed_action or outcome_probs.shape[-2] <= 2:
-        payments, feasible = minimal_contracts_torch(
+        payments, feasible = _closed_form_contracts(
             _as_tensor(outcome_probs), _as_tensor(agent_q), _as_tensor(target), margin, observed_action
         )
         return payments.numpy(), feasible.numpy()
@@ -303,15 +330,11 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def _check_batch_shapes(outcome_probs: np.ndarray, agent_q: np.ndarray, target: np.ndarray) -> None:
-    if outcome_probs.ndim < 2:
-        raise ValueError(f"outcome_probs must be [..., A, O], got shape {outcome_probs.shape}")
+    _check_table_shape(outcome_probs.shape)
     n_actions = outcome_probs.shape[-2]
     if agent_q.ndim < 1 or agent_q.shape[-1] != n_actions:
         raise ValueError(f"agent_q must be [..., A] with A = {n_actions}, got shape {agent_q.shape}")
-    if target.dtype.kind not in "iu":
-        raise ValueError(f"target must hold integer actions, got dtype {target.dtype}")
-    if target.size and (target.min() < 0 or target.max() >= n_actions):
-        raise ValueError(f"target actions must lie in [0, {n_actions - 1}]")
+    check_indices("target", target, n_actions, "actions")
     try:
         np.broadcast_shapes(outcome_probs.shape[:-2], agent_q.shape[:-1], target.shape)
     except ValueError as error:

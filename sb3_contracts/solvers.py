@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sb3_contracts.contracts import minimal_contracts
-from sb3_contracts.envs.checks import as_real_array, check_int, check_real
+from sb3_contracts.envs.checks import as_real_array, check_instance, check_int, check_real
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 
 #: Values closer than this (relative to their scale, at least 1) count as a tie for the agent. It is
@@ -164,6 +164,7 @@ def solve_spe(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e-10, m
     :param iterative: use value iteration even on an acyclic MDP (see :func:`value_iteration`).
     :return: the equilibrium.
     """
+    check_instance("mdp", mdp, PrincipalAgentMDP)
 
     def stage(states: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         expected = mdp.expected_next(values, states)  # [n, O, 2]: principal, agent
@@ -208,6 +209,7 @@ def value_iteration(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e
     :param tol: stop when a sweep changes no value by more than this.
     :param max_iter: sweep limit (a ``RuntimeError`` past it).
     """
+    check_instance("mdp", mdp, PrincipalAgentMDP)
     if mdp.gamma >= 1.0:
         raise ValueError(f"value iteration needs gamma < 1, got {mdp.gamma}")
     return solve_spe(mdp, margin=margin, tol=tol, max_iter=max_iter, iterative=True)
@@ -237,6 +239,7 @@ def best_response(
     :param tol: value-iteration tolerance (cyclic MDPs only).
     :param max_iter: value-iteration sweep limit (cyclic MDPs only).
     """
+    check_instance("mdp", mdp, PrincipalAgentMDP)
     contracts = _validate_contracts(mdp, contracts)
     if recommended is not None:
         recommended = np.asarray(recommended)
@@ -315,6 +318,7 @@ def principal_best_response(mdp: PrincipalAgentMDP, agent_q: np.ndarray, margin:
     :param agent_q: ``[S, A]`` the agent's truncated Q (e.g. from :func:`best_response`).
     :param margin: nudge ``ξ``.
     """
+    check_instance("mdp", mdp, PrincipalAgentMDP)
     agent_q = np.asarray(agent_q, dtype=np.float64)
     if agent_q.shape != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"agent_q must have shape [S, A] = {(mdp.n_states, mdp.n_actions)}, got {agent_q.shape}")
@@ -360,6 +364,7 @@ def meta_algorithm(mdp: PrincipalAgentMDP, max_rounds: int = 1000, margin: float
     :param margin: nudge ``ξ`` of the principal's minimal contracts.
     :param atol: contracts closer than this count as unchanged.
     """
+    check_instance("mdp", mdp, PrincipalAgentMDP)
     check_int("max_rounds", max_rounds, 1)
     check_real("atol", atol, 0.0)
     contracts = np.zeros((mdp.n_states, mdp.n_outcomes))
@@ -394,7 +399,7 @@ class ExactBestResponder:
     """
 
     def __init__(self, mdp: PrincipalAgentMDP, strict: bool = False, solution: SPESolution | None = None) -> None:
-        self.mdp = mdp
+        self.mdp = check_instance("mdp", mdp, PrincipalAgentMDP)
         self.strict = strict
         solution = solve_spe(mdp) if solution is None else solution
         self._set_continuation(solution.agent_q, solution.principal_value)

@@ -3,6 +3,7 @@ crashes (issue 16's audit, as property tests over the kinds of bad input: types,
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sb3_contracts.envs import PrincipalAgentMDP, random_binary_tree, two_state_example
@@ -11,10 +12,10 @@ from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 
 from sb3_contracts import AgentEnv, ExactBestResponder, PrincipalEnv, PrincipalVecEnv, minimal_contract, nudge_margin
-from sb3_contracts.contracts import check_contract
+from sb3_contracts.contracts import check_contract, minimal_contracts, minimal_contracts_torch
 from sb3_contracts.game import ContractCoinGameEnv, ContractCoinGameVecEnv
 from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
-from sb3_contracts.solvers import meta_algorithm, solve_spe, value_iteration
+from sb3_contracts.solvers import best_response, meta_algorithm, principal_best_response, solve_spe, value_iteration
 
 #: Values that are no real number at all.
 NOT_NUMBERS = st.sampled_from([True, False, "0.5", "1", 1j, None, [0.5], object()])
@@ -167,3 +168,119 @@ def test_the_coin_game_checks_sizes_types_and_action_counts():
         principal.step(np.zeros((3, 2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="meant for the paper's grids"):
         optimal_welfare(grid_size=12, max_steps=3)
+
+
+# -- the batched contract paths: outcome tables, targets ------------------------------------------------------------
+
+DEFECTS = {"nan": "outcome_probs must be finite", "inf": "outcome_probs must be finite",
+           "negative": "outcome_probs must be non-negative", "long": "outcome_probs rows must sum to 1",
+           "short": "outcome_probs rows must sum to 1"}
+
+
+@st.composite
+def defective_tables(draw):
+    """A two-action outcome table ``[B, 2, O]`` with one defect in one place, and the defect's name."""
+    batch, n_outcomes = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    probs = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).dirichlet(np.ones(n_outcomes), size=(batch, 2))
+    row = draw(st.integers(0, batch - 1)), draw(st.integers(0, 1))
+    where = (*row, draw(st.integers(0, n_outcomes - 1)))
+    defect = draw(st.sampled_from(sorted(DEFECTS)))
+    if defect == "nan":
+        probs[where] = np.nan
+    elif defect == "inf":
+        probs[where] = draw(st.sampled_from([np.inf, -np.inf]))
+    elif defect == "negative":
+        probs[where] = -draw(st.floats(1e-6, 1.0))
+    elif defect == "long":
+        probs[where] += draw(st.floats(1e-4, 10.0))
+    else:
+        probs[row] *= draw(st.floats(0.0, 0.999))
+    return probs, defect
+
+
+@given(defective_tables(), st.sampled_from([torch.float32, torch.float64]))
+@settings(max_examples=60, deadline=None)
+def test_the_batched_contract_paths_refuse_a_table_that_is_no_distribution(table, dtype):
+    probs, defect = table
+    agent_q, target = np.zeros(probs.shape[:2]), np.zeros(probs.shape[0], dtype=np.int64)
+    with pytest.raises(ValueError, match=DEFECTS[defect]):
+        minimal_contracts_torch(torch.from_numpy(probs).to(dtype), torch.from_numpy(agent_q).to(dtype),
+                                torch.from_numpy(target))
+    with pytest.raises(ValueError, match=DEFECTS[defect]):
+        minimal_contracts(probs, agent_q, target)
+
+
+@given(st.one_of(st.integers(-10, 10).filter(lambda t: t not in (0, 1)), st.floats(-1, 3), st.booleans()))
+@settings(max_examples=40, deadline=None)
+def test_every_contract_path_names_a_target_that_is_no_action(target):
+    probs, agent_q = np.array([[0.9, 0.1], [0.2, 0.8]]), np.zeros(2)
+    wrong_kind = not isinstance(target, int) or isinstance(target, bool)
+    match = "target must hold integer actions" if wrong_kind else r"target actions must lie in \[0, 1\]"
+    for observed in (False, True):
+        with pytest.raises(ValueError, match=match):
+            minimal_contracts_torch(torch.from_numpy(probs), torch.from_numpy(agent_q), torch.tensor([target]),
+                                    observed_action=observed)
+    with pytest.raises(ValueError, match=match):
+        minimal_contracts(probs, agent_q, np.array([target]))
+    with pytest.raises((TypeError, ValueError), match="target must be"):
+        minimal_contract(probs, agent_q, target)
+
+
+@given(st.sampled_from([(0, 2), (2, 0), (0, 0), (3, 0, 2)]))
+def test_an_empty_outcome_table_is_named_not_its_empty_target_range(shape):
+    probs, agent_q = np.zeros(shape), np.zeros(shape[:-1])
+    match = r"outcome_probs must be \[\.\.\., A, O\] with at least one action and one outcome"
+    with pytest.raises(ValueError, match=match):
+        minimal_contracts(probs, agent_q, np.zeros(shape[:-2], dtype=np.int64))
+    with pytest.raises(ValueError, match=match):
+        minimal_contracts_torch(torch.from_numpy(probs), torch.from_numpy(agent_q),
+                                torch.zeros(shape[:-2], dtype=torch.long))
+    if len(shape) == 2:
+        with pytest.raises(ValueError, match=match):
+            minimal_contract(probs, agent_q, 0)
+
+
+# -- what is no MDP, and seeds NumPy refuses --------------------------------------------------------------------------
+
+NOT_MDPS = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.none(), st.lists(st.integers(), max_size=3),
+                     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+#: Every public entry that takes an MDP first.
+MDP_ENTRIES = {
+    "solve_spe": solve_spe,
+    "value_iteration": value_iteration,
+    "meta_algorithm": meta_algorithm,
+    "best_response": lambda mdp: best_response(mdp, np.zeros((3, 2))),
+    "principal_best_response": lambda mdp: principal_best_response(mdp, np.zeros((3, 2))),
+    "ExactBestResponder": ExactBestResponder,
+    "PrincipalEnv": PrincipalEnv,
+    "AgentEnv": AgentEnv,
+    "PrincipalVecEnv": PrincipalVecEnv,
+    "PrincipalVecEnv with a callable agent": lambda mdp: PrincipalVecEnv(mdp, agent=lambda s, c: 0, b_max=1.0),
+}
+
+
+@given(NOT_MDPS)
+@settings(max_examples=25, deadline=None)
+def test_every_solver_and_view_names_an_argument_that_is_no_mdp(value):
+    for entry in MDP_ENTRIES.values():
+        with pytest.raises(TypeError, match=f"mdp must be a PrincipalAgentMDP, got {type(value).__name__}"):
+            entry(value)
+
+
+@given(st.integers(max_value=-1))
+@settings(max_examples=25, deadline=None)
+def test_a_negative_seed_is_named(seed):
+    match = f"seed must be >= 0, got {seed}"
+    tree = random_binary_tree(2, 0)
+    with pytest.raises(ValueError, match=match):
+        random_binary_tree(2, seed)
+    with pytest.raises(ValueError, match=match):
+        CoinGameBatch(seed=seed)
+    with pytest.raises(ValueError, match=match):
+        CoinGameBatch().reset(seed=seed)
+    with pytest.raises(ValueError, match=match):
+        PrincipalVecEnv(tree, n_envs=2, seed=seed)
+    for vec_env in (PrincipalVecEnv(tree, n_envs=1), CoinGameVecEnv(n_games=1)):
+        vec_env.seed(seed)  # SB3 keeps the seed for the next reset
+        with pytest.raises(ValueError, match=match):
+            vec_env.reset()

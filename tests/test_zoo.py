@@ -1,8 +1,9 @@
 """rl-zoo3 trains ContractDQN from zoo_configs/contract_dqn.yml through ``python -m sb3_contracts.zoo``."""
 
+import numpy as np
 import pytest
 
-from sb3_contracts.zoo import main
+from sb3_contracts.zoo import main, sample_contract_dqn_multiagent_params
 
 
 def test_rl_zoo3_trains_contract_dqn_from_the_config(tmp_path):
@@ -61,8 +62,21 @@ def test_rl_zoo3_trains_an_agent_against_a_saved_principal(tmp_path):
 
 
 def test_optuna_runs_a_small_search_on_the_principal(tmp_path):
-    pytest.importorskip("optuna")
+    optuna = pytest.importorskip("optuna")
+    pandas = pytest.importorskip("pandas")
     main(["train", "--algo", "contract_dqn_multiagent", "--env", "ContractCoinGame-v0", "--conf-file",
           "zoo_configs/contract_dqn_multiagent.yml", "-f", str(tmp_path), "-n", "200", "-optimize",
           "--n-trials", "2", "--n-jobs", "1", "--sampler", "random", "--pruner", "none", "--n-evaluations", "1",
           "--eval-episodes", "1", "--hyperparams", "learning_starts:20", "n_envs:2"])
+    reports = list((tmp_path / "contract_dqn_multiagent").glob("report_ContractCoinGame-v0_2-trials-*.csv"))
+    assert len(reports) == 1
+    trials = pandas.read_csv(reports[0])
+    # rl-zoo3 prunes a trial whose learner raised a ValueError, and scores -inf one that was never evaluated
+    assert list(trials["state"]) == ["COMPLETE", "COMPLETE"]
+    assert np.isfinite(trials["value"]).all()
+    # each trial drew every hyperparameter our sampler searches
+    probe = optuna.create_study().ask()
+    sample_contract_dqn_multiagent_params(probe, 4, 2, {})
+    assert {column.removeprefix("params_") for column in trials.columns if column.startswith("params_")} == set(
+        probe.params)
+    assert trials.filter(like="params_").notna().all().all()

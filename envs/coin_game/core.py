@@ -105,7 +105,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..checks import check_int
+from ..checks import check_int, check_seed
 
 PRESETS: dict[str, dict[str, int]] = {
     "3x3": {"grid_size": 3, "max_steps": 20},
@@ -440,7 +440,7 @@ class CoinGameBatch:
         self.reward_rule: str = self.config.reward_rule
         self.contested: str = self.config.contested
         self.n_cells = self.grid_size**2
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(check_seed(seed))
         self._allocate_state()
         self._allocate_observation_buffers()
         self.reset(seed=seed)
@@ -517,7 +517,7 @@ class CoinGameBatch:
         :param mask: ``[n_games]`` booleans selecting the games to reset; ``None`` resets all
         """
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = np.random.default_rng(check_seed(seed))
         games = self._games_from_mask(mask)
         m = self.n_games if isinstance(games, slice) else len(games)
         cells = sample_distinct_cells(self._rng, self.n_agents + 1, m, self.n_cells)  # players, then coin

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sb3_contracts.contracts import check_b_max, check_contract
-from sb3_contracts.envs.checks import check_int
+from sb3_contracts.envs.checks import check_instance, check_int, check_seed
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.solvers import SPESolution, solve_spe
 
@@ -126,8 +126,7 @@ class ContractGameBatch:
 
     def __init__(self, mdp: PrincipalAgentMDP, n_games: int, b_max: float, max_episode_steps: int | None = None,
                  start_states: StartStates = "initial", seed: int | None = None) -> None:
-        if not isinstance(mdp, PrincipalAgentMDP):
-            raise TypeError(f"mdp must be a sb3_contracts.envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+        check_instance("mdp", mdp, PrincipalAgentMDP)
         check_int("n_envs", n_games, 1)
         if max_episode_steps is not None:
             check_int("max_episode_steps", max_episode_steps, 1)
@@ -138,7 +137,7 @@ class ContractGameBatch:
             raise ValueError(f"the initial state {mdp.initial_state} is terminal: nothing can happen")
         self.mdp, self.n_games, self.b_max = mdp, int(n_games), check_b_max(b_max)
         self.max_episode_steps = max_episode_steps
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_seed(seed))
         transitions = mdp.transitions
         self._indptr, self._indices = transitions.indptr, transitions.indices
         # Global running sum of transition probabilities: sampling a successor of row r is one searchsorted.

@@ -177,6 +177,10 @@ class SoloContractVecEnv(VecEnv):
         self._inner_obs, rewards, dones, infos = self.inner.step(joint.reshape(-1))
         return self._inner_obs[::n].copy(), rewards[::n], dones[::n], infos[::n]
 
+    def seed(self, seed: int | None = None) -> list[int | None]:
+        # the games live in the inner env, and only its reset() reads a seed
+        return self.inner.seed(seed)[:: self.n_agents]
+
     def close(self) -> None:
         self.inner.close()
 

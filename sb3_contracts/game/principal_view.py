@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_contracts.contracts import check_contract
 from sb3_contracts.envs.binary_tree import random_binary_tree
+from sb3_contracts.envs.checks import check_instance, check_seed
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game.adapters import AgentCallable, Predictor, make_batched_agent
 from sb3_contracts.game.batch import (
@@ -213,8 +214,7 @@ class PrincipalVecEnv(TrainingAgents, GameBatchView, VecEnv):
         seed: int | None = None,
         start_states: StartStates = "initial",
     ) -> None:
-        if not isinstance(mdp, PrincipalAgentMDP):
-            raise TypeError(f"mdp must be a sb3_contracts.envs.PrincipalAgentMDP, got {type(mdp).__name__}")
+        check_instance("mdp", mdp, PrincipalAgentMDP)
         solution, b_max = resolve_b_max(mdp, b_max, isinstance(agent, str))
         self.game = ContractGameBatch(mdp, n_envs, b_max, max_episode_steps, start_states, seed)
         self.encoder = StateEncoder(mdp, encoding)
@@ -234,7 +234,7 @@ class PrincipalVecEnv(TrainingAgents, GameBatchView, VecEnv):
 
     def reset(self) -> np.ndarray:
         if self._seeds[0] is not None:
-            self.game.rng = np.random.default_rng(self._seeds[0])
+            self.game.rng = np.random.default_rng(check_seed(self._seeds[0]))
         self._reset_seeds()
         self._reset_options()
         states = self.game.reset()

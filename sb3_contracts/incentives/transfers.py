@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sb3_contracts.envs.checks import check_distributions
 from sb3_contracts.envs.externality import backward_induction
-from sb3_contracts.envs.mdp import _as_float_array, _check_distribution_rows
+from sb3_contracts.envs.mdp import _as_float_array
 
 
 def check_margin(margin: object) -> float:
@@ -34,7 +35,7 @@ def _check_inputs(transitions: object, agent_reward: object, target_policy: obje
     horizon, n_states, n_actions, n_next = transitions.shape
     if n_next != n_states or min(horizon, n_states, n_actions) < 1:
         raise ValueError(f"transitions must have shape [H, S, A, S], got {transitions.shape}")
-    _check_distribution_rows("transitions", transitions)
+    check_distributions("transitions", transitions)
     agent_reward = _as_float_array("agent_reward", agent_reward, 3)
     if agent_reward.shape != (horizon, n_states, n_actions):
         raise ValueError(f"agent_reward must have shape [H, S, A] = {(horizon, n_states, n_actions)}, "
