@@ -78,7 +78,7 @@ def nudge_ceiling(mdp: Any, nudge: Any) -> dict[str, float]:
     """The utility ratio of the SPE itself with the learner's nudge: the most a learner with that nudge can reach."""
     if callable(nudge):
         return {}
-    nudged = solve_spe(mdp, margin=float(nudge))
+    nudged = solve_spe(mdp, nudge=float(nudge))
     ratio = evaluate_policy_table(mdp, nudged.contracts, nudged.recommended_action, solve_spe(mdp)).utility_ratio
     return {"utility_ratio_ceiling": ratio}
 

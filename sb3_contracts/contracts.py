@@ -37,6 +37,11 @@ _PROB_EPS = 1e-12
 _GAP_EPS = 1e-12
 
 
+#: The paper's weight of welfare against payments: a principal's utility is ``welfare / alpha - payments`` (one home
+#: for the Coin Game's views and the multi-agent learner).
+DEFAULT_ALPHA = 0.1
+
+
 def nudge_margin(agent_q_error: float, factor: float = 2.0) -> float:
     """
     Nudge margin ``ξ`` that keeps a contract implementing its target when the agent's truncated Q

@@ -117,7 +117,7 @@ def _sweep(mdp: PrincipalAgentMDP, stage: Stage, n_values: int, tol: float, max_
 
 
 def _principal_choice(mdp: PrincipalAgentMDP, states: np.ndarray, agent_q: np.ndarray,
-                      principal_next: np.ndarray, margin: float) -> dict[str, np.ndarray]:
+                      principal_next: np.ndarray, nudge: float) -> dict[str, np.ndarray]:
     """
     The principal's best recommendation in ``states`` given the agent's truncated Q ``[n, A]`` and the
     expected principal value after each outcome ``[n, O]``: minimal contracts for every target, the
@@ -125,12 +125,12 @@ def _principal_choice(mdp: PrincipalAgentMDP, states: np.ndarray, agent_q: np.nd
     """
     probs = mdp.outcome_probs[states]
     n_actions = mdp.n_actions
-    payments, feasible = minimal_contracts(probs[:, None], agent_q[:, None], np.arange(n_actions)[None], margin)
+    payments, feasible = minimal_contracts(probs[:, None], agent_q[:, None], np.arange(n_actions)[None], nudge)
     net = mdp.principal_reward[states][:, None, :] - payments + mdp.gamma * principal_next[:, None, :]
     principal_q = np.where(feasible, np.einsum("nao,nao->na", probs, net), -np.inf)
     if not feasible.any(axis=1).all():
         state = int(states[np.flatnonzero(~feasible.any(axis=1))[0]])
-        raise ValueError(f"no action can be implemented in state {state} with margin {margin}")
+        raise ValueError(f"no action can be implemented in state {state} with nudge {nudge}")
     recommended = np.argmax(principal_q, axis=1)
     rows = np.arange(states.size)
     contracts = payments[rows, recommended]
@@ -149,7 +149,7 @@ def _truncated_q(mdp: PrincipalAgentMDP, states: np.ndarray, agent_next: np.ndar
     return mdp.agent_reward[states] + mdp.gamma * np.einsum("nao,no->na", mdp.outcome_probs[states], agent_next)
 
 
-def solve_spe(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e-10, max_iter: int = 100_000,
+def solve_spe(mdp: PrincipalAgentMDP, nudge: float = 0.0, tol: float = 1e-10, max_iter: int = 100_000,
               iterative: bool = False) -> SPESolution:
     """
     Subgame-perfect equilibrium with minimal contracts.
@@ -158,7 +158,7 @@ def solve_spe(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e-10, m
     MDPs need ``gamma < 1`` and are solved by :func:`value_iteration`.
 
     :param mdp: the principal-agent MDP.
-    :param margin: nudge ``ξ``: every contract makes the target better by at least ``ξ``.
+    :param nudge: ``ξ``: every contract makes the target better by at least ``ξ`` (the LP's ``margin``).
     :param tol: value-iteration stopping tolerance (sup norm), cyclic MDPs only.
     :param max_iter: value-iteration sweep limit, cyclic MDPs only.
     :param iterative: use value iteration even on an acyclic MDP (see :func:`value_iteration`).
@@ -169,7 +169,7 @@ def solve_spe(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e-10, m
     def stage(states: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         expected = mdp.expected_next(values, states)  # [n, O, 2]: principal, agent
         agent_q = _truncated_q(mdp, states, expected[..., 1])
-        choice = _principal_choice(mdp, states, agent_q, expected[..., 0], margin)
+        choice = _principal_choice(mdp, states, agent_q, expected[..., 0], nudge)
         new_values = np.stack([choice.pop("principal_value"), choice.pop("agent_value")], axis=1)
         choice["agent_q"] = agent_q
         return new_values, choice
@@ -197,7 +197,7 @@ def _solution(mdp: PrincipalAgentMDP, values: np.ndarray, extras: dict[str, np.n
     )
 
 
-def value_iteration(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e-10,
+def value_iteration(mdp: PrincipalAgentMDP, nudge: float = 0.0, tol: float = 1e-10,
                     max_iter: int = 100_000) -> SPESolution:
     """
     SPE of a discounted (possibly cyclic) MDP by iterating the one-step equilibrium operator on the
@@ -205,14 +205,14 @@ def value_iteration(mdp: PrincipalAgentMDP, margin: float = 0.0, tol: float = 1e
     of each sweep; it shrinks geometrically (at rate ``gamma`` once the recommendations settle).
 
     :param mdp: an MDP with ``gamma < 1``.
-    :param margin: nudge ``ξ``.
+    :param nudge: ``ξ``.
     :param tol: stop when a sweep changes no value by more than this.
     :param max_iter: sweep limit (a ``RuntimeError`` past it).
     """
     check_instance("mdp", mdp, PrincipalAgentMDP)
     if mdp.gamma >= 1.0:
         raise ValueError(f"value iteration needs gamma < 1, got {mdp.gamma}")
-    return solve_spe(mdp, margin=margin, tol=tol, max_iter=max_iter, iterative=True)
+    return solve_spe(mdp, nudge=nudge, tol=tol, max_iter=max_iter, iterative=True)
 
 
 def best_response(
@@ -308,7 +308,7 @@ def _validate_contracts(mdp: PrincipalAgentMDP, contracts: np.ndarray) -> np.nda
     return contracts
 
 
-def principal_best_response(mdp: PrincipalAgentMDP, agent_q: np.ndarray, margin: float = 0.0,
+def principal_best_response(mdp: PrincipalAgentMDP, agent_q: np.ndarray, nudge: float = 0.0,
                             tol: float = 1e-10, max_iter: int = 100_000) -> SPESolution:
     """
     The principal's optimal policy against an agent whose truncated Q is held fixed at ``agent_q``:
@@ -316,7 +316,7 @@ def principal_best_response(mdp: PrincipalAgentMDP, agent_q: np.ndarray, margin:
 
     :param mdp: the principal-agent MDP.
     :param agent_q: ``[S, A]`` the agent's truncated Q (e.g. from :func:`best_response`).
-    :param margin: nudge ``ξ``.
+    :param nudge: ``ξ``.
     """
     check_instance("mdp", mdp, PrincipalAgentMDP)
     agent_q = np.asarray(agent_q, dtype=np.float64)
@@ -324,7 +324,7 @@ def principal_best_response(mdp: PrincipalAgentMDP, agent_q: np.ndarray, margin:
         raise ValueError(f"agent_q must have shape [S, A] = {(mdp.n_states, mdp.n_actions)}, got {agent_q.shape}")
 
     def stage(states: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        choice = _principal_choice(mdp, states, agent_q[states], mdp.expected_next(values[:, 0], states), margin)
+        choice = _principal_choice(mdp, states, agent_q[states], mdp.expected_next(values[:, 0], states), nudge)
         new_values = np.stack([choice.pop("principal_value"), choice.pop("agent_value")], axis=1)
         choice["agent_q"] = agent_q[states]
         return new_values, choice
@@ -351,7 +351,7 @@ class MetaAlgorithmResult:
     converged: bool
 
 
-def meta_algorithm(mdp: PrincipalAgentMDP, max_rounds: int = 1000, margin: float = 0.0,
+def meta_algorithm(mdp: PrincipalAgentMDP, max_rounds: int = 1000, nudge: float = 0.0,
                    atol: float = 1e-9) -> MetaAlgorithmResult:
     """
     Algorithm 1 of Ivanov et al.: alternate the agent's exact best response to the principal's policy
@@ -361,7 +361,7 @@ def meta_algorithm(mdp: PrincipalAgentMDP, max_rounds: int = 1000, margin: float
 
     :param mdp: the principal-agent MDP.
     :param max_rounds: round limit.
-    :param margin: nudge ``ξ`` of the principal's minimal contracts.
+    :param nudge: ``ξ`` of the principal's minimal contracts.
     :param atol: contracts closer than this count as unchanged.
     """
     check_instance("mdp", mdp, PrincipalAgentMDP)
@@ -372,7 +372,7 @@ def meta_algorithm(mdp: PrincipalAgentMDP, max_rounds: int = 1000, margin: float
     history: list[float] = []
     for round_index in range(1, max_rounds + 1):  # noqa: B007 (the count is reported)
         response = best_response(mdp, contracts, recommended)
-        solution = principal_best_response(mdp, response.agent_q, margin)
+        solution = principal_best_response(mdp, response.agent_q, nudge)
         stable = (recommended is not None and np.array_equal(solution.recommended_action, recommended)
                   and np.allclose(solution.contracts, contracts, atol=atol, rtol=0.0))
         contracts, recommended = solution.contracts, solution.recommended_action

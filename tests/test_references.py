@@ -237,7 +237,7 @@ def test_value_iteration_matches_a_reference_value_iteration(seed, margin):
     assert mdp.topological_levels() is None
     principal, agent, recommended = reference_value_iteration(mdp, transitions, margin)
     # A sweep limit ten times what γ = 0.75 needs: a solver whose values stop contracting fails here, not hangs.
-    solution = value_iteration(mdp, margin=margin, tol=1e-11, max_iter=1000)
+    solution = value_iteration(mdp, nudge=margin, tol=1e-11, max_iter=1000)
     np.testing.assert_array_equal(solution.recommended_action, recommended)
     np.testing.assert_allclose(solution.principal_value, principal, atol=1e-8)
     np.testing.assert_allclose(solution.agent_value, agent, atol=1e-8)

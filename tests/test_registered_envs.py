@@ -8,6 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 import sb3_contracts  # noqa: F401  (registers the env ids)
 
+
 #: Listed from Gymnasium's registry rather than by hand, so that an id added later is checked too.
 def _entry_module(entry_point) -> str:
     """The module of a registered entry point: a ``module:attr`` string, a callable, or a partial of one."""

@@ -97,7 +97,7 @@ def test_spe_is_consistent_with_exact_best_response():
 
 def test_nudged_spe_survives_strict_tie_breaking():
     mdp = random_binary_tree(6, seed=1)
-    nudged = solve_spe(mdp, margin=1e-4)
+    nudged = solve_spe(mdp, nudge=1e-4)
     strict = best_response(mdp, nudged.contracts, nudged.recommended_action, strict=True)
     np.testing.assert_allclose(strict.principal_value, nudged.principal_value, atol=1e-9)
     assert nudged.principal_value[0] <= solve_spe(mdp).principal_value[0]

@@ -36,10 +36,8 @@ from sb3_contracts.common.vec_env import make_batched_vec_env
 from sb3_contracts.contract_dqn_multiagent.agents import FollowBitAgents, others_follow
 from sb3_contracts.contract_dqn_multiagent.buffers import MultiAgentPrioritizedReplayBuffer, MultiAgentReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.policies import MlpPolicy, MultiAgentContractDQNPolicy
+from sb3_contracts.contracts import DEFAULT_ALPHA
 from sb3_contracts.envs.checks import check_real
-
-#: The paper's weight of welfare against payments.
-DEFAULT_ALPHA = 0.1
 
 
 class MultiAgentContractDQN(ContractOffPolicyAlgorithm):

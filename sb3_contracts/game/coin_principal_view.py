@@ -30,15 +30,13 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from sb3_contracts.contracts import check_b_max, check_contract
+from sb3_contracts.contracts import DEFAULT_ALPHA, check_b_max, check_contract
 from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
 from sb3_contracts.game.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
 from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
 from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
 
-#: The principal's weight of welfare against payments (it values welfare at ``1 / alpha``).
-DEFAULT_ALPHA = 0.1
 #: What the principal observes: every agent's agent-centric view stacked ``[n, 4 G G]`` (the input of a
 #: parameter-sharing principal), or the global state flat ``[2 n G G]`` or as a grid ``[2 n, G, G]``.
 PRINCIPAL_OBS_FORMATS = ("agents", "flat", "grid")

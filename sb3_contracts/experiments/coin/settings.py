@@ -25,6 +25,7 @@ from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
 from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
 from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
+from sb3_contracts.contracts import DEFAULT_ALPHA
 from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameConfig
 from sb3_contracts.experiments.coin.baselines import ALGOS
@@ -111,7 +112,7 @@ class CoinSettings:
     nearly optimal)"""
     n_agents: int = _GAME.n_agents
     """players (2 to 4); the exact optimum exists for 2 only"""
-    alpha: float = 0.1
+    alpha: float = DEFAULT_ALPHA
     """the principal's weight of welfare against payments: its utility is ``welfare / alpha - payments``"""
     n_games: int = 16
     """games stepped together in every training phase"""
