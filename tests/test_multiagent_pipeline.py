@@ -10,7 +10,7 @@ from sb3_contracts.envs.coin_game.optimum import optimal_welfare
 
 from sb3_contracts.cli import main
 from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
-from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor
+from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
 from sb3_contracts.experiments import run_experiment
 from sb3_contracts.experiments.coin.experiment import EXPERIMENT, alternate, train_agents, train_principal
 from sb3_contracts.experiments.coin.plots import _pooled_margin
@@ -161,9 +161,11 @@ def test_presets_set_budgets_and_nudge_unless_overridden():
     assert small.principal_hyperparams()["nudge"] == BUDGETS["3x3"]["nudge"]
     assert large.baseline_steps == BUDGETS["7x7"]["baseline_steps"] and large.agent_steps == 5
     assert large.principal_hyperparams()["nudge"] == 0.2
-    # every learner reads the same centred encoder, so that no method is compared with a handicap
-    for hyperparams in (small.principal_hyperparams(), *(small.agent_hyperparams(a) for a in AGENT_HYPERPARAMS)):
-        assert hyperparams["policy_kwargs"]["features_extractor_class"] is CenteredCoinExtractor
+    # the principal reads the centred grid; every agent learner (validated agents and baselines alike, so that no
+    # method is compared with a handicap) reads the paper's convolution
+    assert small.principal_hyperparams()["policy_kwargs"]["features_extractor_class"] is CenteredCoinExtractor
+    for algo in AGENT_HYPERPARAMS:
+        assert small.agent_hyperparams(algo)["policy_kwargs"]["features_extractor_class"] is CoinConvExtractor
 
 
 def test_cli_coin_plot_and_table(tmp_path, capsys):
