@@ -10,8 +10,8 @@ frontier when varying ``alpha``), and one JSON line last. With ``--out FOLDER`` 
 writes its own JSON file there as it ends, and a run whose file exists is read back instead of run again (stop it
 at any time and start the same command again).
 
-    python benchmarks/coin_ablation.py --grid 3 --vary alpha 0.01 0.03 0.1 0.3 1 --seeds 0 1 2 \\
-        --set contested=random --plot docs/figures/alpha_frontier.png
+    python benchmarks/coin_ablation.py --vary alpha 0.01 0.03 0.1 0.3 1 --seeds 0 1 2 \\
+        --set preset=3x3 contested=random --plot docs/figures/alpha_frontier.png
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sb3_contracts.experiments.coin.experiment import (
     train_principal,
 )
 from sb3_contracts.experiments.coin.settings import CoinSettings
+from sb3_contracts.experiments.options import parse_value
 from sb3_contracts.game.coin_agents_view import coin_principal
 from sb3_contracts.game.responders import make_responder
 
@@ -59,14 +60,6 @@ def run_file(out: str, name: str, value: Any, fixed: dict[str, str], seed: int) 
     """Where ``--out`` keeps one run's row: the varied setting, the fixed ones and the seed name the file."""
     parts = [f"{name}={value}", *(f"{key}={text}" for key, text in sorted(fixed.items())), f"seed={seed}"]
     return Path(out) / ("__".join(parts).replace("/", "_") + ".json")
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as JSON when it parses (numbers, booleans), else the string itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def table(rows: list[dict[str, Any]], name: str) -> str:
@@ -110,7 +103,6 @@ def plot_frontier(rows: list[dict[str, Any]], name: str, out: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, default=3, choices=(3, 7))
     parser.add_argument("--vary", nargs="+", required=True, metavar=("SETTING", "VALUE"),
                         help="a CoinSettings field and its values, e.g. alpha 0.01 0.1 1")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -131,7 +123,7 @@ def main() -> None:
     for value in map(parse_value, values):
         for seed in args.seeds:
             settings = {key: parse_value(text) for key, text in fixed.items()} | {name: value, "seed": seed}
-            config = CoinSettings(preset=f"{args.grid}x{args.grid}", algos=("dqn",), **settings)
+            config = CoinSettings(**{"algos": ("dqn",), **settings})
             path = run_file(args.out, name, value, fixed, seed) if args.out else None
             if path is not None and path.is_file():
                 rows.append(json.loads(path.read_text()))
@@ -144,7 +136,7 @@ def main() -> None:
     print(table(rows, name))
     if args.plot:
         plot_frontier(rows, name, args.plot)
-    print(json.dumps({"vary": name, "grid": args.grid, "set": fixed, "runs": rows}))
+    print(json.dumps({"vary": name, "set": fixed, "runs": rows}))
 
 
 if __name__ == "__main__":
