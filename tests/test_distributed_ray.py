@@ -3,6 +3,7 @@ trials, and a sweep resumed after a trial crashed."""
 
 import dataclasses
 import json
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -37,8 +38,16 @@ def test_parallel_phases_find_what_the_sequence_finds(tmp_path):
     config = CoinSettings(**{**MICRO, "algos": ("dqn", "ppo"), "agent_kwargs": {
         "dqn": {"learning_starts": 50}, "ppo": {"n_steps": 16, "batch_size": 32}}})
     sequence = run_experiment(EXPERIMENT, config, tmp_path / "sequence", parallel=False)
-    parallel = run_experiment(EXPERIMENT, config, tmp_path / "parallel", parallel=True)
-    assert same_results(sequence, parallel)
+    lines = []
+    parallel = run_experiment(EXPERIMENT, config, tmp_path / "parallel", parallel=True, progress_bar=True,
+                              log=lines.append, progress_every=0.05)
+    assert same_results(sequence, parallel)  # reporting progress changed no learner
+    # the phases' learners report as they train: a line per running phase with its steps, rate and time left
+    progress = [re.fullmatch(r"\[ *[\d.]+s\] (\w+): ([\d,]+)/([\d,]+) steps \(\d+%\), ([\d,]+) steps/s, .+", line)
+                for line in lines if " steps/s, " in line]
+    assert progress and all(match is not None and match[1] in sequence["timings"] for match in progress), lines
+    assert {match[1] for match in progress} >= {"principal"}, lines
+    assert any(int(match[4].replace(",", "")) > 0 for match in progress if match[1] == "principal"), lines
     assert parallel["timings"].keys() == sequence["timings"].keys()
     for folder in ("sequence", "parallel"):  # the same files: one TensorBoard run per phase, the principal
         runs = {path.name for path in (tmp_path / folder / "tb").iterdir()}
@@ -136,3 +145,4 @@ def test_a_trial_marked_finished_in_the_sweep_folder_is_not_run_again(tmp_path, 
         experiment = dataclasses.replace(experiment,
                                          phases=lambda *a: (_ for _ in ()).throw(AssertionError("not marked")))
         sweeps._tune_trial(params, experiment, 1, str(sweep_folder))
+
