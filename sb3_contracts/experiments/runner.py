@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,8 @@ PROBE_TIMEOUT = 10.0
 _ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d+)$")
 #: Seconds between the progress lines of phases that run as Ray tasks.
 PROGRESS_EVERY = 10.0
+#: Set this environment variable to 1 for Ray's and Tune's own notices (:func:`quiet_ray`).
+RAY_VERBOSE = "SB3_CONTRACTS_RAY_VERBOSE"
 
 
 @dataclass(frozen=True)
@@ -111,11 +115,51 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address, runtime_env=same_priority(), **kwargs)
+        with quiet_ray():
+            ray.init(address=address, runtime_env=same_priority(), **kwargs)
     except ConnectionError as error:
         raise ValueError(f"--address {address}: Ray could not connect ({error}). A cluster with token "
                          "authentication (Ray >= 2.59) needs RAY_AUTH_MODE=token and its token (ray get-auth-token) "
                          "here too") from error
+
+
+#: Tune's own files and notices that :func:`quiet_ray` turns off, unless already set: warnings that it snapshots its
+#: state often (a sweep's trials checkpoint every phase on purpose) and its TensorBoard logger, whose hint names
+#: Tune's staging folder (the trials write their experiment's TensorBoard runs into the sweep's folder).
+_QUIET_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+              "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+#: Loggers of Ray's notices that :func:`quiet_ray` keeps to errors: a new local Ray's token authentication.
+_QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
+
+
+def ray_verbose() -> bool:
+    """Whether Ray's and Tune's own notices are wanted (the environment variable :data:`RAY_VERBOSE` set to 1)."""
+    return os.environ.get(RAY_VERBOSE, "0") not in ("", "0")
+
+
+@contextmanager
+def quiet_ray() -> Iterator[None]:
+    """
+    Ray's and Tune's notices about themselves off in the block (not their errors, nor the trials' output), unless
+    :func:`ray_verbose`: they point at Ray's folders rather than the run's and say nothing about the experiment.
+    """
+    if ray_verbose():
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in _QUIET_ENV}
+    loggers = {logger: logger.level for logger in map(logging.getLogger, _QUIET_LOGGERS)}
+    for name, value in _QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+        for logger, level in loggers.items():
+            logger.setLevel(level)
 
 
 def same_priority() -> dict[str, Any]:
