@@ -50,6 +50,7 @@ from sb3_contracts.experiments.runner import (
     experiment_folder,
     init_ray,
     load_phases,
+    quiet_ray,
     ray_available,
     run_experiment,
     save_phases,
@@ -265,6 +266,7 @@ def _tune_trial(params: dict[str, Any], experiment: Experiment, phase_cpus: int,
 def _run_tune(entry: Experiment, trials: list[dict[str, Any]], location: str, storage_path: str, name: str,
               resume: bool, phase_cpus: int, max_concurrent: int | None, max_failures: int) -> None:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, experiment=entry, phase_cpus=phase_cpus,
                                                          location=location), _resources(phase_cpus))
@@ -279,9 +281,12 @@ def _run_tune(entry: Experiment, trials: list[dict[str, Any]], location: str, st
             run_config=tune.RunConfig(
                 name=name, storage_path=storage_path, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                failure_config=tune.FailureConfig(max_failures=max_failures), verbose=1),
+                failure_config=tune.FailureConfig(max_failures=max_failures), verbose=1,
+                # the trials' reports (sweep_status reads them); Tune's TensorBoard logger only when Ray is verbose
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()]),
         )
-    tuner.fit()
+    with quiet_ray():
+        tuner.fit()
 
 
 def _run_in_sequence(entry: Experiment, trials: list[dict[str, Any]], folder: Path) -> None:

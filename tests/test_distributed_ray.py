@@ -3,6 +3,9 @@ trials, and a sweep resumed after a trial crashed."""
 
 import dataclasses
 import json
+import os
+import re
+import subprocess
 import sys
 from functools import partial
 from pathlib import Path
@@ -16,7 +19,7 @@ from test_phases import MICRO, TREE, same_results  # noqa: E402
 
 from sb3_contracts import experiments, sweeps  # noqa: E402
 from sb3_contracts.cli import main  # noqa: E402
-from sb3_contracts.experiments import Experiment, register_experiment, run_experiment  # noqa: E402
+from sb3_contracts.experiments import Experiment, register_experiment, run_experiment, runner  # noqa: E402
 from sb3_contracts.experiments.coin.experiment import EXPERIMENT, coin_phases  # noqa: E402
 from sb3_contracts.experiments.coin.settings import CoinSettings  # noqa: E402
 from sb3_contracts.experiments.runner import Phase  # noqa: E402
@@ -37,8 +40,16 @@ def test_parallel_phases_find_what_the_sequence_finds(tmp_path):
     config = CoinSettings(**{**MICRO, "algos": ("dqn", "ppo"), "agent_kwargs": {
         "dqn": {"learning_starts": 50}, "ppo": {"n_steps": 16, "batch_size": 32}}})
     sequence = run_experiment(EXPERIMENT, config, tmp_path / "sequence", parallel=False)
-    parallel = run_experiment(EXPERIMENT, config, tmp_path / "parallel", parallel=True)
-    assert same_results(sequence, parallel)
+    lines = []
+    parallel = run_experiment(EXPERIMENT, config, tmp_path / "parallel", parallel=True, progress_bar=True,
+                              log=lines.append, progress_every=0.05)
+    assert same_results(sequence, parallel)  # reporting progress changed no learner
+    # the phases' learners report as they train: a line per running phase with its steps, rate and time left
+    progress = [re.fullmatch(r"\[ *[\d.]+s\] (\w+): ([\d,]+)/([\d,]+) steps \(\d+%\), ([\d,]+) steps/s, .+", line)
+                for line in lines if " steps/s, " in line]
+    assert progress and all(match is not None and match[1] in sequence["timings"] for match in progress), lines
+    assert {match[1] for match in progress} >= {"principal"}, lines
+    assert any(int(match[4].replace(",", "")) > 0 for match in progress if match[1] == "principal"), lines
     assert parallel["timings"].keys() == sequence["timings"].keys()
     for folder in ("sequence", "parallel"):  # the same files: one TensorBoard run per phase, the principal
         runs = {path.name for path in (tmp_path / folder / "tb").iterdir()}
@@ -46,11 +57,14 @@ def test_parallel_phases_find_what_the_sequence_finds(tmp_path):
     assert (tmp_path / "parallel" / "principal.zip").read_bytes()[:2] == b"PK"
 
 
-def test_a_sweep_of_two_trials_runs_them_on_tune_and_the_cli_reads_it(tmp_path, capsys):
+def test_a_sweep_of_two_trials_runs_them_on_tune_and_the_cli_reads_it(tmp_path, capfd):
     out = tmp_path / "sweep"
     assert main(["sweep", "tree", "--seeds", "0", "1", "--set", *(f"{k}={v}" for k, v in TREE.items()),
                  "--out", str(out)]) == 0
-    assert "2 of 2 trials finished (2 ran now)" in capsys.readouterr().out
+    printed = "".join(capfd.readouterr())
+    assert "2 of 2 trials finished (2 ran now)" in printed
+    for notice in ("snapshotting", "tensorboard --logdir"):  # Tune's own notices, quiet unless asked for
+        assert notice not in printed.lower(), printed
     for name in ("000_seed=0", "001_seed=1"):
         trial = out / name
         assert (trial / "metrics.json").is_file() and (trial / "tb").is_dir()
@@ -59,7 +73,7 @@ def test_a_sweep_of_two_trials_runs_them_on_tune_and_the_cli_reads_it(tmp_path, 
         assert [row["phase"] for row in rows] == ["principal", "summary"]  # reported to Tune as each phase ends
         assert rows[-1]["utility_ratio"] == json.loads((trial / "metrics.json").read_text())["summary"]["utility_ratio"]
     assert main(["table", str(out)]) == 0
-    assert capsys.readouterr().out.count("| 3 | 0 |") == 2
+    assert capfd.readouterr().out.count("| 3 | 0 |") == 2
 
 
 def test_an_address_where_no_cluster_answers_is_refused_at_once(tmp_path):
@@ -136,3 +150,14 @@ def test_a_trial_marked_finished_in_the_sweep_folder_is_not_run_again(tmp_path, 
         experiment = dataclasses.replace(experiment,
                                          phases=lambda *a: (_ for _ in ()).throw(AssertionError("not marked")))
         sweeps._tune_trial(params, experiment, 1, str(sweep_folder))
+
+
+@pytest.mark.parametrize("verbose", ["1", "0"])
+def test_ray_says_nothing_of_itself_unless_asked_for(verbose):
+    # a fresh process: the notice comes from ray.init starting a new local Ray
+    env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
+    code = ("from sb3_contracts.experiments.runner import init_ray; import ray; "
+            "init_ray(num_cpus=1, include_dashboard=False); ray.shutdown()")
+    result = subprocess.run([sys.executable, "-c", code], env={**env, runner.RAY_VERBOSE: verbose},
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert ("Token authentication" in result.stdout + result.stderr) == (verbose == "1"), result.stderr

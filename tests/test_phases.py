@@ -174,3 +174,22 @@ def test_a_two_phase_sweep_runs_its_grid_and_the_cli_reads_it(tmp_path, capsys):
     assert len(list((out / "plots").glob("*.png"))) == 2
     with pytest.raises(SystemExit, match="damage"):
         main(["sweep", "two_phase", "--no-ray", "--grid", "damage=cubic", "--out", str(tmp_path / "bad")])
+
+
+def test_a_phase_task_reports_its_learners_progress_without_changing_its_training(tmp_path):
+    import torch as th
+
+    from sb3_contracts.experiments.coin.experiment import train_principal
+    from sb3_contracts.experiments.progress import read_progress, reporting_to
+
+    config = CoinSettings(**MICRO)
+    report = tmp_path / "principal.json"
+    quiet = train_principal(config)  # outside a Ray task: no report
+    assert not list(tmp_path.iterdir())
+    with reporting_to(report):
+        reported = train_principal(config)
+    progress = read_progress(report)
+    assert progress.total > 0 and progress.steps >= progress.total and progress.rate > 0
+    assert f"{progress.steps:,}/{progress.total:,} steps (100%)" in str(progress) and "steps/s" in str(progress)
+    for name, weights in quiet.policy.state_dict().items():  # the same learner, step for step
+        assert th.equal(weights, reported.policy.state_dict()[name]), name

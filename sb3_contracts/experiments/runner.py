@@ -23,20 +23,30 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sb3_contracts.experiments.progress import Progress
 
 #: What to install for the parallel paths.
 RAY_EXTRA = 'pip install "sb3-contracts[distributed]"'
 #: Seconds to wait for a cluster's address to answer.
 PROBE_TIMEOUT = 10.0
 _ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d+)$")
+#: Seconds between the progress lines of phases that run as Ray tasks.
+PROGRESS_EVERY = 10.0
+#: Set this environment variable to 1 for Ray's and Tune's own notices (:func:`quiet_ray`).
+RAY_VERBOSE = "SB3_CONTRACTS_RAY_VERBOSE"
 
 
 @dataclass(frozen=True)
@@ -105,11 +115,51 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address, runtime_env=same_priority(), **kwargs)
+        with quiet_ray():
+            ray.init(address=address, runtime_env=same_priority(), **kwargs)
     except ConnectionError as error:
         raise ValueError(f"--address {address}: Ray could not connect ({error}). A cluster with token "
                          "authentication (Ray >= 2.59) needs RAY_AUTH_MODE=token and its token (ray get-auth-token) "
                          "here too") from error
+
+
+#: Tune's own files and notices that :func:`quiet_ray` turns off, unless already set: warnings that it snapshots its
+#: state often (a sweep's trials checkpoint every phase on purpose) and its TensorBoard logger, whose hint names
+#: Tune's staging folder (the trials write their experiment's TensorBoard runs into the sweep's folder).
+_QUIET_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+              "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+#: Loggers of Ray's notices that :func:`quiet_ray` keeps to errors: a new local Ray's token authentication.
+_QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
+
+
+def ray_verbose() -> bool:
+    """Whether Ray's and Tune's own notices are wanted (the environment variable :data:`RAY_VERBOSE` set to 1)."""
+    return os.environ.get(RAY_VERBOSE, "0") not in ("", "0")
+
+
+@contextmanager
+def quiet_ray() -> Iterator[None]:
+    """
+    Ray's and Tune's notices about themselves off in the block (not their errors, nor the trials' output), unless
+    :func:`ray_verbose`: they point at Ray's folders rather than the run's and say nothing about the experiment.
+    """
+    if ray_verbose():
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in _QUIET_ENV}
+    loggers = {logger: logger.level for logger in map(logging.getLogger, _QUIET_LOGGERS)}
+    for name, value in _QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+        for logger, level in loggers.items():
+            logger.setLevel(level)
 
 
 def same_priority() -> dict[str, Any]:
@@ -173,7 +223,9 @@ def ordered(phases: Sequence[Phase]) -> list[Phase]:
 
 
 def run_phases(phases: Sequence[Phase], parallel: bool | None = None, done: Mapping[str, PhaseRecord] | None = None,
-               on_done: Callable[[str, PhaseRecord], None] | None = None, threads: int = 1) -> dict[str, PhaseRecord]:
+               on_done: Callable[[str, PhaseRecord], None] | None = None, threads: int = 1,
+               on_progress: Callable[[str, Progress], None] | None = None,
+               progress_every: float = PROGRESS_EVERY) -> dict[str, PhaseRecord]:
     """
     Run every phase not in ``done``, each once its inputs exist.
 
@@ -183,6 +235,10 @@ def run_phases(phases: Sequence[Phase], parallel: bool | None = None, done: Mapp
     :param done: records of phases already run (e.g. restored from a checkpoint): not run again
     :param on_done: called with each phase's name and record as it finishes (in this process)
     :param threads: torch threads of each Ray task
+    :param on_progress: as Ray tasks, called every ``progress_every`` seconds with each running phase's name and
+        its learner's progress (those whose learners report it:
+        :class:`~sb3_contracts.experiments.progress.PhaseProgress`)
+    :param progress_every: seconds between calls of ``on_progress``
     :return: the record of every phase, ``done`` included
     """
     order = ordered(phases)
@@ -194,7 +250,7 @@ def run_phases(phases: Sequence[Phase], parallel: bool | None = None, done: Mapp
     if parallel is None:
         parallel = ray_available()
     if parallel and todo:
-        _run_on_ray(todo, records, on_done or (lambda name, record: None), threads)
+        _run_on_ray(todo, records, on_done or (lambda name, record: None), threads, on_progress, progress_every)
         return records
     for phase in todo:
         start = time.perf_counter()
@@ -205,13 +261,17 @@ def run_phases(phases: Sequence[Phase], parallel: bool | None = None, done: Mapp
     return records
 
 
-def _call_phase(fn: Callable[..., Any], threads: int, *inputs: PhaseRecord) -> PhaseRecord:
-    """The body of a phase's Ray task (inputs arrive as records of the phases it needs)."""
+def _call_phase(fn: Callable[..., Any], threads: int, progress_file: str | None, *inputs: PhaseRecord) -> PhaseRecord:
+    """The body of a phase's Ray task (inputs arrive as records of the phases it needs; its learners report their
+    progress to ``progress_file``)."""
     import torch as th
+
+    from sb3_contracts.experiments.progress import reporting_to
 
     th.set_num_threads(threads)  # one CPU per task: more threads would fight over it
     start = time.perf_counter()
-    output = fn(*(record.output for record in inputs))
+    with reporting_to(progress_file):
+        output = fn(*(record.output for record in inputs))
     return PhaseRecord(output, time.perf_counter() - start)
 
 
@@ -242,7 +302,8 @@ def _task_options(ray: Any) -> dict[str, Any]:
 
 
 def _run_on_ray(todo: list[Phase], records: dict[str, PhaseRecord], on_done: Callable[[str, PhaseRecord], None],
-                threads: int) -> None:
+                threads: int, on_progress: Callable[[str, Progress], None] | None = None,
+                progress_every: float = PROGRESS_EVERY) -> None:
     init_ray()
     import ray
 
@@ -250,6 +311,8 @@ def _run_on_ray(todo: list[Phase], records: dict[str, PhaseRecord], on_done: Cal
     slots = _slots(ray)
     refs = {name: ray.put(record) for name, record in records.items()}
     waiting, running = list(todo), {}
+    reports = tempfile.TemporaryDirectory(prefix="phase_progress_")
+    next_report = time.monotonic() + progress_every
     try:
         while waiting or running:
             # list scheduling: the first ready phase in the list's order takes the next free CPU
@@ -258,8 +321,14 @@ def _run_on_ray(todo: list[Phase], records: dict[str, PhaseRecord], on_done: Cal
                 if ready is None:
                     break
                 waiting.remove(ready)
-                running[task.remote(ready.fn, threads, *(refs[name] for name in ready.needs))] = ready.name
-            finished, _ = ray.wait(list(running), num_returns=1)
+                report_to = f"{reports.name}/{ready.name}.json" if on_progress is not None else None
+                running[task.remote(ready.fn, threads, report_to, *(refs[name] for name in ready.needs))] = ready.name
+            timeout = max(next_report - time.monotonic(), 0.0) if on_progress is not None else None
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+            if not finished:
+                next_report = time.monotonic() + progress_every
+                _report_progress(running.values(), Path(reports.name), on_progress)
+                continue
             name = running.pop(finished[0])
             records[name] = ray.get(finished[0])
             refs[name] = finished[0]
@@ -267,6 +336,17 @@ def _run_on_ray(todo: list[Phase], records: dict[str, PhaseRecord], on_done: Cal
     finally:
         for ref in running:  # a phase failed (or the caller was interrupted): stop the others
             ray.cancel(ref, force=True)
+        reports.cleanup()
+
+
+def _report_progress(names: Iterable[str], folder: Path, on_progress: Callable[[str, Progress], None]) -> None:
+    """Pass on the latest report of each running phase that has one (one still building its learner has none)."""
+    from sb3_contracts.experiments.progress import read_progress
+
+    for name in names:
+        progress = read_progress(folder / f"{name}.json")
+        if progress is not None:
+            on_progress(name, progress)
 
 
 def save_phases(folder: str | Path, records: Mapping[str, PhaseRecord]) -> Path:
@@ -362,7 +442,8 @@ class Experiment:
 def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None = None, parallel: bool | None = False,
                    progress_bar: bool = False, log: Callable[[str], None] | None = None,
                    done: Mapping[str, PhaseRecord] | None = None,
-                   on_phase: Callable[[str, PhaseRecord], None] | None = None) -> dict[str, Any]:
+                   on_phase: Callable[[str, PhaseRecord], None] | None = None,
+                   progress_every: float = PROGRESS_EVERY) -> dict[str, Any]:
     """
     Run an experiment's phases not in ``done`` and write ``<out>/metrics.json`` (with the experiment's own files).
 
@@ -371,10 +452,12 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
     :param out: the run's folder (``None``: no files, no TensorBoard)
     :param parallel: phases as Ray tasks (``True``), in sequence (``False``), or as Ray tasks when Ray is installed
         (``None``); the results are the same either way (every phase seeds its own learners and games)
-    :param progress_bar: show SB3's progress bars (in sequence only)
-    :param log: called with a line of text at the start and as each phase ends (e.g. ``print``)
+    :param progress_bar: show SB3's progress bars in sequence; as Ray tasks, log a line per running phase every
+        ``progress_every`` seconds: its learner's steps, rate and time left
+    :param log: called with a line of text at the start, as each phase ends and with progress (e.g. ``print``)
     :param done: records of phases already run (a checkpoint's, :func:`load_phases`)
     :param on_phase: called with each phase's name and record as it finishes (e.g. to checkpoint it)
+    :param progress_every: seconds between progress lines as Ray tasks
     :return: the experiment's results, with ``experiment`` (its name), ``timings`` (compute seconds per phase) and
         ``wall_s`` (this call's wall time)
     """
@@ -395,10 +478,14 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
         if on_phase is not None:
             on_phase(name, record)
 
+    def progress(name: str, learner: Progress) -> None:
+        log(f"[{time.perf_counter() - start:7.1f}s] {name}: {learner}")
+
     if experiment.describe is not None:
         log(f"{experiment.describe(settings)}; {'parallel Ray tasks' if parallel else 'in sequence'}")
     phases = experiment.phases(settings, context)
-    records = run_phases(phases, parallel, done, finished, settings.threads)
+    records = run_phases(phases, parallel, done, finished, settings.threads, progress if progress_bar else None,
+                         progress_every)
     results = {"experiment": experiment.name, **experiment.results(settings, records),
                "timings": {phase.name: records[phase.name].seconds for phase in phases},
                "wall_s": time.perf_counter() - start}

@@ -82,6 +82,7 @@ def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
     from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
     from sb3_contracts.envs.binary_tree import random_binary_tree
     from sb3_contracts.evaluation import ExactEvaluationCallback
+    from sb3_contracts.experiments.progress import PhaseProgress
     from sb3_contracts.game import PrincipalVecEnv
 
     mdp = random_binary_tree(settings.depth, settings.tree_seed)
@@ -92,7 +93,7 @@ def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
     total = settings.iterations * settings.n_envs
     callback = ExactEvaluationCallback(mdp, eval_freq=max(total // settings.n_evaluations, 1))
     start = time.perf_counter()
-    model.learn(total, callback=callback, progress_bar=context.progress_bar,
+    model.learn(total, callback=[callback, PhaseProgress()], progress_bar=context.progress_bar,
                 tb_log_name=f"tree_d{settings.depth}_s{settings.tree_seed}_t{settings.seed}")
     train_s = time.perf_counter() - start
     buffer = io.BytesIO()

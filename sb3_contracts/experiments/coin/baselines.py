@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 
 from sb3_contracts.envs.coin_game import CoinGameBatch
 from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, rollout_metrics
+from sb3_contracts.experiments.progress import PhaseProgress
 from sb3_contracts.game.coin_agents_view import Principal, make_principal
 from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.game.responders import Responder, make_responder
@@ -209,7 +210,7 @@ def train_baseline(
     if algo == "dqn":
         hyperparams.setdefault("buffer_size", 100_000)  # SB3's 1M default is far more than 3x3 games need
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log, **hyperparams)
-    callbacks = [ShapingLogCallback(env), CoinMetricsCallback(env.shape[1])]
+    callbacks = [ShapingLogCallback(env), CoinMetricsCallback(env.shape[1]), PhaseProgress()]
     model.learn(total_timesteps, callback=callbacks, tb_log_name=f"baseline_{kind}", progress_bar=progress_bar)
     stats = {"kind": kind, "p": env.p, "target_budget": target_budget, "spend_per_episode": env.spend_per_episode(),
              "history": list(env.history)}

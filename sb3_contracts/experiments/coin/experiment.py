@@ -63,6 +63,7 @@ from sb3_contracts.experiments.coin.baselines import ALGOS, BASELINES, collect_r
 from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
 from sb3_contracts.experiments.coin.plots import plot_figure2, results_table
 from sb3_contracts.experiments.coin.settings import CoinSettings
+from sb3_contracts.experiments.progress import PhaseProgress
 from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext
 from sb3_contracts.game.coin_agents_view import (
     ContractAgentsVecEnv,
@@ -88,8 +89,8 @@ def train_principal(config: CoinSettings, tensorboard_log: str | None = None,
     env = ContractCoinGameVecEnv(config.n_games, seed=config.seed, alpha=config.alpha, **config.game_kwargs())
     model = MultiAgentContractDQN("MlpPolicy", env, seed=config.seed,
                                   tensorboard_log=tensorboard_log, **config.principal_hyperparams())
-    return model.learn(config.principal_steps, callback=CoinMetricsCallback(), tb_log_name="principal",
-                       progress_bar=progress_bar)
+    return model.learn(config.principal_steps, callback=[CoinMetricsCallback(), PhaseProgress()],
+                       tb_log_name="principal", progress_bar=progress_bar)
 
 
 def train_agents(principal: Principal, config: CoinSettings, algo: str = "dqn", seed_offset: int = 1,
@@ -122,7 +123,7 @@ def train_agents(principal: Principal, config: CoinSettings, algo: str = "dqn", 
         slots_per_game = 1
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log,
                         **config.agent_hyperparams(algo))
-    return model.learn(config.agent_steps, callback=CoinMetricsCallback(slots_per_game),
+    return model.learn(config.agent_steps, callback=[CoinMetricsCallback(slots_per_game), PhaseProgress()],
                        tb_log_name=tb_log_name or f"validation_{algo}", progress_bar=progress_bar)
 
 
