@@ -218,7 +218,7 @@ def _closed_form_contracts(outcome_probs: torch.Tensor | None, agent_q: torch.Te
         return _observed_action_contracts(agent_q, target, margin)
     n_actions = outcome_probs.shape[-2]
     if n_actions == 1:
-        shape = torch.broadcast_shapes(outcome_probs.shape[:-2], agent_q.shape[:-1], target.shape)
+        shape = np.broadcast_shapes(outcome_probs.shape[:-2], agent_q.shape[:-1], target.shape)
         payments = outcome_probs.new_zeros((*shape, outcome_probs.shape[-1]))
         return payments, torch.ones(shape, dtype=torch.bool, device=payments.device)
     if n_actions != 2:
@@ -268,7 +268,8 @@ def _observed_action_contracts(
 def _two_action_contracts(
     outcome_probs: torch.Tensor, agent_q: torch.Tensor, target: torch.Tensor, margin: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = torch.broadcast_shapes(outcome_probs.shape[:-2], agent_q.shape[:-1], target.shape)
+    # NumPy's broadcast of the shapes: torch's imports sympy on its first call (a second on the first solve_spe)
+    batch = np.broadcast_shapes(outcome_probs.shape[:-2], agent_q.shape[:-1], target.shape)
     outcome_probs = outcome_probs.expand(*batch, *outcome_probs.shape[-2:])
     agent_q = agent_q.expand(*batch, 2)
     target = target.expand(batch)
