@@ -116,3 +116,26 @@ def test_sb3s_dqn_load_of_a_contract_model_names_the_loader(learner, tmp_path):
     model.save(tmp_path / "model.zip")
     with pytest.raises(TypeError, match=f"this is a {learner} model.*load it with sb3_contracts.{learner}.load"):
         DQN.load(tmp_path / "model.zip")
+
+
+@pytest.mark.parametrize("threads", [1, 2, None])
+def test_learn_runs_on_torch_threads_and_restores_torch_s_own(threads):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Threads(BaseCallback):
+        def _on_step(self) -> bool:
+            self.seen = th.get_num_threads()
+            return True
+
+    before = th.get_num_threads()
+    th.set_num_threads(3)
+    try:
+        callback = Threads()
+        MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2, learning_starts=10, batch_size=8,
+                              policy_kwargs={"net_arch": [16]}, torch_threads=threads, seed=0).learn(20, callback)
+        assert callback.seen == (3 if threads is None else threads)
+        assert th.get_num_threads() == 3
+    finally:
+        th.set_num_threads(before)
+    with pytest.raises(ValueError, match="torch_threads"):
+        MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2, torch_threads=0)

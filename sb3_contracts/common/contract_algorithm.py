@@ -120,7 +120,10 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        torch_threads: int | None = 1,
     ) -> None:
+        if torch_threads is not None:
+            check_int("torch_threads", torch_threads, 1)
         self._check_sb3_options(
             learning_rate=learning_rate, learning_rate_final=learning_rate_final, buffer_size=buffer_size,
             learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq,
@@ -154,6 +157,7 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         self.double_q = double_q
         self.loss = loss
         self.max_grad_norm = max_grad_norm
+        self.torch_threads = torch_threads
         self._n_calls = 0
         self._agent_td_error = 0.0
 
@@ -343,7 +347,8 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> SelfContractAlgorithm:
         """
-        SB3's ``learn``, then :meth:`_end_learn` however it ends.
+        SB3's ``learn`` on ``torch_threads`` torch threads (torch's own setting is restored after), then
+        :meth:`_end_learn` however it ends.
 
         :param total_timesteps: env steps to train on (at least 1)
         :param callback: SB3 callback(s) called at every step
@@ -353,11 +358,16 @@ class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):
         :param progress_bar: show SB3's progress bar
         """
         check_int("total_timesteps", total_timesteps, 1)
+        threads = th.get_num_threads()
+        # getattr: models saved before the option existed load without it
+        if getattr(self, "torch_threads", None) is not None:
+            th.set_num_threads(self.torch_threads)
         try:
             return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
                                  tb_log_name=tb_log_name or type(self).__name__,
                                  reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)
         finally:
+            th.set_num_threads(threads)
             self._end_learn()
 
     def _end_learn(self) -> None:

@@ -141,6 +141,8 @@ class ContractDQN(ContractOffPolicyAlgorithm):
     :param verbose: 0 silent, 1 info, 2 debug.
     :param seed: random seed.
     :param device: torch device.
+    :param torch_threads: torch threads while learning (restored after); small networks train fastest on one, and
+        on a busy machine more threads slow them down (``None``: torch's own setting).
     :param _init_setup_model: build the networks at creation.
     """
 
@@ -193,6 +195,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        torch_threads: int | None = 1,
         _init_setup_model: bool = True,
     ) -> None:
         super().__init__(
@@ -204,6 +207,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             double_q=double_q, loss=loss, max_grad_norm=max_grad_norm, replay_buffer_class=ContractReplayBuffer,
             replay_buffer_kwargs=replay_buffer_kwargs, stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs, verbose=verbose, seed=seed, device=device,
+            torch_threads=torch_threads,
         )
         self._check_options(agent_samples, outcome_model, exploration_margin, training_agent)
         self.exploration_margin = exploration_margin

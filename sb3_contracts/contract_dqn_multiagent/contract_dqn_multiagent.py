@@ -81,6 +81,8 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
     :param verbose: 0 silent, 1 info, 2 debug
     :param seed: random seed
     :param device: torch device
+    :param torch_threads: torch threads while learning (restored after); small networks train fastest on one, and
+        on a busy machine more threads slow them down (``None``: torch's own setting)
     :param _init_setup_model: build the networks at creation
     """
 
@@ -126,6 +128,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        torch_threads: int | None = 1,
         _init_setup_model: bool = True,
     ) -> None:
         if alpha is not None:
@@ -143,6 +146,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
             replay_buffer_class=replay_buffer_class or MultiAgentReplayBuffer,
             replay_buffer_kwargs=replay_buffer_kwargs, stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs, verbose=verbose, seed=seed, device=device,
+            torch_threads=torch_threads,
         )
         self.alpha = float(self._env_alpha() if alpha is None else alpha)
         self.follow_prob = float(follow_prob)
