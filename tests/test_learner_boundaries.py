@@ -139,3 +139,17 @@ def test_learn_runs_on_torch_threads_and_restores_torch_s_own(threads):
         th.set_num_threads(before)
     with pytest.raises(ValueError, match="torch_threads"):
         MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", n_envs=2, torch_threads=0)
+
+
+def test_predict_refuses_an_observation_that_is_no_one_hot_state_and_the_outcome_table_is_checked():
+    model = _tree()
+    states = np.eye(model.observation_space.shape[0], dtype=np.float32)
+    contracts, _ = model.predict(states[:3], deterministic=True)
+    assert contracts.shape == (3, 2)
+    for bad in (np.zeros_like(states[0]), np.full_like(states[0], 0.5), 2 * states[1], states[:2].sum(axis=0)):
+        with pytest.raises(ValueError, match="observation must be a one-hot state encoding"):
+            model.predict(bad, deterministic=True)
+    if hasattr(model.policy.outcome_net, "table"):  # hidden actions with the known outcome model
+        for table in (np.full((2, 2), np.nan), np.array([[0.5, 0.6], [0.5, 0.5]]), -np.eye(2)):
+            with pytest.raises(ValueError, match="table"):
+                model.policy.set_outcome_table(table)

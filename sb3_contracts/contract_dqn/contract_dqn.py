@@ -218,6 +218,9 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         self.agent_samples = agent_samples
         self.training_start_states = training_start_states  # the env checks it (set_start_states)
         self._outcome_table: np.ndarray | None = None
+        # whether observations are one-hot states (the principal's view's default encoding): predict checks them
+        encoder = self._env_attr("encoder")
+        self.one_hot_observations = getattr(encoder, "encoding", None) == "onehot"
         # SB3's load() builds the model without an env and restores these attributes from the saved data.
         if env is not None or _init_setup_model:
             self._resolve_game(n_actions, observed_action, outcome_probs)
@@ -278,12 +281,28 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             self.env.env_method("restore_agent")
 
     def _env_mdp(self) -> Any:
+        return self._env_attr("mdp")
+
+    def _env_attr(self, name: str) -> Any:
+        """The training env's attribute ``name`` (its first env's), or ``None``."""
         if self.env is None:
             return None
         try:
-            return self.env.get_attr("mdp", indices=[0])[0]
+            return self.env.get_attr(name, indices=[0])[0]
         except AttributeError:
             return None
+
+    def _check_observation(self, observation: Any) -> None:
+        """One-hot states must be one-hot: anything else would be priced as some state without a word."""
+        if not getattr(self, "one_hot_observations", False):  # getattr: models saved before the check existed
+            return
+        rows = np.asarray(observation, dtype=np.float64).reshape(-1, self.observation_space.shape[0])
+        valid = np.all((rows == 0) | (rows == 1), axis=1) & (rows.sum(axis=1) == 1)
+        if not valid.all():
+            row = int(np.argmin(valid))
+            raise ValueError(f"observation must be a one-hot state encoding (a single 1, zeros elsewhere), as the "
+                             f"principal's view gives; row {row} has values {np.unique(rows[row])[:4]} summing to "
+                             f"{rows[row].sum():.6g}")
 
     def _resolve_game(self, n_actions: int | None, observed_action: bool | None,
                       outcome_probs: np.ndarray | None) -> None:
@@ -354,6 +373,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         """
         self.policy.set_training_mode(False)
         obs_tensor, vectorized = self.policy.obs_to_tensor(observation)
+        self._check_observation(observation)
         rate = 0.0 if deterministic else self.exploration_rate
         with th.no_grad():
             recommendations, contracts, _ = self._act(obs_tensor, rate)

@@ -13,6 +13,7 @@ contract of the best recommendation.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from torch import nn
 
 from sb3_contracts.common.networks import DQNLoadGuard, check_finite_values, make_q_network
 from sb3_contracts.contracts import minimal_contracts_torch
+from sb3_contracts.envs.checks import check_distributions
 
 OUTCOME_MODELS = ("known", "learned")
 FACTORIZATIONS = ("outcome", "action")
@@ -206,10 +208,12 @@ class ContractDQNPolicy(BasePolicy):
         """
         if not isinstance(self.outcome_net, KnownOutcomeModel):
             raise ValueError("set_outcome_table needs outcome_model='known' and hidden actions")
-        table = np.asarray(table, dtype=np.float32).reshape(-1, self.n_actions, self.n_outcomes)
-        if table.shape != tuple(self.outcome_net.table.shape):
-            raise ValueError(f"table must have shape {tuple(self.outcome_net.table.shape)}, got {table.shape}")
-        self.outcome_net.table.copy_(th.as_tensor(table))
+        table = np.asarray(table, dtype=np.float64)
+        expected = tuple(self.outcome_net.table.shape)
+        if table.size != math.prod(expected) or table.shape[-2:] != expected[-2:]:
+            raise ValueError(f"table must have shape {expected[-2:]} or {expected}, got {table.shape}")
+        check_distributions("table", table)  # a NaN or a row not summing to 1 would price every contract wrongly
+        self.outcome_net.table.copy_(th.as_tensor(table.reshape(expected), dtype=self.outcome_net.table.dtype))
 
     # -- the agent's side: outcome model and minimal contracts -------------------------------------------
 
