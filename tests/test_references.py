@@ -125,6 +125,19 @@ def reference_spe(mdp: PrincipalAgentMDP, transitions: np.ndarray, margin: float
     return principal, agent, recommended
 
 
+def _random_rewards(rng: np.random.Generator, transitions: np.ndarray, n_actions: int,
+                    gamma: float) -> PrincipalAgentMDP:
+    """The MDP of ``transitions`` ``[S, O, S]`` with random outcome models, efforts and principal rewards."""
+    n_states, n_outcomes = transitions.shape[:2]
+    return PrincipalAgentMDP(
+        outcome_probs=rng.dirichlet(np.ones(n_outcomes), size=(n_states, n_actions)),
+        agent_reward=-rng.uniform(0, 1, size=(n_states, n_actions)),
+        principal_reward=rng.uniform(0, 2, size=(n_states, n_outcomes)),
+        transitions=transitions,
+        gamma=gamma,
+    )
+
+
 def random_acyclic_mdp(seed: int, gamma: float, n_states: int = 7, n_actions: int = 3, n_outcomes: int = 3
                        ) -> tuple[PrincipalAgentMDP, np.ndarray]:
     """A random MDP whose transitions lead from each state to higher-numbered ones; the last two are terminal."""
@@ -132,14 +145,7 @@ def random_acyclic_mdp(seed: int, gamma: float, n_states: int = 7, n_actions: in
     transitions = np.zeros((n_states, n_outcomes, n_states))
     for s in range(n_states - 2):
         transitions[s, :, s + 1:] = rng.dirichlet(np.ones(n_states - s - 1), size=n_outcomes)
-    mdp = PrincipalAgentMDP(
-        outcome_probs=rng.dirichlet(np.ones(n_outcomes), size=(n_states, n_actions)),
-        agent_reward=-rng.uniform(0, 1, size=(n_states, n_actions)),
-        principal_reward=rng.uniform(0, 2, size=(n_states, n_outcomes)),
-        transitions=transitions,
-        gamma=gamma,
-    )
-    return mdp, transitions
+    return _random_rewards(rng, transitions, n_actions, gamma), transitions
 
 
 @pytest.mark.parametrize("gamma", [0.5, 0.9])
@@ -221,14 +227,7 @@ def random_cyclic_mdp(seed: int, gamma: float, n_states: int = 5) -> tuple[Princ
     n_actions, n_outcomes = 2, 3
     transitions = np.zeros((n_states, n_outcomes, n_states))
     transitions[:-1] = rng.dirichlet(np.ones(n_states), size=(n_states - 1, n_outcomes))
-    mdp = PrincipalAgentMDP(
-        outcome_probs=rng.dirichlet(np.ones(n_outcomes), size=(n_states, n_actions)),
-        agent_reward=-rng.uniform(0, 1, size=(n_states, n_actions)),
-        principal_reward=rng.uniform(0, 2, size=(n_states, n_outcomes)),
-        transitions=transitions,
-        gamma=gamma,
-    )
-    return mdp, transitions
+    return _random_rewards(rng, transitions, n_actions, gamma), transitions
 
 
 @pytest.mark.parametrize(("seed", "margin"), [(0, 0.0), (1, 0.0), (2, 0.05)])
