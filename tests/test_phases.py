@@ -1,7 +1,9 @@
 """Phases as a DAG and sweeps, in sequence (no Ray needed): order, checkpoints, resumption, errors, CLI."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from sb3_contracts.cli import main
@@ -193,3 +195,24 @@ def test_a_phase_task_reports_its_learners_progress_without_changing_its_trainin
     assert f"{progress.steps:,}/{progress.total:,} steps (100%)" in str(progress) and "steps/s" in str(progress)
     for name, weights in quiet.policy.state_dict().items():  # the same learner, step for step
         assert th.equal(weights, reported.policy.state_dict()[name]), name
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tiny:
+    seed: int = 0
+    threads: int = 1
+
+
+def test_metrics_json_holds_what_json_has_no_form_for(tmp_path):
+    # a zoo file's policy_kwargs hold classes (features extractors): the run's metrics.json names them
+    from sb3_contracts.contract_dqn_multiagent.encoders import CoinConvExtractor
+    from sb3_contracts.experiments import Experiment, load_metrics
+
+    tiny = Experiment("tiny", _Tiny, lambda settings, context: [Phase("only", lambda: {"x": np.float32(0.5)})],
+                      lambda settings, records: {"summary": {"x": records["only"].output["x"]},
+                                                 "config": {"policy_kwargs": {"cls": CoinConvExtractor}}},
+                      lambda runs: "", lambda runs, png: png)
+    run_experiment(tiny, _Tiny(), tmp_path / "run")
+    metrics = load_metrics(tmp_path / "run", "tiny")
+    assert metrics["config"]["policy_kwargs"]["cls"].endswith("encoders.CoinConvExtractor")
+    assert metrics["summary"]["x"] == 0.5

@@ -493,8 +493,19 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
         folder.mkdir(parents=True, exist_ok=True)
         if experiment.write is not None:
             experiment.write(folder, settings, records, results)
-        (folder / METRICS_FILE).write_text(json.dumps(results, indent=2, default=float))
+        (folder / METRICS_FILE).write_text(json.dumps(results, indent=2, default=_json_value))
     return results
+
+
+def _json_value(value: Any) -> Any:
+    """What ``metrics.json`` writes for a value JSON has no form for: a class (e.g. a features extractor in
+    ``policy_kwargs``, read from a zoo file) by its import path, NumPy scalars as numbers, anything else as text."""
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 #: The file every run writes into its folder.
