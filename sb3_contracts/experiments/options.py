@@ -96,17 +96,16 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, skip
                             **_typed(hints[item.name]))
 
 
-def settings_from_args(settings: type, args: argparse.Namespace, **extra: Any) -> Any:
+def settings_from_args(settings: type, args: argparse.Namespace) -> Any:
     """
     The settings dataclass from parsed options (those :func:`add_settings_arguments` added).
 
     :param settings: the settings dataclass
     :param args: parsed options
-    :param extra: fields given otherwise (they win)
     :raise ValueError: what the dataclass raises, naming the setting
     """
     values = {item.name: getattr(args, item.name) for item in dataclasses.fields(settings) if hasattr(args, item.name)}
     for name, value in values.items():
         if isinstance(value, list):  # nargs="+" gives a list where the dataclass keeps a tuple
             values[name] = tuple(value)
-    return settings(**{**values, **extra})
+    return settings(**values)

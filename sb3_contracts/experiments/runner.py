@@ -587,7 +587,3 @@ def _legacy_name(metrics: dict[str, Any]) -> str | None:
         return "two_phase"
     return None
 
-
-def experiment_of(path: str | Path) -> str:
-    """The name of the experiment whose run ``path`` is (its ``metrics.json``)."""
-    return load_metrics(path)["experiment"]

@@ -87,8 +87,9 @@ def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
 
     mdp = random_binary_tree(settings.depth, settings.tree_seed)
     env = PrincipalVecEnv(mdp, n_envs=settings.n_envs, seed=settings.seed)
+    # the settings' threads, or the learner would set its own default of one for the length of learn
     hyperparams = {**binary_tree_hyperparams(settings.n_envs), "training_start_states": settings.start_states,
-                   **settings.hyperparams}
+                   "torch_threads": settings.threads, **settings.hyperparams}
     model = ContractDQN("MlpPolicy", env, seed=settings.seed, tensorboard_log=context.tensorboard_log, **hyperparams)
     total = settings.iterations * settings.n_envs
     callback = ExactEvaluationCallback(mdp, eval_freq=max(total // settings.n_evaluations, 1))

@@ -77,6 +77,12 @@ from sb3_contracts.game.responders import Responder, make_responder, mixed_respo
 from sb3_contracts.game.settlement import DEFAULT_B_MAX
 
 
+def principal_kwargs(config: CoinSettings) -> dict[str, Any]:
+    """The principal learner's arguments: its hyperparameters, training on the settings' torch threads (the learner
+    would otherwise set its own default of one for the length of ``learn``)."""
+    return {"torch_threads": config.threads, **config.principal_hyperparams()}
+
+
 def train_principal(config: CoinSettings, tensorboard_log: str | None = None,
                     progress_bar: bool = False) -> MultiAgentContractDQN:
     """
@@ -87,8 +93,8 @@ def train_principal(config: CoinSettings, tensorboard_log: str | None = None,
     :param progress_bar: show SB3's progress bar
     """
     env = ContractCoinGameVecEnv(config.n_games, seed=config.seed, alpha=config.alpha, **config.game_kwargs())
-    model = MultiAgentContractDQN("MlpPolicy", env, seed=config.seed,
-                                  tensorboard_log=tensorboard_log, **config.principal_hyperparams())
+    model = MultiAgentContractDQN("MlpPolicy", env, seed=config.seed, tensorboard_log=tensorboard_log,
+                                  **principal_kwargs(config))
     return model.learn(config.principal_steps, callback=[CoinMetricsCallback(), PhaseProgress()],
                        tb_log_name="principal", progress_bar=progress_bar)
 
@@ -416,8 +422,8 @@ def alternate(config: CoinSettings, rounds: int, algo: str = "dqn", tensorboard_
     """
     th.set_num_threads(config.threads)
     env = ContractCoinGameVecEnv(config.n_games, seed=config.seed, alpha=config.alpha, **config.game_kwargs())
-    principal = MultiAgentContractDQN("MlpPolicy", env, seed=config.seed,
-                                      tensorboard_log=tensorboard_log, **config.principal_hyperparams())
+    principal = MultiAgentContractDQN("MlpPolicy", env, seed=config.seed, tensorboard_log=tensorboard_log,
+                                      **principal_kwargs(config))
     agents_env = ContractAgentsVecEnv(config.n_games, principal=coin_principal(principal, live=True),
                                       seed=config.seed + 1, **config.game_kwargs())
     agents = ALGOS[algo]("MlpPolicy", agents_env, seed=config.seed + 1, tensorboard_log=tensorboard_log,
