@@ -274,8 +274,9 @@ def coin_phases(config: CoinSettings, context: RunContext | None = None) -> list
     The experiment's phases as a DAG for :func:`~sb3_contracts.experiments.runner.run_phases`. What must wait:
     validation and the best responses need the principal; the IC best response plays against the first
     validation's agents and the proportion baseline matches its spend; the selfish and cooperative baselines need
-    nothing. The list's order is the priority when phases run in parallel: the critical path (principal, first
-    validation, IC best response) first, the short and independent phases last to fill the gaps.
+    nothing. The list's order is the priority when phases run in parallel: the principal and the first validation
+    first, then the two phases waiting on both (the proportion baseline before the IC best response: the best
+    placement on two CPUs of docs/results/scale.md), the independent phases last to fill the gaps.
 
     :param config: the experiment
     :param context: the run's TensorBoard folder (one run per phase, named as the phase) and progress bars
@@ -288,8 +289,8 @@ def coin_phases(config: CoinSettings, context: RunContext | None = None) -> list
     return [
         Phase("principal", partial(principal_phase, **common)),
         validations[0],
-        Phase("best_response_ic", partial(best_response_phase, kind="ic", **common), ("principal", first)),
         Phase("baseline_proportion", partial(baseline_phase, kind="proportion", **common), (first,)),
+        Phase("best_response_ic", partial(best_response_phase, kind="ic", **common), ("principal", first)),
         Phase("best_response_spe", partial(best_response_phase, kind="spe", **common), ("principal",)),
         *validations[1:],
         Phase("baseline_selfish", partial(baseline_phase, kind="selfish", **common)),

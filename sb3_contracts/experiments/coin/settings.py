@@ -30,25 +30,29 @@ from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameConfig
 from sb3_contracts.experiments.coin.baselines import ALGOS
 
-#: The encoder of every learner of the experiment: the agent-centric grid re-centred on its observer.
-POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor)
+#: The encoder of every learner of the experiment (the agent-centric grid re-centred on its observer) and its
+#: optimiser: torch's fused Adam, one kernel per step instead of one per parameter tensor.
+POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor,
+                                     optimizer_kwargs=dict(fused=True))
 #: Encoders the experiment offers every learner (``CoinSettings.encoder``).
 ENCODERS = {"centred": CenteredCoinExtractor, "conv": CoinConvExtractor}
 #: The principal's replay (``CoinSettings.replay``).
 REPLAYS = ("uniform", "prioritized")
 #: Agents facing contracts also read their contract's recommendation as a one-hot (baselines see no contract).
 CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
-#: The principal's hyperparameters (App. D.2 scaled down: Huber loss, gradient-norm clipping 10, 4 gradient steps
-#: per step of the games). Steps are game steps; the nudge comes from :data:`BUDGETS`.
+#: The principal's hyperparameters (App. D.2 scaled down: Huber loss, gradient-norm clipping 10, one gradient step
+#: per step of the games: four cost 2.7x the CPU; both side by side in docs/results/speed.md).
+#: Steps are game steps; the nudge comes from :data:`BUDGETS`.
 PRINCIPAL_HYPERPARAMS: dict[str, Any] = dict(
     learning_rate=5e-4, learning_rate_final=1e-4, buffer_size=100_000, learning_starts=1_000, batch_size=128,
-    train_freq=1, gradient_steps=4, target_update_interval=2_000, exploration_initial_eps=0.4,
+    train_freq=1, gradient_steps=1, target_update_interval=2_000, exploration_initial_eps=0.4,
     exploration_final_eps=0.0, gamma=0.99, policy_kwargs=POLICY_KWARGS)
-#: The agents' hyperparameters per algorithm (one shared-parameter model over every player of every game). A
-#: learning rate ``"lin_<x>"`` decays linearly from x to 0 (rl-zoo3's notation).
+#: The agents' hyperparameters per algorithm (one shared-parameter model over every player of every game; DQN: one
+#: gradient step per step of the games, as the principal). A learning rate ``"lin_<x>"`` decays linearly from x
+#: to 0 (rl-zoo3's notation).
 AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": dict(learning_rate="lin_1e-3", buffer_size=100_000, learning_starts=2_000, batch_size=128, train_freq=1,
-                gradient_steps=4, target_update_interval=4_000, exploration_fraction=0.2,
+                gradient_steps=1, target_update_interval=4_000, exploration_fraction=0.2,
                 exploration_final_eps=0.02, gamma=0.99, policy_kwargs=CONTRACT_POLICY_KWARGS),
     "ppo": dict(learning_rate=5e-4, n_steps=64, batch_size=256, n_epochs=4, gamma=0.99, ent_coef=0.01,
                 policy_kwargs=CONTRACT_POLICY_KWARGS),
