@@ -197,3 +197,24 @@ def test_the_minimal_contract_form_pays_only_what_the_recommendation_needs():
     assert th.allclose(paid_minimal[th.arange(8), favourite], expected)
     with pytest.raises(ValueError, match="contract_form must be one of"):
         _model(policy_kwargs={"net_arch": [32], "contract_form": "cheap"})
+
+
+@pytest.mark.parametrize("preset", ["3x3", "7x7"])
+def test_a_learner_built_from_the_registered_id_alone_uses_the_experiments_settings(preset):
+    from sb3_contracts.experiments.coin.settings import PRESET_ENV_IDS, CoinSettings
+
+    tuned = CoinSettings(preset).principal_hyperparams()
+    model = MultiAgentContractDQN("MlpPolicy", PRESET_ENV_IDS[preset]["principal"], n_envs=2)
+    assert model.lr_schedule(1.0) == pytest.approx(tuned.pop("learning_rate"))
+    assert model.train_freq.frequency == tuned.pop("train_freq")
+    policy_kwargs = tuned.pop("policy_kwargs")
+    assert model.policy.contract_form == policy_kwargs.pop("contract_form")
+    assert model.policy_kwargs == policy_kwargs
+    for name, value in tuned.items():
+        assert getattr(model, name) == value, name
+
+
+def test_an_env_without_a_preset_gets_the_generic_defaults():
+    env = ContractCoinGameVecEnv(2, seed=0)  # built directly: no registered id
+    model = MultiAgentContractDQN("MlpPolicy", env)
+    assert model.nudge == 0.05 and "features_extractor_class" not in model.policy_kwargs

@@ -67,7 +67,7 @@ def test_bad_dags_raise(phases, message):
 
 
 def test_records_survive_a_checkpoint(tmp_path):
-    records = {"principal": PhaseRecord({"model": b"PK\x03\x04zip", "follow": {"welfare": 15.5}}, 2.5),
+    records = {"principal": PhaseRecord({"model": b"PK\x03\x04zip", "follow": {"welfare": 15.5}}, 2.5, 2.4),
                "baseline_selfish": PhaseRecord({"welfare": 14.0, "p": float("nan")}, 1.0)}
     loaded = load_phases(save_phases(tmp_path / "checkpoint", records))
     assert loaded["principal"] == records["principal"] and (tmp_path / "checkpoint" / "principal.zip").is_file()

@@ -49,15 +49,30 @@ def exponential_schedule(initial_value: float, final_value: float) -> Schedule:
     return ExponentialSchedule(initial_value, final_value)
 
 
+def registered_id(env: GymEnv | str | None) -> str | None:
+    """
+    The registered id of an env: the id itself, a Gymnasium env's or a VecEnv's first env's spec (``None``
+    without one).
+
+    :param env: an id, an env or a VecEnv
+    """
+    if env is None or isinstance(env, str):
+        return env
+    if isinstance(env, VecEnv):
+        try:
+            spec = env.get_attr("spec", indices=[0])[0]
+        except AttributeError:
+            spec = None
+    else:
+        spec = getattr(env, "spec", None)
+    return None if spec is None else spec.id
+
+
 def env_name(env: VecEnv | None) -> str:
     """The registered id of a VecEnv's envs if they have one, else the VecEnv's class name (for error messages)."""
     if env is None:
         return "no env"
-    try:
-        spec = env.get_attr("spec", indices=[0])[0]
-    except AttributeError:
-        spec = None
-    return spec.id if spec is not None else type(env).__name__
+    return registered_id(env) or type(env).__name__
 
 
 class ContractOffPolicyAlgorithm(OffPolicyAlgorithm):

@@ -21,6 +21,7 @@ payment recomputed with the current agent model. Exploration needs no generous c
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,11 +32,12 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
-from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm
+from sb3_contracts.common.contract_algorithm import ContractOffPolicyAlgorithm, registered_id
 from sb3_contracts.common.vec_env import make_batched_vec_env
 from sb3_contracts.contract_dqn_multiagent.agents import FollowBitAgents, others_follow
 from sb3_contracts.contract_dqn_multiagent.buffers import MultiAgentPrioritizedReplayBuffer, MultiAgentReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.policies import MlpPolicy, MultiAgentContractDQNPolicy
+from sb3_contracts.contract_dqn_multiagent.presets import DEFAULT_NUDGE, POLICY_KWARGS, env_preset
 from sb3_contracts.contracts import DEFAULT_ALPHA
 from sb3_contracts.envs.checks import check_real
 
@@ -49,7 +51,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         batched VecEnv registered with it, ``n_envs`` games, with ``env_kwargs``), a VecEnv of it (e.g. from
         ``make_vec_env``; in-process only, since the training agents read the learner's live networks) or an env
     :param learning_rate: learning rate (constant or schedule of the progress remaining)
-    :param learning_rate_final: if given, exponential decay of the learning rate to this value
+    :param learning_rate_final: exponential decay of the learning rate to this value (``None``: constant)
     :param buffer_size: replay buffer size (joint transitions)
     :param learning_starts: env steps (game steps) of random recommendations before learning
     :param batch_size: minibatch size (joint transitions)
@@ -61,7 +63,8 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
     :param exploration_fraction: fraction of training over which ε decays
     :param exploration_initial_eps: initial ε (recommendations and the non-followers' moves)
     :param exploration_final_eps: final ε
-    :param nudge: nudge ``ξ`` added to every minimal payment (float or schedule)
+    :param nudge: nudge ``ξ`` added to every minimal payment (float or schedule); by default the env's preset
+        (:data:`~sb3_contracts.contract_dqn_multiagent.presets.ENV_PRESETS`, by registered id), else 0.05
     :param nudge_td_factor: raise ``ξ`` to ``nudge_margin(E, factor)`` with ``E`` the agent model's TD error
     :param double_q: choose ``a*'`` with the online principal network
     :param loss: ``"huber"`` (default, as the public reproduction needed) or ``"mse"``
@@ -77,7 +80,8 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
     :param replay_buffer_kwargs: extra arguments of the replay buffer
     :param stats_window_size: episodes averaged in the rollout statistics
     :param tensorboard_log: TensorBoard log directory
-    :param policy_kwargs: arguments of the policy (``net_arch``, ``features_extractor_class``...)
+    :param policy_kwargs: arguments of the policy (``net_arch``, ``features_extractor_class``...); by default the
+        env's preset, else two hidden layers of 64 with fused Adam
     :param verbose: 0 silent, 1 info, 2 debug
     :param seed: random seed
     :param device: torch device
@@ -99,7 +103,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         policy: str | type[MultiAgentContractDQNPolicy],
         env: GymEnv | str | None,
         learning_rate: float | Schedule = 5e-4,
-        learning_rate_final: float | None = None,
+        learning_rate_final: float | None = 1e-4,
         buffer_size: int = 100_000,
         learning_starts: int = 1_000,
         batch_size: int = 128,
@@ -111,7 +115,7 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         exploration_fraction: float = 1.0,
         exploration_initial_eps: float = 0.4,
         exploration_final_eps: float = 0.0,
-        nudge: float | Schedule = 0.05,
+        nudge: float | Schedule | None = None,
         nudge_td_factor: float = 0.0,
         double_q: bool = True,
         loss: str = "huber",
@@ -134,6 +138,11 @@ class MultiAgentContractDQN(ContractOffPolicyAlgorithm):
         if alpha is not None:
             check_real("alpha", alpha, 0.0, low_open=True)
         check_real("follow_prob", follow_prob, 0.0, 1.0)
+        preset = env_preset(registered_id(env))
+        if nudge is None:
+            nudge = preset.get("nudge", DEFAULT_NUDGE)
+        if policy_kwargs is None:
+            policy_kwargs = preset.get("policy_kwargs", copy.deepcopy(POLICY_KWARGS))
         if isinstance(env, str):
             env = make_batched_vec_env(env, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
         super().__init__(

@@ -70,11 +70,14 @@ class PhaseRecord:
     A finished phase.
 
     :param output: what the phase returned
-    :param seconds: its compute time (in the process that ran it)
+    :param seconds: its wall time (in the process that ran it)
+    :param cpu_seconds: the CPU time of the process that ran it, over the phase (Ray workers included: what a
+        benchmark adds up; ``nan`` in records saved before it was measured)
     """
 
     output: Any
     seconds: float
+    cpu_seconds: float = float("nan")
 
 
 def ray_available() -> bool:
@@ -253,9 +256,9 @@ def run_phases(phases: Sequence[Phase], parallel: bool | None = None, done: Mapp
         _run_on_ray(todo, records, on_done or (lambda name, record: None), threads, on_progress, progress_every)
         return records
     for phase in todo:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         output = phase.fn(*(records[name].output for name in phase.needs))
-        records[phase.name] = PhaseRecord(output, time.perf_counter() - start)
+        records[phase.name] = PhaseRecord(output, time.perf_counter() - start, time.process_time() - cpu)
         if on_done is not None:
             on_done(phase.name, records[phase.name])
     return records
@@ -269,10 +272,10 @@ def _call_phase(fn: Callable[..., Any], threads: int, progress_file: str | None,
     from sb3_contracts.experiments.progress import reporting_to
 
     th.set_num_threads(threads)  # one CPU per task: more threads would fight over it
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with reporting_to(progress_file):
         output = fn(*(record.output for record in inputs))
-    return PhaseRecord(output, time.perf_counter() - start)
+    return PhaseRecord(output, time.perf_counter() - start, time.process_time() - cpu)
 
 
 def _slots(ray: Any) -> int:
@@ -365,7 +368,8 @@ def save_phases(folder: str | Path, records: Mapping[str, PhaseRecord]) -> Path:
         model = output.pop("model", None)
         if model is not None:
             (folder / f"{name}.zip").write_bytes(model)
-        (folder / f"{name}.json").write_text(json.dumps({"seconds": record.seconds, "output": output}, default=float))
+        (folder / f"{name}.json").write_text(json.dumps({"seconds": record.seconds, "cpu_seconds": record.cpu_seconds,
+                                                         "output": output}, default=float))
     return folder
 
 
@@ -381,7 +385,7 @@ def load_phases(folder: str | Path) -> dict[str, PhaseRecord]:
         output = saved["output"]
         if path.with_suffix(".zip").is_file():
             output["model"] = path.with_suffix(".zip").read_bytes()
-        records[path.stem] = PhaseRecord(output, float(saved["seconds"]))
+        records[path.stem] = PhaseRecord(output, float(saved["seconds"]), float(saved.get("cpu_seconds", "nan")))
     return records
 
 
@@ -458,7 +462,8 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
     :param done: records of phases already run (a checkpoint's, :func:`load_phases`)
     :param on_phase: called with each phase's name and record as it finishes (e.g. to checkpoint it)
     :param progress_every: seconds between progress lines as Ray tasks
-    :return: the experiment's results, with ``experiment`` (its name), ``timings`` (compute seconds per phase) and
+    :return: the experiment's results, with ``experiment`` (its name), ``timings`` (wall seconds per phase),
+        ``cpu_timings`` and ``cpu_s`` (CPU seconds per phase and their sum, in whichever process ran each phase) and
         ``wall_s`` (this call's wall time)
     """
     import torch as th
@@ -488,6 +493,8 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
                          progress_every)
     results = {"experiment": experiment.name, **experiment.results(settings, records),
                "timings": {phase.name: records[phase.name].seconds for phase in phases},
+               "cpu_timings": {phase.name: records[phase.name].cpu_seconds for phase in phases},
+               "cpu_s": sum(records[phase.name].cpu_seconds for phase in phases),
                "wall_s": time.perf_counter() - start}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -25,28 +25,21 @@ from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
 from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
 from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
+from sb3_contracts.contract_dqn_multiagent.presets import COIN_POLICY_KWARGS, ENV_PRESETS, PRINCIPAL_HYPERPARAMS
 from sb3_contracts.contracts import DEFAULT_ALPHA
 from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameConfig
 from sb3_contracts.experiments.coin.baselines import ALGOS
 
 #: The encoder of every learner of the experiment (the agent-centric grid re-centred on its observer) and its
-#: optimiser: torch's fused Adam, one kernel per step instead of one per parameter tensor.
-POLICY_KWARGS: dict[str, Any] = dict(net_arch=[64, 64], features_extractor_class=CenteredCoinExtractor,
-                                     optimizer_kwargs=dict(fused=True))
+#: optimiser, the principal's (one home: :mod:`~sb3_contracts.contract_dqn_multiagent.presets`).
+POLICY_KWARGS: dict[str, Any] = COIN_POLICY_KWARGS
 #: Encoders the experiment offers every learner (``CoinSettings.encoder``).
 ENCODERS = {"centred": CenteredCoinExtractor, "conv": CoinConvExtractor}
 #: The principal's replay (``CoinSettings.replay``).
 REPLAYS = ("uniform", "prioritized")
 #: Agents facing contracts also read their contract's recommendation as a one-hot (baselines see no contract).
 CONTRACT_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_kwargs=dict(contract_dims=N_ACTIONS))
-#: The principal's hyperparameters (App. D.2 scaled down: Huber loss, gradient-norm clipping 10, one gradient step
-#: per step of the games: four cost 2.7x the CPU; both side by side in docs/results/speed.md).
-#: Steps are game steps; the nudge comes from :data:`BUDGETS`.
-PRINCIPAL_HYPERPARAMS: dict[str, Any] = dict(
-    learning_rate=5e-4, learning_rate_final=1e-4, buffer_size=100_000, learning_starts=1_000, batch_size=128,
-    train_freq=1, gradient_steps=1, target_update_interval=2_000, exploration_initial_eps=0.4,
-    exploration_final_eps=0.0, gamma=0.99, policy_kwargs=POLICY_KWARGS)
 #: The agents' hyperparameters per algorithm (one shared-parameter model over every player of every game; DQN: one
 #: gradient step per step of the games, as the principal). A learning rate ``"lin_<x>"`` decays linearly from x
 #: to 0 (rl-zoo3's notation).
@@ -61,10 +54,10 @@ AGENT_HYPERPARAMS: dict[str, dict[str, Any]] = {
 #: ``lola`` DQN agents keep a constant learning rate.
 RULE_AGENT_KWARGS: dict[str, dict[str, dict[str, Any]]] = {"parl": {}, "lola": {"dqn": {"learning_rate": 1e-3}}}
 #: Per preset: step budgets (principal: game steps; agents and baselines: agent-steps) and the nudge ξ paid on
-#: every followed recommendation.
+#: every followed recommendation (the principal's preset on the preset's env id, its one home).
 BUDGETS: dict[str, dict[str, Any]] = {
-    "3x3": dict(principal_steps=150_000, agent_steps=300_000, baseline_steps=300_000, nudge=0.1),
-    "7x7": dict(principal_steps=500_000, agent_steps=1_000_000, baseline_steps=1_000_000, nudge=0.035),
+    "3x3": dict(principal_steps=150_000, agent_steps=300_000, baseline_steps=300_000),
+    "7x7": dict(principal_steps=500_000, agent_steps=1_000_000, baseline_steps=1_000_000),
 }
 #: The registered ids of the principal's and the agents' views per preset (Gymnasium's convention for variants,
 #: as ``FrozenLake8x8-v1``): the keys of the zoo files.
@@ -72,6 +65,8 @@ PRESET_ENV_IDS: dict[str, dict[str, str]] = {
     "3x3": {"principal": "ContractCoinGame-v0", "agents": "ContractCoinGameAgents-v0"},
     "7x7": {"principal": "ContractCoinGame7x7-v0", "agents": "ContractCoinGameAgents7x7-v0"},
 }
+for _preset, _ids in PRESET_ENV_IDS.items():
+    BUDGETS[_preset]["nudge"] = ENV_PRESETS[_ids["principal"]]["nudge"]
 
 
 def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
