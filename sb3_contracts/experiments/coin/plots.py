@@ -118,17 +118,22 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
         ax.set_ylabel(ylabel, fontsize=8)
         if references:
             ax.legend(fontsize=7, loc="best")
-    config = loaded[0].get("config", {})
     errors = (f"{len(loaded)} seeds, error bars ± one standard error" if len(loaded) > 1
               else "1 seed: no error bars")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=color, label=name)
                for name, color in (("principal (validated agents)", PANEL_COLORS["principal"]),
                                    ("baselines", PANEL_COLORS["baseline"]))]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8)
-    fig.suptitle(f"Coin Game {config.get('preset', '')}, reward rule {config.get('reward_rule', 'parl')}, contested "
-                 f"coins: {config.get('contested', 'all')}; final values, {errors}", fontsize=10)
+    fig.suptitle(f"{game_title(loaded[0].get('config', {}))}; final values, {errors}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, out, tight=False)
+
+
+def game_title(config: dict[str, Any]) -> str:
+    """The game a figure shows, from a run's settings: grid, players when not two, reward rule and contested rule."""
+    players = f", {config['n_agents']} players" if config.get("n_agents", 2) != 2 else ""
+    return (f"Coin Game {config.get('preset', '')}{players}, reward rule {config.get('reward_rule', 'parl')}, "
+            f"contested coins: {config.get('contested', 'all')}")
 
 
 #: The curves of Figure 2 over training: the TensorBoard runs and scalars each panel reads.
@@ -199,8 +204,10 @@ def plot_curves(runs: Sequence[str | Path], out: str | Path, points: int = 50) -
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xlabel("share of the phase's training", fontsize=8)
         ax.legend(fontsize=7, loc="best")
-    errors = f"shaded: ± one standard error over {len(folders)} runs" if len(folders) > 1 else "one run"
-    fig.suptitle(f"Coin Game: the headline scalars over each phase's training (last 100 games each); {errors}",
+    errors = f"{len(folders)} seeds, shaded ± one standard error" if len(folders) > 1 else "1 seed"
+    metrics = [folder / "metrics.json" for folder in folders]
+    config = load_metrics(metrics[0], "coin").get("config", {}) if metrics[0].is_file() else {}
+    fig.suptitle(f"{game_title(config)}: over each phase's training (points: the last 100 games); {errors}",
                  fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out, tight=False)
