@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.coin.experiment import (
     evaluate_under_contracts,
     exact_optimum,
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="PNG of the welfare-payment frontier")
     parser.add_argument("--out", default=None, help="folder of one JSON file per run; runs already there are not rerun")
     args = parser.parse_args()
+    cost = Accounting()
     names = {field.name for field in fields(CoinSettings)}
     name, *values = args.vary
     fixed = dict(item.split("=", 1) for item in args.set)
@@ -136,7 +138,7 @@ def main() -> None:
     print(table(rows, name))
     if args.plot:
         plot_frontier(rows, name, args.plot)
-    print(json.dumps({"vary": name, "set": fixed, "runs": rows}))
+    print(json.dumps({"vary": name, "set": fixed, "runs": rows, **cost.figures()}))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.coin.experiment import EXPERIMENT
 from sb3_contracts.experiments.coin.settings import CoinSettings
 from sb3_contracts.experiments.options import add_settings_arguments, settings_from_args
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="experiment folder (metrics.json, TensorBoard); none by default")
     args = parser.parse_args()
     config = settings_from_args(CoinSettings, args)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    cost = Accounting()
     results = run_experiment(EXPERIMENT, config, args.out, log=print)
     summary = results["summary"]
     figures = {key: summary[key] for key in ("welfare_ratio", "payment_share", "follow_rate", "spe_ratio", "ic_ratio",
@@ -45,9 +45,8 @@ def main() -> None:
     figures |= {"welfare": summary["welfare"], "cooperative_welfare": summary["cooperative_welfare"],
                 **{key: value for key, value in results["config"].items() if not isinstance(value, dict)},
                 "timings_s": {key: round(value, 1) for key, value in results["timings"].items()},
-                "wall_s": round(time.perf_counter() - start, 1),
-                # the process's own CPU time: what the run costs on a core of its own, whatever else is running
-                "cpu_s": round(time.process_time() - cpu_start, 1)}
+                # phases in sequence, in this process: its CPU time is all of it
+                **cost.figures()}
     print(json.dumps(figures, default=str))
 
 

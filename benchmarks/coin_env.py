@@ -38,6 +38,8 @@ from collections.abc import Callable
 import numpy as np
 from sb3_contracts.envs.coin_game import CONTESTED, PRESETS, CoinGameBatch, CoinGameConfig, parallel_env
 
+from sb3_contracts.experiments.accounting import Accounting
+
 BATCH_SIZES = (1, 256, 4096)
 TARGETS = {"3x3 core_with_obs n=4096": 5_000_000, "3x3 parallel_env": 50_000}
 
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--contested", choices=CONTESTED, default=CoinGameConfig().contested,
                         help="who collects a shared coin (default: the game's, CoinGameConfig)")
     args = parser.parse_args()
+    cost = Accounting()
     results: dict[str, dict] = {}
     for preset in PRESETS:
         figures: dict = {"core_no_obs": {}, "core_with_obs": {}}
@@ -129,6 +132,7 @@ def main() -> None:
         "repeats": args.repeats,
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": round(os.getloadavg()[0], 2),
+        **cost.figures(),
         "python": platform.python_version(),
         "numpy": np.__version__,
     }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from sb3_contracts.envs.binary_tree import random_binary_tree
 
 from sb3_contracts.contracts import minimal_contracts, minimal_contracts_torch
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.solvers import solve_spe
 
 
@@ -42,7 +42,7 @@ def main() -> None:
                                                                "one per core a busy machine slows the solves)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    load, start_all, cpu_all = os.getloadavg()[0], time.perf_counter(), time.process_time()
+    cost = Accounting()
 
     small = random_binary_tree(10, seed=0)
     solve_spe(small)  # warm-up: first torch call, sparse index caches
@@ -74,9 +74,7 @@ def main() -> None:
         "contracts_per_s_numpy": args.batch / numpy_s,
         "observed_contracts_per_s_torch": args.batch / observed_s,
         "torch_threads": torch.get_num_threads(),
-        "wall_s": time.perf_counter() - start_all,
-        "cpu_s": time.process_time() - cpu_all,
-        "load_1m_at_start": load,
+        **cost.figures(),
     }))
 
 

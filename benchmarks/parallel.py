@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.coin.experiment import EXPERIMENT, coin_phases
 from sb3_contracts.experiments.coin.settings import CoinSettings
 from sb3_contracts.experiments.options import add_settings_arguments, settings_from_args
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write both runs' folders under this one (default: no files)")
     args = parser.parse_args()
     config = settings_from_args(CoinSettings, args)
+    cost = Accounting()
     start = time.perf_counter()
     init_ray(num_cpus=args.cpus, include_dashboard=False)
     ray_start = time.perf_counter() - start
@@ -81,6 +83,9 @@ def main() -> None:
         "parallel_phases_s": {key: round(value, 1) for key, value in parallel["timings"].items()},
         "load_1m_sequential": sequential_load, "load_1m_parallel": parallel_load, "ray_start_s": round(ray_start, 1),
         "welfare_ratio": sequence["summary"]["welfare_ratio"],
+        "parallel_phases_cpu_s": round(parallel["cpu_s"], 1),
+        # the sequential run's phases ran here; the parallel run's in Ray workers (their CPU measured there)
+        **cost.figures(elsewhere_s=parallel["cpu_s"]),
     }))
 
 

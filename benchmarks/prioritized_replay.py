@@ -16,6 +16,7 @@ import torch as th
 from gymnasium import spaces
 
 from sb3_contracts.common import PAPER_PER_KWARGS, PrioritizedReplayBuffer
+from sb3_contracts.experiments.accounting import Accounting
 
 BUFFER_SIZE = 100_000
 BATCH_SIZE = 128
@@ -42,12 +43,13 @@ def time_buffer(n_envs: int, obs_dim: int, rng: np.random.Generator) -> dict[str
 
 def main() -> None:
     th.set_num_threads(1)
+    cost = Accounting()
     np.random.seed(0)  # noqa: NPY002 (the buffer draws from the global generator, as SB3's buffers do)
     rng = np.random.default_rng(0)
     figures = {"buffer_size": BUFFER_SIZE, "batch_size": BATCH_SIZE}
     for label, n_envs, obs_dim in (("cartpole", 1, 4), ("coin_7x7_16_games", 16, 2 * 4 * 49)):
         figures.update({f"{label}_{key}": value for key, value in time_buffer(n_envs, obs_dim, rng).items()})
-    print(json.dumps(figures))
+    print(json.dumps({**figures, **cost.figures()}))
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ import argparse
 import collections
 import cProfile
 import json
-import os
 import pstats
 import time
 from typing import Any
 
 import torch as th
 
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.coin.experiment import coin_phases
 from sb3_contracts.experiments.coin.settings import BUDGETS, CoinSettings
 from sb3_contracts.experiments.options import parse_value
@@ -81,7 +81,7 @@ def main() -> None:
     config = CoinSettings(preset=args.preset, seed=args.seed, **budgets,
                           **{key: parse_value(value) for key, value in overrides.items()})
     th.set_num_threads(config.threads)
-    load, start, cpu_start = os.getloadavg()[0], time.perf_counter(), time.process_time()
+    cost = Accounting()
     outputs: dict[str, Any] = {}
     phases: dict[str, Any] = {}
     for phase in coin_phases(config):
@@ -97,9 +97,7 @@ def main() -> None:
                               **({"parts": shares(profile)} if profile is not None else {})}
         print(json.dumps({"phase": phase.name, **phases[phase.name]}), flush=True)
     print(json.dumps({"preset": config.preset, "seed": config.seed, "fraction": args.fraction, **budgets,
-                      "profiled": args.profile, "phases": phases,
-                      "cpu_s": round(time.process_time() - cpu_start, 1),
-                      "wall_s": round(time.perf_counter() - start, 1), "load_1m_at_start": load}))
+                      "profiled": args.profile, "phases": phases, **cost.figures()}))
 
 
 if __name__ == "__main__":

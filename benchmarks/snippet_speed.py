@@ -5,7 +5,6 @@ constructor defaults and with the Coin Game experiment's principal settings, one
     python benchmarks/snippet_speed.py 4000 1          # the process on one thread
 """
 import json
-import os
 import sys
 import time
 
@@ -13,17 +12,18 @@ import torch as th
 
 import sb3_contracts  # noqa: F401
 from sb3_contracts import MultiAgentContractDQN
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.coin.settings import CoinSettings
 
 steps = int(sys.argv[1])
 threads = sys.argv[2] if len(sys.argv) > 2 else "default"
 if threads != "default":
     th.set_num_threads(int(threads))
-out = {"process_torch_threads": th.get_num_threads(), "load_1m_at_start": os.getloadavg()[0]}
+cost = Accounting()
+out = {"process_torch_threads": th.get_num_threads()}
 for name, kwargs in (("defaults", {}), ("experiment", CoinSettings().principal_hyperparams())):
     model = MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", seed=0, **kwargs)
     start = time.perf_counter()
     model.learn(steps)
     out[name] = steps / (time.perf_counter() - start)
-out["cpu_s"] = time.process_time()
-print(json.dumps(out))
+print(json.dumps({**out, **cost.figures()}))

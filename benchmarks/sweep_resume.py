@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.sweeps import report_counts, sweep_status
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", dest="settings", help="settings of every trial",
                         default=["principal_steps=10000", "agent_steps=20000", "baseline_steps=20000"])
     args = parser.parse_args()
+    cost = Accounting()
     out = Path(args.out).resolve()
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "sb3_contracts.cli", "sweep", "coin", "--grid", "reward_rule=parl,lola",
@@ -62,6 +64,7 @@ def main() -> None:
             set(names) - set(finished)), "resume_exit_code": resumed.returncode,
         "all_finished": all(trial["status"] == "finished" for trial in status["trials"]),
         "resume_wall_s": round(resume_wall, 1), "load_1m": load + [os.getloadavg()[0]],
+        **cost.figures(),  # the sweeps ran as child processes, waited for: their CPU is counted
     }))
 
 

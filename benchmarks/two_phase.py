@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 from sb3_contracts.envs.pollution import PollutionConfig, pollution_model
 
 from sb3_contracts.experiments import run_experiment
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.two_phase import EXPERIMENT, TwoPhaseSettings
 from sb3_contracts.incentives.agents import ExactAgent
 from sb3_contracts.incentives.designs import best_flat_subsidy, best_stock_subsidy, best_time_subsidy
@@ -93,9 +93,9 @@ def main() -> None:
     settings = TwoPhaseSettings(episodes=args.episodes, n_runs=5, seed=5 * args.seed, principals=("two_phase",))
     if settings.world() != world:
         raise AssertionError("the experiment's default world must be the benchmark's")
-    start = time.perf_counter()
+    cost = Accounting()
     metrics = run_experiment(EXPERIMENT, settings, out=args.out)
-    wall = time.perf_counter() - start
+    wall = cost.figures()["wall_s"]
     summary = metrics["summaries"]["two_phase"]
     result = {
         "seed": args.seed,
@@ -119,7 +119,7 @@ def main() -> None:
         from sb3_contracts.incentives.sb3_agents import dqn_welfare_ratios
 
         result["dqn"] = dqn_welfare_ratios(world, args.dqn_steps, seed=args.seed)
-    print(json.dumps(result))
+    print(json.dumps({**result, **cost.figures()}))
 
 
 if __name__ == "__main__":
