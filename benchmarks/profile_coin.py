@@ -2,7 +2,8 @@
 its CPU time and (``--profile``) the share of it in each part of the code, one JSON line last.
 
 Parts (by cProfile's own time of each function, so a part holds what runs in it and not what it calls):
-``torch ops`` (forward kernels), ``backward``, ``optimizer``, ``torch nn (python)`` (module dispatch),
+``torch ops`` (forward kernels), ``backward``, ``optimizer``, ``torch nn (python)`` (module dispatch), ``torch
+(python)`` (the rest of torch's Python: autograd's entry, clipping, tensor methods), ``numpy``,
 ``np<->torch`` (tensor creation and copies), ``replay`` (buffers), ``env+views`` (the core and the contract layer),
 ``sb3 loop`` (SB3's collect/train loop), ``our learner``, ``callbacks``, ``logging``, ``evaluation``. cProfile adds
 its own cost to every Python call, so the shares weigh Python-heavy parts up; ``cpu_s`` without ``--profile`` is the
@@ -34,6 +35,7 @@ PARTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("backward", (), ("run_backward",)),
     ("np<->torch", (), ("as_tensor", "from_numpy", "'numpy'", "'cpu'", "'to'", "torch.tensor")),
     ("torch ops", (), ("torch", "_C", "Tensor")),
+    ("numpy", ("numpy",), ("numpy", "ndarray")),
     ("env+views", ("envs/coin_game", "/game/"), ()),
     ("replay", ("buffers", "prioritized"), ()),
     ("optimizer", ("torch/optim",), ()),
@@ -41,6 +43,7 @@ PARTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("callbacks", ("metrics.py", "progress.py", "callbacks"), ()),
     ("evaluation", ("baselines.py",), ()),
     ("torch nn (python)", ("torch/nn",), ()),
+    ("torch (python)", ("/torch/",), ()),
     ("sb3 loop", ("stable_baselines3",), ()),
     ("our learner", ("sb3_contracts",), ()),
 )
