@@ -1,5 +1,6 @@
-"""The README's ten-line snippet's speed: MultiAgentContractDQN on ContractCoinGame-v0, steps per second with its
-constructor defaults and with the Coin Game experiment's principal settings, one JSON line last.
+"""The README's ten-line snippet's speed: MultiAgentContractDQN on ContractCoinGame-v0, steps per second of wall and
+of CPU with its constructor defaults (the registered id's preset: the experiment's settings) and with the Coin Game
+experiment's principal settings passed explicitly, one JSON line last.
 
     python benchmarks/snippet_speed.py 4000            # torch's default threads in the process
     python benchmarks/snippet_speed.py 4000 1          # the process on one thread
@@ -23,7 +24,8 @@ cost = Accounting()
 out = {"process_torch_threads": th.get_num_threads()}
 for name, kwargs in (("defaults", {}), ("experiment", CoinSettings().principal_hyperparams())):
     model = MultiAgentContractDQN("MlpPolicy", "ContractCoinGame-v0", seed=0, **kwargs)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.learn(steps)
     out[name] = steps / (time.perf_counter() - start)
+    out[f"{name}_per_cpu_s"] = steps / (time.process_time() - cpu)  # what a core of its own would run
 print(json.dumps({**out, **cost.figures()}))
