@@ -1,4 +1,4 @@
-"""The principal's view of any PettingZoo game under contracts: :class:`ContractGameEnv` and :class:`ContractGameVecEnv`.
+"""The principal's view of any PettingZoo game under contracts: :class:`ContractGameEnv`, :class:`ContractGameVecEnv`.
 
 Each step the principal sees every agent's observation (one row each) and offers every agent a contract, one payment
 per action (the action is observed, so it is paid on directly); the agents (a responder, see
@@ -35,6 +35,7 @@ from sb3_contracts.envs.checks import check_real
 from sb3_contracts.game.parallel_games import GameSpec, make_game_batch
 from sb3_contracts.game.responders import Responder, ThresholdResponder, make_responder, random_responder
 from sb3_contracts.game.settlement import nudge_contracts, settle_actions
+from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
 
 #: The built-in agents of a generic game: ``"follow"`` takes every recommendation (a random action without one),
 #: ``"random"`` ignores contracts.
@@ -131,10 +132,25 @@ class ContractGames:
         :return: the principal's rewards ``[N]``, one ``info`` per game (see :class:`ContractGameEnv`), the
             terminations and the truncations ``[N]``
         """
-        actions = np.asarray(self.responder(self.observe(), contracts, self))
+        # the agents answer what they are offered: the contracts with the nudge
+        actions = np.asarray(self.responder(self.observe(), nudge_contracts(contracts, self.nudge), self))
         if actions.shape != (self.n_games, self.n_agents):
             raise ValueError(f"the responder must return actions of shape {(self.n_games, self.n_agents)}, "
                              f"got {actions.shape}")
+        rewards, infos, terminated, truncated = self.settle(contracts, actions)
+        extras = self.responder.info(self) if hasattr(self.responder, "info") else {}
+        for key, values in extras.items():
+            for info, value in zip(infos, values, strict=True):
+                info[key] = value
+        return rewards, infos, terminated, truncated
+
+    def settle(self, contracts: np.ndarray, actions: np.ndarray
+               ) -> tuple[np.ndarray, list[dict[str, Any]], np.ndarray, np.ndarray]:
+        """
+        Step every game with the agents' ``actions [N, n]`` under checked ``contracts [N, n, A]`` and settle.
+
+        :return: the principal's rewards ``[N]``, one ``info`` per game, the terminations and truncations ``[N]``
+        """
         offered = nudge_contracts(contracts, self.nudge)
         rewards, terminated, truncated = self.core.step(actions)
         settled = settle_actions(offered, actions)
@@ -142,13 +158,9 @@ class ContractGames:
         self.t += 1
         self.episode_welfare += welfare
         self.episode_payments += paid
-        extras = self.responder.info(self) if hasattr(self.responder, "info") else {}
         infos = [{"agent_rewards": r, "payments": p, "actions": a, "recommended": rec, "followed": f, "welfare": w}
                  for r, p, a, rec, f, w in zip(rewards, settled.payments, actions, settled.recommended,
                                                settled.followed, welfare.tolist(), strict=True)]
-        for key, values in extras.items():
-            for info, value in zip(infos, values, strict=True):
-                info[key] = value
         for game in np.flatnonzero(terminated | truncated).tolist():
             infos[game].update(episode_welfare=float(self.episode_welfare[game]),
                                episode_payments=float(self.episode_payments[game]),
@@ -207,18 +219,19 @@ class ContractGameEnv(ContractGamesView, gym.Env):
     :param agent_ids: append a one-hot of the agent's index to its row (needed when agents see the same thing, e.g.
         everyone at the start of the Escape Room, and one network is shared over agents)
     :param game_kwargs: keyword arguments of the game factory
-    :param render_mode: ``None`` only (the game renders itself)
+    :param render_mode: ``None``, ``"ansi"`` (``render()`` returns the step, the agents' rows and the last
+        contracts as text) or ``"human"`` (prints it)
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata = render_metadata()
 
     def __init__(self, game: GameSpec, alpha: float = DEFAULT_ALPHA, b_max: float = DEFAULT_GAME_B_MAX,
                  agents: str | Responder | Any = "follow", nudge: float = 0.0, agent_ids: bool = False,
                  game_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None (render the game itself), got {render_mode!r}")
+        check_render_mode(render_mode)
         self.games = ContractGames(game, 1, agents, alpha, b_max, nudge, agent_ids, game_kwargs=game_kwargs)
-        self.render_mode = None
+        self.render_mode = render_mode
+        self._last_contracts: np.ndarray | None = None
         self.observation_space = self.games.observation_space
         self.action_space = self.games.action_space
 
@@ -231,7 +244,13 @@ class ContractGameEnv(ContractGamesView, gym.Env):
         contracts = check_contract(action, self.action_space.shape, self.games.b_max, "action",
                                    "one contract (a payment per action) per agent")
         rewards, infos, terminated, truncated = self.games.play(contracts[None])
+        self._last_contracts = contracts
         return self.games.observe()[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
+
+    def render(self) -> str | None:
+        rows = np.array2string(self.games.observe()[0], precision=2)
+        return render_text(self.render_mode, f"step {int(self.games.t[0])}\nrows:\n{rows}\n"
+                                             f"last contracts:\n{self._last_contracts}")
 
 
 class ContractGameVecEnv(ContractGamesView, VecEnv):
@@ -248,8 +267,7 @@ class ContractGameVecEnv(ContractGamesView, VecEnv):
     """
 
     def __init__(self, game: GameSpec, n_envs: int = 16, seed: int | None = None, **kwargs: Any) -> None:
-        if kwargs.pop("render_mode", None) is not None:
-            raise ValueError("render_mode must be None")
+        check_render_mode(kwargs.pop("render_mode", None))
         self.games = ContractGames(game, n_envs, seed=seed, **kwargs)
         self.render_mode = None
         super().__init__(self.games.n_games, self.games.observation_space, self.games.action_space)
