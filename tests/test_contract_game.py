@@ -84,7 +84,7 @@ def test_escape_room_rules():
     for step in range(5):
         _, rewards, terminations, truncations, _ = env.step(dict.fromkeys(env.possible_agents, 1))
         assert sum(rewards.values()) == 0 and not any(terminations.values())
-    assert all(truncations.values()) and step == 4
+        assert all(truncations.values()) == (step == 4)
 
 
 def test_escape_room_observations_list_self_first():
