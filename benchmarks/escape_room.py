@@ -31,8 +31,8 @@ from sb3_contracts import ContractAgentsParallelEnv, ContractGameVecEnv, MultiAg
 from sb3_contracts.envs.escape_room import EscapeRoomConfig
 
 IDS = {2: "ContractEscapeRoom-v0", 3: "ContractEscapeRoom3-v0"}
-#: The principal's learner settings (the learner's defaults otherwise).
-PRINCIPAL = dict(n_envs=16, learning_starts=500, target_update_interval=500, nudge=0.25)
+#: The principal's learner settings besides the command's (the learner's defaults otherwise).
+PRINCIPAL = dict(n_envs=16, learning_starts=500, target_update_interval=500)
 #: The validation agents' (and the selfish baseline's) DQN settings.
 AGENTS = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64, train_freq=1,
               target_update_interval=500, exploration_fraction=0.3, exploration_final_eps=0.02, gamma=0.99)
@@ -89,10 +89,12 @@ def evaluate(env_kwargs: dict[str, Any], principal: Any, agents: DQN, episodes: 
 def run_seed(n_agents: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One seed: principal, validation, selfish baseline; their figures and timings."""
     env_id = IDS[n_agents]
-    env_kwargs = dict(sb3_contracts.ENV_IDS[env_id][1])
+    env_kwargs = dict(sb3_contracts.ENV_IDS[env_id][1]) | {"b_max": args.b_max}
     timings = {}
     start = time.perf_counter()
-    principal = MultiAgentContractDQN("MlpPolicy", env_id, seed=seed, **PRINCIPAL).learn(args.principal_steps)
+    principal = MultiAgentContractDQN("MlpPolicy", env_id, seed=seed, env_kwargs={"b_max": args.b_max},
+                                      nudge=args.nudge, follow_prob=args.follow_prob, **PRINCIPAL)
+    principal.learn(args.principal_steps)
     timings["principal_s"] = time.perf_counter() - start
     start = time.perf_counter()
     validation_agents = train_agents(env_kwargs, principal, args.agent_steps, seed, args.copies)
@@ -112,7 +114,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, choices=sorted(IDS), default=2, help="N (2: M = 1; 3: M = 2)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--principal-steps", type=int, default=20_000, help="principal's env steps (game steps)")
+    parser.add_argument("--principal-steps", type=int, default=60_000, help="principal's env steps (game steps)")
+    parser.add_argument("--follow-prob", type=float, default=1.0, help="the learner's follow_prob")
+    parser.add_argument("--nudge", type=float, default=0.25, help="the learner's nudge ξ")
+    parser.add_argument("--b-max", type=float, default=2.0, help="the largest payment per action")
     parser.add_argument("--agent-steps", type=int, default=30_000, help="validation agents' steps (all agents)")
     parser.add_argument("--copies", type=int, default=4, help="games the validation agents play together")
     parser.add_argument("--eval-episodes", type=int, default=200)
@@ -127,7 +132,7 @@ def main() -> None:
     figures = {"env_id": IDS[args.agents], "seeds": args.seeds,
                **{f"mean_{key}": float(np.mean([run[key] for run in runs])) for key in keys},
                "min_optimal_ratio": float(min(run["optimal_ratio"] for run in runs)),
-               "principal_steps": args.principal_steps, "agent_steps": args.agent_steps, "runs": runs,
+               **{key: value for key, value in vars(args).items() if key not in ("agents", "seeds")}, "runs": runs,
                "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1)}
     print(json.dumps(figures))
 
