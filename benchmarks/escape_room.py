@@ -93,7 +93,8 @@ def run_seed(n_agents: int, seed: int, args: argparse.Namespace) -> dict[str, An
     timings = {}
     start = time.perf_counter()
     principal = MultiAgentContractDQN("MlpPolicy", env_id, seed=seed, env_kwargs={"b_max": args.b_max},
-                                      nudge=args.nudge, follow_prob=args.follow_prob, **PRINCIPAL)
+                                      nudge=args.nudge, follow_prob=args.follow_prob,
+                                      exploration_initial_eps=args.initial_eps, **PRINCIPAL)
     principal.learn(args.principal_steps)
     timings["principal_s"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--principal-steps", type=int, default=60_000, help="principal's env steps (game steps)")
     parser.add_argument("--follow-prob", type=float, default=1.0, help="the learner's follow_prob")
     parser.add_argument("--nudge", type=float, default=0.25, help="the learner's nudge ξ")
+    parser.add_argument("--initial-eps", type=float, default=0.4, help="the learner's exploration_initial_eps")
     parser.add_argument("--b-max", type=float, default=2.0, help="the largest payment per action")
     parser.add_argument("--agent-steps", type=int, default=30_000, help="validation agents' steps (all agents)")
     parser.add_argument("--copies", type=int, default=4, help="games the validation agents play together")
