@@ -82,7 +82,8 @@ def evaluate(env_kwargs: dict[str, Any], principal: Any, agents: DQN, episodes: 
                 payments.append(info["episode_payments"])
     welfare, payments = np.array(welfare[:episodes]), np.array(payments[:episodes])
     return {"welfare": float(welfare.mean()), "payments": float(payments.mean()),
-            "payment_share": float(payments.sum() / max(welfare.sum(), 1e-9)),
+            # payments over welfare; undefined (NaN) when the agents create no welfare
+            "payment_share": float(payments.sum() / welfare.sum()) if welfare.sum() > 0 else float("nan"),
             "follow_rate": followed / recommended if recommended else float("nan")}
 
 
@@ -115,12 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, choices=sorted(IDS), default=2, help="N (2: M = 1; 3: M = 2)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--principal-steps", type=int, default=60_000, help="principal's env steps (game steps)")
+    parser.add_argument("--principal-steps", type=int, default=100_000, help="principal's env steps (game steps)")
     parser.add_argument("--follow-prob", type=float, default=1.0, help="the learner's follow_prob")
     parser.add_argument("--nudge", type=float, default=0.25, help="the learner's nudge ξ")
     parser.add_argument("--initial-eps", type=float, default=0.4, help="the learner's exploration_initial_eps")
     parser.add_argument("--b-max", type=float, default=2.0, help="the largest payment per action")
-    parser.add_argument("--agent-steps", type=int, default=30_000, help="validation agents' steps (all agents)")
+    parser.add_argument("--agent-steps", type=int, default=100_000, help="validation agents' steps (all agents)")
     parser.add_argument("--copies", type=int, default=4, help="games the validation agents play together")
     parser.add_argument("--eval-episodes", type=int, default=200)
     args = parser.parse_args()
