@@ -18,6 +18,13 @@ __version__ = "0.1.0"
 #: The Coin Game ids play ``CoinGameConfig``'s game (its defaults: one place) at the paper's two sizes.
 _COIN_3x3 = {"preset": "3x3"}
 _COIN_7x7 = {"preset": "7x7"}
+#: The Escape Room ids play LIO's two settings through the generic layer (a one-hot agent index tells the agents
+#: apart: they all start at the start and see the same thing; pulling the lever costs 1, so payments go up to 2).
+_ESCAPE_ROOM = "sb3_contracts.envs.escape_room.escape_room_v0:parallel_env"
+_ROOM_2_1 = {"game": _ESCAPE_ROOM, "game_kwargs": {"n_agents": 2, "min_at_lever": 1}, "agent_ids": True,
+             "b_max": 2.0}
+_ROOM_3_2 = {"game": _ESCAPE_ROOM, "game_kwargs": {"n_agents": 3, "min_at_lever": 2}, "agent_ids": True,
+             "b_max": 2.0}
 #: Every registered env id: its entry point and default arguments (variants as Gymnasium's ``FrozenLake8x8-v1``).
 ENV_IDS: dict[str, tuple[str, dict]] = {
     "ContractBinaryTree-v0": ("sb3_contracts.game.principal_view:make_binary_tree_principal_env", {}),
@@ -26,6 +33,8 @@ ENV_IDS: dict[str, tuple[str, dict]] = {
     "ContractCoinGame7x7-v0": ("sb3_contracts.game.coin_principal_view:ContractCoinGameEnv", _COIN_7x7),
     "ContractCoinGameAgents-v0": ("sb3_contracts.game.coin_agents_view:ContractCoinGameAgentsEnv", _COIN_3x3),
     "ContractCoinGameAgents7x7-v0": ("sb3_contracts.game.coin_agents_view:ContractCoinGameAgentsEnv", _COIN_7x7),
+    "ContractEscapeRoom-v0": ("sb3_contracts.game.contract_game:ContractGameEnv", _ROOM_2_1),
+    "ContractEscapeRoom3-v0": ("sb3_contracts.game.contract_game:ContractGameEnv", _ROOM_3_2),
     "PollutionControl-v0": ("sb3_contracts.envs.pollution:PollutionControlEnv", {}),
     "PollutionControlPrincipal-v0": ("sb3_contracts.envs.pollution:PollutionControlPrincipalEnv", {}),
 }
@@ -55,15 +64,20 @@ for _env_id, (_entry_point, _kwargs) in ENV_IDS.items():
 BATCHED_VEC_ENVS = {
     "ContractCoinGame-v0": "sb3_contracts.game.coin_principal_view:ContractCoinGameVecEnv",
     "ContractCoinGame7x7-v0": "sb3_contracts.game.coin_principal_view:ContractCoinGameVecEnv",
+    "ContractEscapeRoom-v0": "sb3_contracts.game.contract_game:make_contract_game_vec_env",
+    "ContractEscapeRoom3-v0": "sb3_contracts.game.contract_game:make_contract_game_vec_env",
 }
 
 #: Public names and the module each is loaded from on first use.
 _EXPORTS = {
     "AgentEnv": "sb3_contracts.game",
+    "ContractAgentsParallelEnv": "sb3_contracts.game",
     "ContractAgentsVecEnv": "sb3_contracts.game",
     "ContractCoinGameEnv": "sb3_contracts.game",
     "ContractCoinGameVecEnv": "sb3_contracts.game",
     "ContractDQN": "sb3_contracts.contract_dqn",
+    "ContractGameEnv": "sb3_contracts.game",
+    "ContractGameVecEnv": "sb3_contracts.game",
     "ExactBestResponder": "sb3_contracts.solvers",
     "MultiAgentContractDQN": "sb3_contracts.contract_dqn_multiagent",
     "PrincipalEnv": "sb3_contracts.game",

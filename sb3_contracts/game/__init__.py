@@ -7,7 +7,14 @@
 * :mod:`~sb3_contracts.game.adapters`: the agent embedded in the principal's view, the principal in the agent's.
 * :mod:`~sb3_contracts.game.encoding`: state encodings.
 
-Many agents (the Coin Game under a principal):
+Many agents, any PettingZoo ``ParallelEnv`` whose agents share one ``Discrete`` action space:
+
+* :mod:`~sb3_contracts.game.contract_game`: :class:`ContractGameEnv` and :class:`ContractGameVecEnv`, the principal's
+  view (the Escape Room ids are instances).
+* :mod:`~sb3_contracts.game.contract_agents`: :class:`ContractAgentsParallelEnv`, the agents' view under a principal.
+* :mod:`~sb3_contracts.game.parallel_games`: a game as a batch of copies, or the game's own batched fast path.
+
+Many agents, the Coin Game under a principal (its batched core):
 
 * :mod:`~sb3_contracts.game.coin_principal_view`: :class:`ContractCoinGameEnv` and :class:`ContractCoinGameVecEnv`,
   the principal's view.
@@ -21,6 +28,8 @@ from sb3_contracts.game.agent_view import AgentEnv
 from sb3_contracts.game.batch import START_STATES, ContractGameBatch, draw_start_states
 from sb3_contracts.game.coin_agents_view import ContractAgentsVecEnv, make_principal
 from sb3_contracts.game.coin_principal_view import ContractCoinGameEnv, ContractCoinGameVecEnv
+from sb3_contracts.game.contract_agents import ContractAgentsParallelEnv
+from sb3_contracts.game.contract_game import ContractGameEnv, ContractGames, ContractGameVecEnv
 from sb3_contracts.game.encoding import StateEncoder, agent_observation
 from sb3_contracts.game.principal_view import PrincipalEnv, PrincipalVecEnv, TrainingAgents
 from sb3_contracts.game.responders import SB3Responder, ThresholdResponder, make_responder, selfish_responder
@@ -29,10 +38,14 @@ from sb3_contracts.game.settlement import follow_flags, pay, recommend, settle
 __all__ = [
     "START_STATES",
     "AgentEnv",
+    "ContractAgentsParallelEnv",
     "ContractAgentsVecEnv",
     "ContractCoinGameEnv",
     "ContractCoinGameVecEnv",
     "ContractGameBatch",
+    "ContractGameEnv",
+    "ContractGameVecEnv",
+    "ContractGames",
     "PrincipalEnv",
     "PrincipalVecEnv",
     "StateEncoder",

@@ -47,21 +47,35 @@ def selfish_responder(agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGa
     return greedy_selfish_policy(core, core.rng)
 
 
+def random_responder(agent_obs: np.ndarray, contracts: np.ndarray, core: Any) -> np.ndarray:
+    """
+    Uniformly random actions drawn from ``core.rng`` (any game); contracts are ignored.
+
+    :param agent_obs: ``[N, n, D]`` agent observations (unused)
+    :param contracts: ``[N, n, A]`` contracts (their shape gives the number of actions)
+    :param core: anything with a NumPy generator ``rng``
+    :return: actions ``[N, n]``
+    """
+    return core.rng.integers(contracts.shape[-1], size=contracts.shape[:2])
+
+
 class ThresholdResponder:
     """
-    Greedy-selfish unless the contract pays at least ``follow_price`` (and more than zero) on some action;
-    then the best-paid action. With ``follow_price=0`` it follows every recommendation.
+    ``fallback`` (greedy-selfish in the Coin Game) unless the contract pays at least ``follow_price`` (and more than
+    zero) on some action; then the best-paid action. With ``follow_price=0`` it follows every recommendation.
 
     :param follow_price: the smallest payment for which an agent follows (its opportunity cost)
+    :param fallback: the responder for agents that do not follow (:func:`selfish_responder` by default)
     """
 
-    def __init__(self, follow_price: float = DEFAULT_FOLLOW_PRICE) -> None:
+    def __init__(self, follow_price: float = DEFAULT_FOLLOW_PRICE, fallback: Responder | None = None) -> None:
         self.follow_price = check_real("follow_price", follow_price, 0.0)
+        self.fallback = selfish_responder if fallback is None else fallback
 
     def __call__(self, agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
         recommended = recommend(contracts)
         enough = (recommended >= 0) & (contracts.max(axis=-1) >= self.follow_price)
-        return np.where(enough, recommended, greedy_selfish_policy(core, core.rng))
+        return np.where(enough, recommended, self.fallback(agent_obs, contracts, core))
 
 
 class SB3Responder:

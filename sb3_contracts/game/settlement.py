@@ -1,10 +1,13 @@
-"""Settlement of a Coin Game step under contracts, written once: the recommendation convention and the payments.
+"""Settlement of a step under contracts, written once: the recommendation convention, the nudge and the payments.
+
+Every many-agent view settles through this module: the Coin Game's (:func:`settle`) and those of any PettingZoo game
+(:func:`settle_actions`, :func:`nudge_contracts`, used by :mod:`~sb3_contracts.game.contract_game`).
 
 Recommendation convention
 -------------------------
 
-A contract for agent ``i`` is four payments ``contract[i, a]``, one per move ``a`` (the action is observed,
-so it is paid on directly). Agent ``i`` is paid ``contract[i, a_i]``: only on the action it took.
+A contract for agent ``i`` is one payment ``contract[i, a]`` per action ``a`` (four moves in the Coin Game; the
+action is observed, so it is paid on directly). Agent ``i`` is paid ``contract[i, a_i]``: only on the action it took.
 
 - A contract **recommends** the action it pays most on (ties go to the lowest action index, as ``argmax``).
 - An **all-zero** contract recommends nothing: the agent is free. Its recommendation is reported as ``-1``.
@@ -33,8 +36,8 @@ def recommend(contracts: np.ndarray) -> np.ndarray:
     """
     The recommended action of each contract: the best-paid action, ``-1`` for an all-zero contract.
 
-    :param contracts: ``[..., 4]`` payments per action
-    :return: ``[...]`` int64 actions in ``-1..3``
+    :param contracts: ``[..., A]`` payments per action
+    :return: ``[...]`` int64 actions in ``-1..A-1``
     """
     best = contracts.argmax(axis=-1)
     return np.where(contracts.max(axis=-1) > 0, best, NO_RECOMMENDATION)
@@ -44,7 +47,7 @@ def pay(contracts: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """
     The payment of each contract on the action taken.
 
-    :param contracts: ``[..., 4]`` payments per action
+    :param contracts: ``[..., A]`` payments per action
     :param actions: ``[...]`` actions taken
     :return: ``[...]`` payments ``contracts[..., actions]``
     """
@@ -62,6 +65,42 @@ def follow_flags(recommended: np.ndarray, actions: np.ndarray) -> np.ndarray:
     flags = (recommended == actions).astype(np.int8)
     flags[recommended == NO_RECOMMENDATION] = NO_RECOMMENDATION
     return flags
+
+
+def nudge_contracts(contracts: np.ndarray, nudge: float) -> np.ndarray:
+    """
+    The contracts with the nudge ``ξ`` added to the payment on each recommendation (all-zero contracts stay free):
+    what an agent is offered, and paid if it follows, when the principal nudges on top of its contracts.
+
+    :param contracts: ``[..., A]`` payments per action
+    :param nudge: ``ξ >= 0``
+    :return: a new array (``contracts`` itself when ``nudge`` is 0)
+    """
+    if nudge == 0:
+        return contracts
+    recommended = recommend(contracts)
+    bonus = np.eye(contracts.shape[-1])[np.maximum(recommended, 0)] * (recommended >= 0)[..., None]
+    return contracts + nudge * bonus
+
+
+class Settlement(NamedTuple):
+    """How contracts settle on the actions taken, every array ``[..., n]``."""
+
+    payments: np.ndarray
+    recommended: np.ndarray
+    followed: np.ndarray
+
+
+def settle_actions(contracts: np.ndarray, actions: np.ndarray) -> Settlement:
+    """
+    Settle contracts on the actions taken: each agent is paid its contract's payment on its action.
+
+    :param contracts: ``[..., A]`` validated contracts
+    :param actions: ``[...]`` actions
+    :return: payments, recommendations and follow flags
+    """
+    recommended = recommend(contracts)
+    return Settlement(pay(contracts, actions), recommended, follow_flags(recommended, actions))
 
 
 class ContractStep(NamedTuple):
@@ -85,5 +124,4 @@ def settle(core: CoinGameBatch, contracts: np.ndarray, actions: np.ndarray) -> C
     :return: the game's rewards (without payments), truncations, payments, recommendations and follow flags
     """
     rewards, truncated = core.step(actions)
-    recommended = recommend(contracts)
-    return ContractStep(rewards, truncated, pay(contracts, actions), recommended, follow_flags(recommended, actions))
+    return ContractStep(rewards, truncated, *settle_actions(contracts, actions))
