@@ -13,7 +13,9 @@ target agent networks. Prints one JSON line per run::
     python benchmarks/tree_knife_edge.py --tree 21 --seed 0
     python benchmarks/tree_knife_edge.py --tree 21 --seed 0 --overrides '{"tau": 0.1}' --out run.json
 
-``--out`` writes the whole record (every evaluation's deviations and the top levels' gaps at every copy).
+``--out`` writes the whole record (every evaluation's deviations and the top levels' gaps at every copy);
+``--summarize FILE...`` reads such records and prints, over the costly deviations of the second half of training,
+their depths and the median parts of their gap errors.
 """
 
 from __future__ import annotations
@@ -167,6 +169,34 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
             "end_deviation": result["records"][-1]["deviations"][0] if result["records"][-1]["deviations"] else None}
 
 
+def summarize(paths: list[str], late: float = 0.5, costly: float = 0.01) -> dict[str, Any]:
+    """
+    Over the runs written with ``--out``: every evaluation in the last ``late`` share of training whose costliest
+    deviation costs at least ``costly`` of the utility ratio, with that deviation's depth and the parts of its gap
+    error (medians), and how often the deviation rents are its largest part.
+    """
+    rows = []
+    for path in paths:
+        with open(path) as file:
+            result = json.load(file)
+        for record in result["records"]:
+            if record["steps"] >= (1 - late) * result["total"] and record["deviations"]:
+                worst = record["deviations"][0]
+                if worst["gain_if_paid"] >= costly:
+                    rows.append(worst)
+    if not rows:
+        return {"runs": len(paths), "costly_evaluations": 0}
+    depths = np.array([row["depth"] for row in rows])
+    parts = {name: np.array([row[f"{name}_part"] for row in rows]) for name in ("reward", "learning", "rent")}
+    largest = np.argmax(np.abs(np.stack(list(parts.values()))), axis=0)
+    return {"runs": len(paths), "costly_evaluations": len(rows),
+            "depth_counts": {int(d): int((depths == d).sum()) for d in np.unique(depths)},
+            "median_cost": float(np.median([row["gain_if_paid"] for row in rows])),
+            "median_gap_error": float(np.median([row["gap_error"] for row in rows])),
+            **{f"median_{name}_part": float(np.median(values)) for name, values in parts.items()},
+            "largest_part_counts": {name: int((largest == i).sum()) for i, name in enumerate(parts)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", type=int, default=20, help="tree seed")
@@ -175,7 +205,12 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=TREE_ITERATIONS, help="vec-env steps of training")
     parser.add_argument("--out", default=None, help="write the whole record as JSON here")
+    parser.add_argument("--summarize", nargs="+", default=None, metavar="FILE",
+                        help="no training: summarise the costly late deviations of runs written with --out")
     args = parser.parse_args()
+    if args.summarize:
+        print(json.dumps(summarize(args.summarize)))
+        return
     th.set_num_threads(1)
     result = run(args.tree, args.seed, json.loads(args.overrides), args.depth, args.iterations)
     if args.out:
