@@ -15,7 +15,8 @@ target agent networks. Prints one JSON line per run::
 
 ``--out`` writes the whole record (every evaluation's deviations and the top levels' gaps at every copy);
 ``--summarize FILE...`` reads such records and prints, over the costly deviations of the second half of training,
-their depths and the median parts of their gap errors.
+their depths and the median parts of their gap errors; ``--ceiling FIRST END`` prints the exact ceilings of the stake
+nudge (``nudge_error_scale``) on those trees.
 """
 
 from __future__ import annotations
@@ -197,6 +198,49 @@ def summarize(paths: list[str], late: float = 0.5, costly: float = 0.01) -> dict
             "largest_part_counts": {name: int((largest == i).sum()) for i, name in enumerate(parts)}}
 
 
+def tree_contracts(agent_q: np.ndarray, probs: np.ndarray, target: int, margin: np.ndarray | float) -> np.ndarray:
+    """The minimal contracts ``[n, 2]`` implementing ``target`` with ``margin`` in 2-action, 2-outcome states: pay on
+    the outcome the target makes likelier."""
+    other, paid = 1 - target, target
+    payment = np.zeros((agent_q.shape[0], 2))
+    payment[:, paid] = (np.maximum(agent_q[:, other] - agent_q[:, target] + margin, 0)
+                        / (probs[:, target, paid] - probs[:, other, paid]))
+    return payment
+
+
+def stake_ceiling(mdp: Any, nudge: float, error_scale: float) -> float:
+    """
+    The utility ratio of the SPE when every contract pays ``max(nudge, stake_margin(stake, error_scale))`` (the most
+    a learner with ``nudge_error_scale`` can reach), by backward induction with the exact continuation (two actions,
+    two outcomes: the trees).
+    """
+    from sb3_contracts.contract_dqn.policies import stake_margin
+    from sb3_contracts.solvers import solve_spe
+
+    agent_value, principal_value = np.zeros(mdp.n_states), np.zeros(mdp.n_states)
+    contracts, recommended = np.zeros((mdp.n_states, 2)), np.zeros(mdp.n_states, dtype=np.int64)
+    for states in mdp.topological_levels():
+        agent_next = mdp.gamma * mdp.expected_next(agent_value, states)
+        gross = mdp.principal_reward[states] + mdp.gamma * mdp.expected_next(principal_value, states)
+        probs = mdp.outcome_probs[states]
+        agent_q = mdp.agent_reward[states] + np.einsum("nao,no->na", probs, agent_next)
+        menu = []
+        for target in (0, 1):
+            plain = tree_contracts(agent_q, probs, target, nudge)
+            stake = np.maximum(np.einsum("no,no->n", probs[:, target] - probs[:, 1 - target], gross - plain), 0)
+            margin = np.maximum(nudge, stake_margin(th.as_tensor(stake), error_scale).numpy()) if error_scale else nudge
+            priced = tree_contracts(agent_q, probs, target, margin)
+            menu.append((np.einsum("no,no->n", probs[:, target], gross - priced), priced))
+        choice = (menu[1][0] > menu[0][0]).astype(np.int64)
+        contracts[states] = np.where(choice[:, None] == 1, menu[1][1], menu[0][1])
+        recommended[states] = choice
+        followed = probs[np.arange(len(states)), choice]
+        agent_value[states] = mdp.agent_reward[states, choice] + np.einsum("no,no->n", followed,
+                                                                          contracts[states] + agent_next)
+        principal_value[states] = np.einsum("no,no->n", followed, gross - contracts[states])
+    return evaluate_policy_table(mdp, contracts, recommended, solve_spe(mdp)).utility_ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", type=int, default=20, help="tree seed")
@@ -207,7 +251,16 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the whole record as JSON here")
     parser.add_argument("--summarize", nargs="+", default=None, metavar="FILE",
                         help="no training: summarise the costly late deviations of runs written with --out")
+    parser.add_argument("--ceiling", nargs=2, type=int, default=None, metavar=("FIRST", "END"),
+                        help="no training: the exact ceilings of the stake nudge on trees FIRST..END-1")
     args = parser.parse_args()
+    if args.ceiling:
+        for scale in (0.0, 0.002, 0.003, 0.004):
+            trees = range(*args.ceiling)
+            ratios = [stake_ceiling(random_binary_tree(args.depth, tree), 0.005, scale) for tree in trees]
+            print(json.dumps({"nudge": 0.005, "nudge_error_scale": scale, "ceiling_mean": float(np.mean(ratios)),
+                              "ceiling_min": float(np.min(ratios))}))
+        return
     if args.summarize:
         print(json.dumps(summarize(args.summarize)))
         return
