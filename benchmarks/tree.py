@@ -67,7 +67,9 @@ def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
                                   hyperparams=overrides, threads=args.threads)
     results = run_experiment(EXPERIMENT, config)
     final, history = results["final"], results["history"]
-    nudge = {**binary_tree_hyperparams(args.n_envs), **overrides}.get("nudge", 0.0)
+    hyperparams = {**binary_tree_hyperparams(args.n_envs), **overrides}
+    # the SPE pays one nudge everywhere: no ceiling for a nudge that varies over training or by state
+    nudge = hyperparams.get("nudge", 0.0) if not hyperparams.get("nudge_error_scale") else None
     return {"utility_ratio": final["utility_ratio"], "accuracy": final["accuracy"],
             "utility_ratio_min_last10": results["utility_ratio_min_last10"],
             "utility_ratio_best": max(row["utility_ratio"] for row in history),
@@ -75,8 +77,9 @@ def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
 
 
 def nudge_ceiling(mdp: Any, nudge: Any) -> dict[str, float]:
-    """The utility ratio of the SPE itself with the learner's nudge: the most a learner with that nudge can reach."""
-    if callable(nudge):
+    """The utility ratio of the SPE itself with the learner's nudge: the most a learner with that nudge can reach
+    (nothing for ``None`` or a schedule)."""
+    if nudge is None or callable(nudge):
         return {}
     nudged = solve_spe(mdp, nudge=float(nudge))
     ratio = evaluate_policy_table(mdp, nudged.contracts, nudged.recommended_action, solve_spe(mdp)).utility_ratio

@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_contracts import ContractDQN, PrincipalEnv, PrincipalVecEnv, solve_spe
 from sb3_contracts.contract_dqn import ContractReplayBuffer, OneHotEmbedding
+from sb3_contracts.contract_dqn.policies import stake_margin
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table, evaluate_principal
 from sb3_contracts.solvers import best_response
 
@@ -133,6 +134,8 @@ def test_exact_evaluation_callback_logs_history() -> None:
         (dict(agent_samples="some"), "agent_samples"),
         (dict(training_agent="obedient"), "training_agent"),
         (dict(factorization="state"), "factorization"),
+        (dict(nudge_error_scale=-0.01), "nudge_error_scale"),
+        (dict(nudge_error_scale=0.01, factorization="action"), "nudge_error_scale"),
         (dict(outcome_probs=np.ones((3, 2))), "outcome_probs"),
     ],
 )
@@ -200,3 +203,36 @@ def test_training_agent_follow_needs_the_envs_in_this_process() -> None:
             model.learn(20)
     finally:
         env.close()
+
+
+def test_stake_margin_grows_with_the_stake_and_vanishes_below_its_threshold() -> None:
+    sigma = 0.01
+    stakes = th.tensor([0.0, sigma * float(np.sqrt(2 * np.pi)), 0.1, 1.0, 10.0])
+    margins = stake_margin(stakes, sigma)
+    assert margins[0] == 0 and margins[1] == 0
+    assert th.all(margins[2:].diff() > 0)
+    # the margin m minimises m + P(N(0, σ²) > m) · stake: the derivative 1 - stake · φ(m/σ)/σ vanishes there
+    density = th.exp(-0.5 * (margins[2:] / sigma) ** 2) / (sigma * float(np.sqrt(2 * np.pi)))
+    assert th.allclose(stakes[2:] * density, th.ones(3), atol=1e-4)
+
+
+def test_stake_margins_raise_the_nudge_where_a_flip_costs_the_principal_most() -> None:
+    model, mdp = make_model(depth=3, nudge=0.001, nudge_error_scale=0.01)
+    model.learn(1_000)
+    policy, obs = model.policy, th.as_tensor(np.eye(mdp.n_states), dtype=th.float32)
+    with th.no_grad():
+        probs = policy.outcome_probs(obs)
+        agent_q, principal_out = policy.agent_q(policy.agent_net(obs), probs), policy.principal_net(obs)
+        plain, _ = policy.minimal_contracts(agent_q, probs)
+        priced, _ = policy.priced_contracts(agent_q, probs, principal_out)
+        stake = policy.principal_stake(principal_out, probs, plain)
+        # the nudge each contract pays: the target's full Q over the other action's
+        full = agent_q.unsqueeze(1) + th.einsum("bko,bto->btk", probs, priced)
+        paid = full[:, [0, 1], [0, 1]] - full[:, [0, 1], [1, 0]]
+    decision = ~th.as_tensor(mdp.terminal)
+    expected = th.maximum(stake_margin(stake, 0.01), th.tensor(0.001))
+    # where a payment is needed the margin is exactly the stake's (with b = 0 the agent may prefer a* by more)
+    needs_pay = (priced.sum(-1) > 0) & decision.unsqueeze(1)
+    assert needs_pay.any() and (stake[decision] > 0.05).any()
+    assert th.allclose(paid[needs_pay], expected[needs_pay], atol=1e-5)
+    assert th.all(paid[decision.unsqueeze(1).expand_as(paid)] >= 0.001 - 1e-6)

@@ -102,6 +102,10 @@ class ContractDQN(ContractOffPolicyAlgorithm):
     :param nudge_td_factor: when ``> 0``, ``ξ`` is at least ``nudge_margin(E, nudge_td_factor)`` with
         ``E`` a running mean of the agent model's absolute TD error (Proposition 4.1: ``ξ = 2E``).
         Note that TD errors include the outcome noise, so this bound is conservative.
+    :param nudge_error_scale: ``σ ≥ 0``; when positive, the nudge of each state and recommendation is at least the
+        margin worth paying against a gap error of scale ``σ`` given what a flip would cost the principal there
+        (:func:`~sb3_contracts.contract_dqn.policies.stake_margin`): more where a deviation decides much, none where it
+        decides little. Needs ``factorization="outcome"``.
     :param double_q: choose ``a*'`` with the online principal network (double DQN).
     :param loss: ``"mse"`` or ``"huber"`` (smooth L1) for both Q-networks.
     :param max_grad_norm: gradient-norm clipping per network (``None``: none).
@@ -177,6 +181,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         exploration_margin: float | None = None,
         nudge: float | Schedule = 0.0,
         nudge_td_factor: float = 0.0,
+        nudge_error_scale: float = 0.0,
         double_q: bool = True,
         loss: str = "mse",
         max_grad_norm: float | None = 10.0,
@@ -215,6 +220,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
         self._recommendations: np.ndarray | None = None
         self.outcome_model = outcome_model
         self.factorization = factorization
+        self.nudge_error_scale = nudge_error_scale  # the policy checks it and prices contracts with it
         self.agent_samples = agent_samples
         self.training_start_states = training_start_states  # the env checks it (set_start_states)
         self._outcome_table: np.ndarray | None = None
@@ -346,7 +352,7 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             rows = self._outcome_table.shape[0]
         self.policy_kwargs.update(n_actions=self.n_actions, observed_action=self.observed_action,
                                   outcome_model=self.outcome_model, outcome_table_rows=rows,
-                                  factorization=self.factorization)
+                                  factorization=self.factorization, nudge_error_scale=self.nudge_error_scale)
 
     def _setup_model(self) -> None:
         # The buffer stores the recommendations the contracts implement: the env's contract space does not say how
@@ -513,9 +519,9 @@ class ContractDQN(ContractOffPolicyAlgorithm):
             with th.no_grad():
                 # The continuation at s' under the target networks: a*' = argmax q(s', ·), b' its minimal contract.
                 next_agent_q = policy.agent_q(policy.agent_net_target(data.next_observations), next_probs)
-                next_contracts, feasible = policy.minimal_contracts(next_agent_q, next_probs)
-                next_q = policy.principal_q(policy.principal_net_target(data.next_observations), next_probs,
-                                            next_contracts)
+                next_target = policy.principal_net_target(data.next_observations)
+                next_contracts, feasible = policy.priced_contracts(next_agent_q, next_probs, next_target)
+                next_q = policy.principal_q(next_target, next_probs, next_contracts)
                 selector = policy.principal_q(next_online, next_probs, next_contracts) if self.double_q else next_q
                 next_rec = policy.greedy(selector, feasible)
                 continuation = (1.0 - data.dones) * self.gamma

@@ -31,10 +31,25 @@ from torch import nn
 
 from sb3_contracts.common.networks import DQNLoadGuard, check_finite_values, make_q_network
 from sb3_contracts.contracts import minimal_contracts_torch
-from sb3_contracts.envs.checks import check_distributions
+from sb3_contracts.envs.checks import check_distributions, check_real
 
 OUTCOME_MODELS = ("known", "learned")
 FACTORIZATIONS = ("outcome", "action")
+
+
+def stake_margin(stake: th.Tensor, error_scale: float) -> th.Tensor:
+    """
+    The nudge worth paying where a flip costs ``stake``, when the agent model's gap is off by an error of scale
+    ``σ = error_scale`` (Gaussian): the margin ``m`` minimising ``m + P(error > m) · stake``, that is
+    ``σ sqrt(2 ln(stake / (σ sqrt(2π))))``, and 0 where the stake is below ``σ sqrt(2π)`` (no margin pays for
+    itself there). It grows with the stake only logarithmically: a flip near the root, which decides a whole
+    subtree, is insured by a few ``σ``; a cheap flip by none.
+
+    :param stake: the principal's loss from a flip, per state and recommendation.
+    :param error_scale: ``σ > 0``.
+    """
+    ratio = stake / (error_scale * math.sqrt(2.0 * math.pi))
+    return error_scale * th.sqrt(2.0 * th.log(ratio.clamp(min=1.0)))
 
 
 class OneHotEmbedding(BaseFeaturesExtractor):
@@ -100,6 +115,8 @@ class ContractDQNPolicy(BasePolicy):
         assembled with the outcome model, using that the outcome (not the action) drives the transition:
         ``q(s, a*) = Σ_o 𝒪(s, a*)[o] (G(s, o) - b*(s, a*)(o))`` with ``G(s, o) = r^p(s, o) + γ E[V^p(s') | s, o]``,
         and ``Q̄(s, a) = r(s, a) + Σ_o 𝒪(s, a)[o] W(s, o)`` with ``W(s, o) = γ E[V(s') | s, o]``.
+    :param nudge_error_scale: ``σ ≥ 0``; when positive, the nudge of each state and recommendation is raised to
+        :func:`stake_margin` of the principal's stake there (``factorization="outcome"`` only).
     :param net_arch: hidden layers of each network.
     :param activation_fn: activation function.
     :param features_extractor_class: features extractor (one per network).
@@ -122,6 +139,7 @@ class ContractDQNPolicy(BasePolicy):
         outcome_model: str = "known",
         outcome_table_rows: int = 1,
         factorization: str = "outcome",
+        nudge_error_scale: float = 0.0,
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
@@ -138,6 +156,10 @@ class ContractDQNPolicy(BasePolicy):
             raise ValueError(f"outcome_model must be one of {OUTCOME_MODELS}, got {outcome_model!r}")
         if factorization not in FACTORIZATIONS:
             raise ValueError(f"factorization must be one of {FACTORIZATIONS}, got {factorization!r}")
+        check_real("nudge_error_scale", nudge_error_scale, 0.0)
+        if nudge_error_scale > 0 and factorization != "outcome":
+            raise ValueError(f"nudge_error_scale={nudge_error_scale} needs factorization='outcome' (the stake is read "
+                             f"off the per-outcome values), got factorization={factorization!r}")
         n_outcomes = action_space.shape[0]
         if observed_action and n_outcomes != n_actions:
             raise ValueError(f"observed_action needs O = A, got O={n_outcomes}, n_actions={n_actions}")
@@ -154,6 +176,7 @@ class ContractDQNPolicy(BasePolicy):
         self.outcome_model = outcome_model
         self.outcome_table_rows = int(outcome_table_rows)
         self.factorization = factorization
+        self.nudge_error_scale = float(nudge_error_scale)
         self._check_outcome_table(observation_space)
         # The nudge ξ is state of the learner, saved with the weights so that predictions reload exactly.
         self.register_buffer("margin", th.zeros(()))
@@ -246,6 +269,39 @@ class ContractDQNPolicy(BasePolicy):
         return minimal_contracts_torch(None if self.observed_action else probs, agent_q, target, margin,
                                        observed_action=self.observed_action)
 
+    def priced_contracts(self, agent_q: th.Tensor, probs: th.Tensor, principal_out: th.Tensor,
+                         margin: th.Tensor | float | None = None) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The minimal contract of every recommendation ``[B, A, O]`` and whether it is feasible ``[B, A]``, with the
+        nudge ``margin`` (the policy's ``ξ`` by default) raised to :func:`stake_margin` where ``nudge_error_scale``
+        asks for it. Acting and the targets price contracts here, so the agent model's targets hold the margins
+        actually paid.
+
+        :param agent_q: the agent model's truncated Q ``[B, A]``.
+        :param probs: the outcome model ``[B, A, O]``.
+        :param principal_out: ``principal_net``'s (or its target's) output ``[B, O]``, for the stakes.
+        :param margin: nudge, a float or ``[B, 1]`` per state.
+        """
+        margin = self.margin if margin is None else margin
+        contracts, feasible = self.minimal_contracts(agent_q, probs, margin=margin)
+        if self.nudge_error_scale == 0:
+            return contracts, feasible
+        stake = self.principal_stake(principal_out, probs, contracts)
+        margin = th.maximum(th.as_tensor(margin, dtype=stake.dtype, device=stake.device),
+                            stake_margin(stake, self.nudge_error_scale))
+        return self.minimal_contracts(agent_q, probs, margin=margin)
+
+    def principal_stake(self, principal_out: th.Tensor, probs: th.Tensor, contracts: th.Tensor) -> th.Tensor:
+        """
+        What the principal loses ``[B, A]`` (by its own per-outcome values) if the agent, offered the contract of
+        recommendation ``a*``, takes its best alternative instead: ``max_a Σ_o (𝒪(s, a*)[o] - 𝒪(s, a)[o]) (G(s, o) -
+        b*(s, a*)(o))``, at least 0.
+        """
+        # [B, target, taken]: the principal's value when the agent takes `taken` under the contract for `target`
+        values = th.einsum("bko,bto->btk", probs, principal_out.unsqueeze(1) - contracts)
+        own = th.diagonal(values, dim1=1, dim2=2)
+        return (own.unsqueeze(-1) - values).amax(dim=-1).clamp(min=0.0)
+
     # -- from network outputs to Q-values ------------------------------------------------------------------
 
     def agent_q(self, agent_out: th.Tensor, probs: th.Tensor) -> th.Tensor:
@@ -274,8 +330,9 @@ class ContractDQNPolicy(BasePolicy):
         """
         probs = self.outcome_probs(obs)
         agent_q = self.agent_q(self.agent_net(obs), probs)
-        contracts, feasible = self.minimal_contracts(agent_q, probs, margin=margin)
-        q_values = self.principal_q(self.principal_net(obs), probs, contracts)
+        principal_out = self.principal_net(obs)
+        contracts, feasible = self.priced_contracts(agent_q, probs, principal_out, margin)
+        q_values = self.principal_q(principal_out, probs, contracts)
         # the closed forms read a NaN gap as "no payment needed": check what the networks gave, not the contracts
         check_finite_values(agent_q, q_values, contracts)
         return q_values, contracts, feasible
@@ -321,6 +378,7 @@ class ContractDQNPolicy(BasePolicy):
                 outcome_model=self.outcome_model,
                 outcome_table_rows=self.outcome_table_rows,
                 factorization=self.factorization,
+                nudge_error_scale=self.nudge_error_scale,
                 net_arch=self.net_arch,
                 activation_fn=self.activation_fn,
                 lr_schedule=self._dummy_schedule,
