@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import supersuit as ss
+from sb3_contracts.envs.escape_room import EscapeRoomConfig
 from stable_baselines3 import DQN
 from stable_baselines3.common.utils import set_random_seed
 
 import sb3_contracts
 from sb3_contracts import ContractAgentsParallelEnv, ContractGameVecEnv, MultiAgentContractDQN
-from sb3_contracts.envs.escape_room import EscapeRoomConfig
 
 IDS = {2: "ContractEscapeRoom-v0", 3: "ContractEscapeRoom3-v0"}
 #: The principal's learner settings besides the command's (the learner's defaults otherwise).

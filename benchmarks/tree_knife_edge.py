@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from sb3_contracts.envs.binary_tree import random_binary_tree
 
 from sb3_contracts.contract_dqn import ContractDQN
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
-from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
 from sb3_contracts.game import PrincipalVecEnv
 
