@@ -13,11 +13,12 @@ A game whose env has ``make_batch`` is stepped as one batch (see :mod:`~sb3_cont
 
 Example::
 
-    from pettingzoo.classic import rps_v2
-    from sb3_contracts import ContractGameEnv, MultiAgentContractDQN
+    from sb3_contracts import ContractGameVecEnv, MultiAgentContractDQN
+    from sb3_contracts.envs.escape_room import escape_room_v0
 
-    env = ContractGameEnv(rps_v2.parallel_env, b_max=2.0)
-    MultiAgentContractDQN("MlpPolicy", env).learn(5_000)
+    env = ContractGameVecEnv(escape_room_v0.parallel_env, n_envs=16, b_max=2.0, agent_ids=True,
+                             game_kwargs={"n_agents": 2, "min_at_lever": 1})
+    MultiAgentContractDQN("MlpPolicy", env).learn(30_000)
 """
 
 from __future__ import annotations
