@@ -38,7 +38,7 @@ def binary_tree_hyperparams(n_envs: int = TREE_N_ENVS) -> dict[str, Any]:
         # predict(deterministic=True) are greedy, so this costs the learned policy nothing.
         exploration_final_eps=0.1,
         # nudge_error_scale (a nudge that grows with what a flip would cost) stays off: 0.003 covered the small
-        # errors near the root but caps the mean near 0.987 of the optimum (docs/results/tree.md).
+        # errors near the root but caps the mean near 0.986 of the optimum (docs/results/tree.md).
         nudge=0.005, nudge_error_scale=0.0, nudge_td_factor=0.0, factorization="outcome",
         # The paper's training protocol: the agent in the loop takes every recommendation (it knows nothing of the
         # equilibrium), so every transition trains the agent model's reward head, not only exploratory ones.
