@@ -33,6 +33,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from sb3_contracts.contracts import DEFAULT_ALPHA, check_b_max, check_contract
 from sb3_contracts.envs.checks import check_real
 from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
+from sb3_contracts.game.contract_game import ContractGamesView
 from sb3_contracts.game.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
 from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
 from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
@@ -130,28 +131,12 @@ class PrincipalCoinGames:
             )
 
 
-class PrincipalCoinGamesView:
-    """What both views over :class:`PrincipalCoinGames` (``self.games``) expose of it."""
+class PrincipalCoinGamesView(ContractGamesView):
+    """What both views over :class:`PrincipalCoinGames` (``self.games``) expose of it; agents by the Coin Game's names
+    (:func:`~sb3_contracts.game.responders.make_responder`)."""
 
     games: PrincipalCoinGames
-
-    @property
-    def core(self) -> CoinGameBatch:
-        """The batch of games underneath."""
-        return self.games.core
-
-    @property
-    def responder(self) -> Responder:
-        return self.games.responder
-
-    @property
-    def alpha(self) -> float:
-        """The weight of welfare against payments in the reward."""
-        return self.games.alpha
-
-    def set_responder(self, agents: str | Responder | Any) -> None:
-        """Plug in other agents (a name, an SB3 model or a responder callable), e.g. a learner's training agents."""
-        self.games.responder = make_responder(agents)
+    make_agents = staticmethod(make_responder)
 
 
 class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):

@@ -170,9 +170,14 @@ class ContractGames:
 
 
 class ContractGamesView:
-    """What both views over :class:`ContractGames` (``self.games``) expose of it."""
+    """
+    What a view over a batch of games under contracts (``self.games``: :class:`ContractGames`, or a world's own
+    batch with ``core``, ``responder`` and ``alpha``) exposes of it. ``make_agents`` turns what ``set_responder``
+    is given into a responder (a world may name agents of its own).
+    """
 
-    games: ContractGames
+    games: Any
+    make_agents = staticmethod(make_game_responder)
 
     @property
     def core(self) -> Any:
@@ -191,7 +196,7 @@ class ContractGamesView:
 
     def set_responder(self, agents: str | Responder | Any) -> None:
         """Plug in other agents (a name, an SB3 model or a responder callable), e.g. a learner's training agents."""
-        self.games.responder = make_game_responder(agents)
+        self.games.responder = self.make_agents(agents)
 
 
 class ContractGameEnv(ContractGamesView, gym.Env):
