@@ -60,6 +60,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import wrappers
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
+from ..rendering import render_text
 from .core import N_ACTIONS, N_OBS_CHANNELS, OBS_FORMATS, CoinGameBatch, CoinGameConfig
 
 __all__ = ["CoinGameParallelEnv", "env", "parallel_env", "raw_env"]
@@ -177,11 +178,7 @@ class CoinGameParallelEnv(ParallelEnv):
         """Draw the game as text (``render_mode="ansi"`` returns it, ``"human"`` prints it)."""
         if self.render_mode is None:
             return None
-        text = self.core.render_ansi(0)
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
+        return render_text(self.render_mode, self.core.render_ansi(0))
 
     def close(self) -> None:
         pass

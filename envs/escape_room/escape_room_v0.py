@@ -52,6 +52,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import wrappers
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
+from ..rendering import render_text
 from .core import N_ACTIONS, N_POSITIONS, EscapeRoomBatch, EscapeRoomConfig
 
 __all__ = ["EscapeRoomParallelEnv", "env", "parallel_env", "raw_env"]
@@ -151,11 +152,8 @@ class EscapeRoomParallelEnv(ParallelEnv):
         """The positions as text, e.g. ``"step 1: L D"`` (``"ansi"`` returns it, ``"human"`` prints it)."""
         if self.render_mode is None:
             return None
-        text = f"step {int(self.core.t[0])}: " + " ".join(_SYMBOLS[p] for p in self.core.positions[0])
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
+        return render_text(self.render_mode,
+                           f"step {int(self.core.t[0])}: " + " ".join(_SYMBOLS[p] for p in self.core.positions[0]))
 
     def close(self) -> None:
         pass

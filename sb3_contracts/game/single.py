@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
+from sb3_contracts.envs.rendering import render_text
 from sb3_contracts.game.batch import ContractGameBatch, GameBatchView, StartStates
 from sb3_contracts.game.encoding import StateEncoder
 
@@ -27,20 +28,6 @@ def render_metadata() -> dict[str, Any]:
     """A contract env's Gymnasium ``metadata`` (a new dict per class): its render modes and a nominal frame rate."""
     # Gymnasium's checker warns on every human render of an env that declares no frame rate; text needs no pacing.
     return {"render_modes": list(RENDER_MODES), "render_fps": 4}
-
-
-def render_text(render_mode: str | None, text: str) -> str | None:
-    """
-    What ``render()`` does with the text of the current step: return it (``"ansi"``), print it (``"human"``) or
-    nothing (``None``).
-
-    :param render_mode: the env's render mode
-    :param text: the current step as text
-    """
-    if render_mode == "human":
-        print(text)
-        return None
-    return text if render_mode == "ansi" else None
 
 
 class SingleGameEnv(GameBatchView, gym.Env):
