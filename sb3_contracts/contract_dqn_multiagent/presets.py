@@ -31,7 +31,7 @@ COIN_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_clas
 #: What depends on the game, per registered principal's view: the nudge ξ paid on every followed recommendation
 #: and the policy's arguments.
 ENV_PRESETS: dict[str, dict[str, Any]] = {
-    "ContractCoinGame-v0": dict(nudge=0.1, policy_kwargs=COIN_POLICY_KWARGS),
+    "ContractCoinGame-v0": dict(nudge=0.05, policy_kwargs=COIN_POLICY_KWARGS),
     "ContractCoinGame7x7-v0": dict(nudge=0.035, policy_kwargs=COIN_POLICY_KWARGS),
 }
 
