@@ -190,7 +190,9 @@ def test_cli_coin_plot_and_table(tmp_path, capsys):
     assert main(["table", str(out), str(out / "metrics.json")]) == 0
     table, notes = capsys.readouterr().out.strip().split("\n\n")
     header, rule, *rows, mean = table.splitlines()
-    assert header.count("|") == rule.count("|") == rows[0].count("|") == 13 and len(rows) == 2
+    assert header.count("|") == rule.count("|") == rows[0].count("|") == mean.count("|") == 14 and len(rows) == 2
+    cpu_s = json.loads((out / "metrics.json").read_text())["cpu_s"]
+    assert rows[0].endswith(f"min | {cpu_s:,.0f} s |")  # a run that was not resumed: no mark on its wall
     margin = f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}"
     # budgets far below the preset's: the rows say so, and the note under the table says which and why
     assert rows[0].startswith(f"| 1 † | {summary['welfare_ratio']:.3f} |") and margin in rows[0]

@@ -95,6 +95,8 @@ def test_a_restored_pipeline_skips_its_finished_phases(tmp_path):
                          on_phase=lambda name, record: ran.append(name))
     assert sorted(ran) == sorted(set(saved) - set(checkpoint))
     assert same_results(again, first)
+    # its wall time covers only this call: the results say which phases came from the checkpoint
+    assert first["resumed_phases"] == [] and again["resumed_phases"] == ["principal", "validation_dqn"]
     assert (tmp_path / "again" / "principal.zip").read_bytes() == checkpoint["principal"].output["model"]
 
 

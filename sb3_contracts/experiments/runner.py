@@ -464,7 +464,7 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
     :param progress_every: seconds between progress lines as Ray tasks
     :return: the experiment's results, with ``experiment`` (its name), ``timings`` (wall seconds per phase),
         ``cpu_timings`` and ``cpu_s`` (CPU seconds per phase and their sum, in whichever process ran each phase) and
-        ``wall_s`` (this call's wall time)
+        ``wall_s`` (this call's wall time) and ``resumed_phases`` (the phases restored from ``done``, not run)
     """
     import torch as th
 
@@ -495,7 +495,7 @@ def run_experiment(experiment: Experiment, settings: Any, out: str | Path | None
                "timings": {phase.name: records[phase.name].seconds for phase in phases},
                "cpu_timings": {phase.name: records[phase.name].cpu_seconds for phase in phases},
                "cpu_s": sum(records[phase.name].cpu_seconds for phase in phases),
-               "wall_s": time.perf_counter() - start}
+               "wall_s": time.perf_counter() - start, "resumed_phases": sorted(done or {})}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         if experiment.write is not None:

@@ -258,8 +258,15 @@ def _table_row(run: dict[str, Any]) -> str:
              f"{summary['selfish_welfare_ratio']:.3f}",
              " / ".join(f"{value:.2f}" for value in welfares) + f" (p = {baselines['proportion']['p']:.2f})",
              f"{summary['optimal_ratio']:.3f}" if "optimal_ratio" in summary else "n/a", ppo_cell,
-             f"{run.get('wall_s', sum(run['timings'].values())) / 60:.0f} min"]
+             _wall_cell(run), f"{run['cpu_s']:,.0f} s" if "cpu_s" in run else "n/a"]
     return "| " + " | ".join(cells) + " |"
+
+
+def _wall_cell(run: dict[str, Any]) -> str:
+    """A run's wall time in minutes; a resumed run's covers only the phases its last call ran, and says so."""
+    cell = f"{run.get('wall_s', sum(run['timings'].values())) / 60:.0f} min"
+    resumed = run.get("resumed_phases", [])
+    return cell + (f" (resumed; {len(resumed)} phases before)" if resumed else "")
 
 
 def results_table(paths: Sequence[str | Path]) -> str:
@@ -270,7 +277,8 @@ def results_table(paths: Sequence[str | Path]) -> str:
     of every method, PPO validation and the wall time; then the mean over runs, the margin with two standard
     errors: the evaluation's, pooled over independent runs, and the runs' spread (``std / sqrt(n)``), which also
     holds the training noise that one run's evaluation error leaves out. The wall time is the run's (``wall_s``; runs
-    older than it: the sum of the phases' times).
+    older than it: the sum of the phases' times; a resumed run's is its last call's, marked), the CPU time that of
+    every phase in whichever process ran it (``cpu_s``).
 
     :param paths: experiment folders or ``metrics.json`` files
     """
@@ -279,7 +287,7 @@ def results_table(paths: Sequence[str | Path]) -> str:
     runs = [load_metrics(path, "coin") for path in paths]
     header = ("| seed | welfare_ratio | payment_share | follow_rate | spe_ratio | ic_ratio | margin over const.-prop. "
               "| selfish ratio | welfare: principal / followed exactly / selfish / cooperative / const.-prop. "
-              "| optimal_ratio | PPO welfare ratio / follow | wall |")
+              "| optimal_ratio | PPO welfare ratio / follow | wall | CPU |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|", *(_table_row(run) for run in runs)]
     margin, evaluation_se, over_runs_se = _pooled_margin(runs)
     means = [f"{np.mean([run['summary'][key] for run in runs]):.3f}" for key in _RATIO_COLUMNS]
@@ -287,7 +295,7 @@ def results_table(paths: Sequence[str | Path]) -> str:
     short = {str(run["config"]["seed"]): budget_shortfalls(run["config"]) for run in runs}
     short = {seed: shortfalls for seed, shortfalls in short.items() if shortfalls}
     mean = f"mean {SHORT_BUDGET_MARK}" if short else "mean"
-    lines.append(f"| {mean} | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f}{spread} | | | | | |")
+    lines.append(f"| {mean} | {' | '.join(means)} | {margin:+.2f} ± {evaluation_se:.2f}{spread} | | | | | | |")
     if short:
         lines.append("")
         lines += [f"{SHORT_BUDGET_MARK} seed {seed}: budget below the preset's ({'; '.join(shortfalls)}): its ratios "
