@@ -76,7 +76,7 @@ def summarize(callback: ExactEvaluationCallback, total: int) -> dict[str, float]
 
 
 def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
-                     overrides: dict[str, Any]) -> dict[str, float]:
+                     overrides: dict[str, Any]) -> dict[str, Any]:
     """One ContractDQN run: the tree experiment (:data:`~sb3_contracts.experiments.tree.EXPERIMENT`)."""
     config = TreeSettings(depth=args.depth, tree_seed=tree, seed=trial, iterations=args.iterations,
                                   n_envs=args.n_envs, start_states=args.start_states, n_evaluations=N_EVALUATIONS,
@@ -96,7 +96,8 @@ def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
             "utility_ratio_min_last50": float(min(last50)),
             "evaluations_below_098_last50": int(sum(r < DIP_LEVEL for r in last50)),
             "utility_ratio_best": max(row["utility_ratio"] for row in history),
-            **nudge_ceiling(mdp, nudge), "wall_s": results["wall_s"]}
+            **nudge_ceiling(mdp, nudge), "wall_s": results["wall_s"],
+            "history": [[row["steps"], row["utility_ratio"], row["accuracy"]] for row in history]}
 
 
 def nudge_ceiling(mdp: Any, nudge: Any) -> dict[str, float]:
@@ -143,9 +144,14 @@ def run_settings(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[st
 
 
 def cached_run(args: argparse.Namespace, tree: int, trial: int, overrides: dict[str, Any]) -> dict[str, Any]:
-    """One run, or with ``--out`` its file if an earlier invocation wrote it with the same settings."""
+    """
+    One run, or with ``--out`` its file if an earlier invocation wrote it with the same settings. The file also keeps
+    the run's evaluations (``history``: steps, utility ratio, accuracy), e.g. to try a rule for keeping a policy.
+    """
     if args.out is None:
-        return run_one(args, tree, trial, overrides)
+        result = run_one(args, tree, trial, overrides)
+        result.pop("history")
+        return result
     path = Path(args.out) / f"depth{args.depth}_tree{tree}_trial{trial}.json"
     settings = run_settings(args, overrides)
     if path.is_file():
@@ -155,8 +161,9 @@ def cached_run(args: argparse.Namespace, tree: int, trial: int, overrides: dict[
                              "use another folder")
         return saved["result"]
     result = run_one(args, tree, trial, overrides)
+    history = result.pop("history")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"settings": settings, "result": result}))
+    path.write_text(json.dumps({"settings": settings, "result": result, "history": history}))
     return result
 
 
