@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,14 @@ def test_zoo_config_matches_the_tree_presets():
             assert entry[key] == value, key
         else:
             assert entry[key] == pytest.approx(value), key
+
+
+def test_the_tree_zoo_file_is_what_the_presets_generate(tmp_path):
+    pytest.importorskip("yaml")
+    from sb3_contracts.experiments.tree import write_zoo_config
+
+    written = write_zoo_config(tmp_path)
+    assert written.read_text() == Path("zoo_configs/contract_dqn.yml").read_text()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

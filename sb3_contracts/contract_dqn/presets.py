@@ -32,6 +32,9 @@ def binary_tree_hyperparams(n_envs: int = TREE_N_ENVS) -> dict[str, Any]:
         # Frequent hard target copies (every 25 iterations): the bootstrapped targets are deterministic on
         # the trees, and each copy carries the agent's values one level further up (depth 10 needs ten).
         # Every 100 iterations (the paper's rate) left the agent model's gaps off by ~0.05 at the end.
+        # Polyak targets (tau 0.04 every iteration), two gradient steps with copies twice as often, a final learning
+        # rate of 2e-5, batch 512 and ε settling by 40% of training each left some screened run far below its
+        # nudge's ceiling where these settings did not (issue 26's screen on trees 20-29, docs/results/tree.md).
         learning_starts=1_000, target_update_interval=25 * n_envs, exploration_fraction=0.8,
         # Exploration never stops (ε settles at 0.1): the replay data keep covering every recommendation, and the
         # data distribution does not shift under the agent model in the last fifth of training. Evaluation and

@@ -191,6 +191,47 @@ def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
     return save_figure(fig, out)
 
 
+#: The tree's rl-zoo3 file in ``zoo_configs/`` and its env id there.
+ZOO_FILE, ZOO_ENV_ID = "contract_dqn.yml", "ContractBinaryTree-v0"
+
+
+def zoo_hyperparams() -> dict[str, dict[str, Any]]:
+    """
+    The tree's rl-zoo3 entry, ``{env id: hyperparameters}``: the presets
+    (:func:`~sb3_contracts.contract_dqn.presets.binary_tree_hyperparams`) with their budget, on the depth-10 tree 0.
+    Training start states and the training agent are the learner's (hyperparameters), not the env's: rl-zoo3's
+    evaluation and ``enjoy`` start at the root.
+    """
+    from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
+    from sb3_contracts.experiments.zoo_files import zoo_entry
+
+    return {ZOO_ENV_ID: zoo_entry(binary_tree_hyperparams(TREE_N_ENVS), TREE_ITERATIONS * TREE_N_ENVS, TREE_N_ENVS,
+                                  {"depth": 10, "seed": 0})}
+
+
+def write_zoo_config(folder: str | Path) -> Path:
+    """
+    Write the tree's entry (:func:`zoo_hyperparams`) to ``<folder>/contract_dqn.yml``, keeping every other env id
+    there. ``zoo_configs/contract_dqn.yml`` is this function's output (a test keeps it so)::
+
+        python -c "from sb3_contracts.experiments.tree import write_zoo_config; write_zoo_config('zoo_configs')"
+
+    :param folder: the zoo configs folder
+    :return: the file written
+    """
+    from sb3_contracts.experiments.zoo_files import write_zoo_file
+
+    header = ("# rl-zoo3 hyperparameters for sb3_contracts.ContractDQN, generated from\n"
+              "# sb3_contracts.contract_dqn.presets by sb3_contracts.experiments.tree.write_zoo_config\n"
+              "# (a test keeps them equal; why each value is what it is: presets.py, docs/results/tree.md).\n"
+              "#   python -m sb3_contracts.zoo train --algo contract_dqn --env ContractBinaryTree-v0 "
+              "--conf-file zoo_configs/contract_dqn.yml\n"
+              "# (sb3_contracts.zoo registers contract_dqn and OneHotEmbedding with rl-zoo3, then runs its CLI).\n"
+              "# rl-zoo3 vectorises the registered env itself (DummyVecEnv of PrincipalEnv); benchmarks/tree.py\n"
+              "# uses the faster batched PrincipalVecEnv with the same hyperparameters.\n")
+    return write_zoo_file(Path(folder) / ZOO_FILE, zoo_hyperparams(), header)
+
+
 EXPERIMENT = Experiment("tree", TreeSettings, tree_phases, tree_results, tree_table, plot_tree_curves,
                         write=write_model,
                         describe=lambda s: f"ContractDQN on the depth-{s.depth} tree {s.tree_seed}, training seed "
