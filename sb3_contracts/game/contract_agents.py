@@ -113,7 +113,7 @@ class ContractAgentsParallelEnv(ParallelEnv):
         self.principal = as_game_principal(principal, self._shape)
         self.possible_agents = list(games.core.possible_agents)
         self.agents: list[str] = []
-        rows = games.observation_space
+        rows = games.row_space
         low = np.concatenate([rows.low[0], np.zeros(games.n_actions, dtype=np.float32)])
         high = np.concatenate([rows.high[0], np.full(games.n_actions, games.b_max + games.nudge, dtype=np.float32)])
         self._observation_space = spaces.Box(low, high, dtype=np.float32)
@@ -141,8 +141,8 @@ class ContractAgentsParallelEnv(ParallelEnv):
 
     def _observe(self) -> dict[str, np.ndarray]:
         """Ask the principal for the contracts of the current state; observation = own row + own contract."""
-        rows = self.games.observe()[0]
-        self.contracts = check_contract(self.principal(rows.copy()), self._shape, self.games.b_max,
+        rows = self.games.rows()[0]
+        self.contracts = check_contract(self.principal(self.games.observe()[0]), self._shape, self.games.b_max,
                                         "principal's contracts", "one payment per agent and action")
         offered = nudge_contracts(self.contracts, self.games.nudge).astype(np.float32)
         return dict(zip(self.possible_agents, np.concatenate([rows, offered], axis=1), strict=True))
@@ -224,7 +224,7 @@ class ContractGameAgentsVecEnv(VecEnv):
         self.observe_contracts = bool(observe_contracts)
         self.render_mode = None
         self._slots = self.n_agents if self.partner is None else 1
-        rows = games.observation_space
+        rows = games.row_space
         low, high = rows.low[0], rows.high[0]
         if self.observe_contracts:
             low = np.concatenate([low, np.zeros(games.n_actions, dtype=np.float32)])
@@ -241,9 +241,10 @@ class ContractGameAgentsVecEnv(VecEnv):
     def _observe(self) -> np.ndarray:
         """Ask the principal for the contracts of the current states; a slot's observation: its row (+ contract)."""
         games = self.games
-        rows = games.observe()
-        self.contracts = check_contract(self.principal(rows.copy()), (games.n_games, games.n_agents, games.n_actions),
-                                        games.b_max, "principal's contracts", "one payment per game, agent and action")
+        rows = games.rows()
+        shape = (games.n_games, games.n_agents, games.n_actions)
+        self.contracts = check_contract(self.principal(games.observe()), shape, games.b_max, "principal's contracts",
+                                        "one payment per game, agent and action")
         self._offered = nudge_contracts(self.contracts, games.nudge)
         if self.observe_contracts:
             rows = np.concatenate([rows, self._offered.astype(np.float32)], axis=2)
@@ -270,7 +271,7 @@ class ContractGameAgentsVecEnv(VecEnv):
         games = self.games
         actions, self._actions = self._actions.reshape(games.n_games, self._slots), None
         if self.partner is not None:
-            others = np.asarray(self.partner(games.observe(), self._offered, games)).reshape(games.n_games, -1)
+            others = np.asarray(self.partner(games.rows(), self._offered, games)).reshape(games.n_games, -1)
             actions = np.concatenate([actions, others[:, 1:]], axis=1)
         lengths = games.t + 1
         # the contracts were offered in the state the actions were taken in

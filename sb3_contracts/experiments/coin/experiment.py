@@ -58,7 +58,7 @@ from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
 from sb3_contracts.coordinator import Coordinator
 from sb3_contracts.experiments.coin.baselines import ALGOS, BASELINES, train_baseline
 from sb3_contracts.experiments.coin.games import experiment_game
-from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
+from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, ratio, rollout_metrics, spe_ratio
 from sb3_contracts.experiments.coin.plots import plot_figure2, results_table
 from sb3_contracts.experiments.coin.settings import CoinSettings
 from sb3_contracts.experiments.progress import PhaseProgress
@@ -162,8 +162,8 @@ def best_response_ratio(kind: str, principal: Principal, partner: Responder, con
     respond = experiment_game(config).responder
     deviating = player_return(mixed_responder(respond(deviator), partner), principal, config)
     following = player_return(mixed_responder(respond("follow"), partner), principal, config)
-    ratio = spe_ratio if kind == "spe" else ic_ratio
-    return {f"{kind}_ratio": ratio(deviating, following), f"{kind}_deviating_return": deviating,
+    measure = spe_ratio if kind == "spe" else ic_ratio
+    return {f"{kind}_ratio": measure(deviating, following), f"{kind}_deviating_return": deviating,
             f"{kind}_following_return": following}
 
 
@@ -316,8 +316,9 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     :param baselines: metrics per baseline
     :param optimum: the game's optimal welfare per episode; adds ``optimal_welfare`` and every welfare over it
         (``*_optimal_ratio``)
-    :return: the figures of the benchmark, with ``constant_proportion_margin`` (validated welfare minus the
-        budget-matched constant-proportion baseline's, per episode) and its standard error
+    :return: the figures of the benchmark (a ratio to a welfare of 0 is NaN), with ``constant_proportion_margin``
+        (validated welfare minus the budget-matched constant-proportion baseline's, per episode) and its standard
+        error
     """
     headline = next(iter(validation.values()))
     cooperative, proportion = baselines["cooperative"]["welfare"], baselines["proportion"]
@@ -325,19 +326,19 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     margin_se = float(np.hypot(headline["welfare_se"], proportion["welfare_se"]))
     extra = {}
     if optimum is not None:
-        extra = {"optimal_welfare": optimum, "optimal_ratio": headline["welfare"] / optimum,
-                 **{f"{kind}_optimal_ratio": baselines[kind]["welfare"] / optimum for kind in baselines}}
+        extra = {"optimal_welfare": optimum, "optimal_ratio": ratio(headline["welfare"], optimum),
+                 **{f"{kind}_optimal_ratio": ratio(baselines[kind]["welfare"], optimum) for kind in baselines}}
     return {
         "welfare": headline["welfare"],
-        "welfare_ratio": headline["welfare"] / cooperative,
+        "welfare_ratio": ratio(headline["welfare"], cooperative),
         "payment_share": headline["payment_share"],
         "follow_rate": headline["follow_rate"],
         "spe_ratio": ratios["spe_ratio"],
         "ic_ratio": ratios["ic_ratio"],
-        "constant_proportion_welfare_ratio": proportion["welfare"] / cooperative,
+        "constant_proportion_welfare_ratio": ratio(proportion["welfare"], cooperative),
         "constant_proportion_margin": headline["welfare"] - proportion["welfare"],
         "constant_proportion_margin_se": margin_se,
-        "selfish_welfare_ratio": baselines["selfish"]["welfare"] / cooperative,
+        "selfish_welfare_ratio": ratio(baselines["selfish"]["welfare"], cooperative),
         "cooperative_welfare": cooperative,
         **extra,
     }
