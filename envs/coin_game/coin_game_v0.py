@@ -91,6 +91,11 @@ class CoinGameContractBatch:
             raise AttributeError(name)
         return getattr(self.core, name)
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The batch's random generator (the contract layer's responders draw from it too)."""
+        return self.core.rng
+
     def reset(self, seed: int | None = None, mask: np.ndarray | None = None) -> None:
         """Start new episodes in every game, or in those of ``mask`` (``seed`` reseeds the batch's generator)."""
         self.core.reset(seed=seed, mask=mask)

@@ -81,8 +81,9 @@ class ContractGames:
         the game shapes it (``"grid"``)
 
     The responders are handed this batch: its ``rng`` (the game batch's own generator if it has one, so that one seed
-    fixes the game and the agents' draws, else one seeded here) and, through it, whatever the game batch exposes
-    (attributes not found here are the game batch's: the Coin Game's scripted players read its positions).
+    fixes the game and the agents' draws, else one seeded here) and its ``world``, the world's own batch under the
+    game batch (the game batch's ``core`` if it wraps one, as the Coin Game's does: its scripted players read the
+    positions there; else the game batch itself).
     """
 
     def __init__(self, game: GameSpec, n_games: int = 1, agents: str | Responder | Any = "follow",
@@ -97,6 +98,7 @@ class ContractGames:
         if obs_format not in PRINCIPAL_OBS_FORMATS:
             raise ValueError(f"obs_format must be one of {PRINCIPAL_OBS_FORMATS}, got {obs_format!r}")
         self.core = make_game_batch(game, n_games, seed, game_kwargs)
+        self.world = getattr(self.core, "core", self.core)
         self.responder = make_game_responder(agents)
         self.agent_ids, self.obs_format = agent_ids, obs_format
         self._rng = np.random.default_rng(seed)
@@ -123,11 +125,6 @@ class ContractGames:
         if obs_format == "grid":
             return state
         return spaces.Box(state.low.reshape(-1), state.high.reshape(-1), dtype=np.float32)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "core":  # private names, and ``core`` before it is set: no recursion
-            raise AttributeError(name)
-        return getattr(self.core, name)
 
     @property
     def rng(self) -> np.random.Generator:
