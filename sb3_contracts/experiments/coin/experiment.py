@@ -1,4 +1,7 @@
-"""The Coin Game experiment end to end (the paper's Figure 2): training, validation, baselines, metrics.
+"""The Coin Game experiment end to end (the paper's Figure 2): training, validation, baselines, metrics, on the Coin
+Game or on any game the contract layer wraps (``CoinSettings.game``, e.g. ``ContractEscapeRoom-v0``: each phase then
+runs on the layer's generic views, :mod:`~sb3_contracts.experiments.coin.games`; the Coin Game's views are named
+below).
 
 Phases of :data:`EXPERIMENT` (:func:`coin_phases`), each logged as its own TensorBoard run under ``<out>/tb``:
 
