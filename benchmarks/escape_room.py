@@ -29,15 +29,15 @@ from stable_baselines3.common.utils import set_random_seed
 
 import sb3_contracts
 from sb3_contracts import ContractAgentsParallelEnv, ContractGameVecEnv, MultiAgentContractDQN
-from sb3_contracts.experiments.coin.settings import GAME_PRESETS
+from sb3_contracts.experiments.coin.settings import ESCAPE_ROOM_DQN, GAME_PRESETS
 
 IDS = {2: "ContractEscapeRoom-v0", 3: "ContractEscapeRoom3-v0"}
 #: The principal's learner settings besides the command's (the learner's defaults otherwise): the experiment's preset
 #: for the Escape Room ids (its one home), but for the options below.
 PRINCIPAL = {"n_envs": 16, **{key: value for key, value in GAME_PRESETS[IDS[2]]["principal_kwargs"].items()
                               if key != "follow_prob"}}
-#: The validation agents' (and the selfish baseline's) DQN settings: the experiment's preset.
-AGENTS = GAME_PRESETS[IDS[2]]["agent_kwargs"]["dqn"]
+#: The validation agents' (and the selfish baseline's) DQN settings (one gradient step per step of the 4 rooms).
+AGENTS = ESCAPE_ROOM_DQN
 
 
 def train_agents(env_kwargs: dict[str, Any], principal: Any, steps: int, seed: int, copies: int) -> DQN:

@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from sb3_contracts.contracts import DEFAULT_ALPHA, check_b_max, check_contract
 from sb3_contracts.envs.checks import check_real
-from sb3_contracts.game.parallel_games import GameSpec, make_game_batch
+from sb3_contracts.game.parallel_games import GameSpec, build_game, make_game_batch
 from sb3_contracts.game.responders import Responder, ThresholdResponder, make_responder, random_responder
 from sb3_contracts.game.settlement import nudge_contracts, settle_actions
 from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
@@ -61,6 +61,32 @@ def make_game_responder(agents: str | Responder | Any) -> Responder:
                              f"got {agents!r}")
         return random_responder if agents == "random" else ThresholdResponder(0.0, fallback=random_responder)
     return make_responder(agents)
+
+
+def view_kwargs(game: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """
+    The arguments of a game's principal's view (:class:`ContractGameEnv`) from its name: a registered contract-game
+    id's (an id whose registered arguments name a ``game``, e.g. ``ContractEscapeRoom-v0``), or ``{"game": game}`` for
+    ``"module:callable"``; then ``env_kwargs``.
+    The game is built once here, so that a bad name fails before anything trains.
+
+    :param game: the id or ``"module:callable"``
+    :param env_kwargs: overrides (``b_max``, ``agent_ids``, ``game_kwargs``, ...)
+    """
+    if not isinstance(game, str):
+        raise ValueError(f"game must be a registered contract-game id or 'module:callable', got {game!r}")
+    if ":" in game:
+        kwargs = {"game": game}
+    else:  # importing this package registered the ids (sb3_contracts/__init__.py)
+        registered = gym.registry.get(game)
+        if registered is None or "game" not in registered.kwargs:
+            ids = sorted(name for name, spec in gym.registry.items() if "game" in spec.kwargs)
+            raise ValueError(f"game must be a registered contract-game id ({', '.join(ids)}) or 'module:callable' "
+                             f"of a PettingZoo ParallelEnv factory, got {game!r}")
+        kwargs = dict(registered.kwargs)
+    kwargs.update(env_kwargs or {})
+    build_game(kwargs["game"], kwargs.get("game_kwargs"))
+    return kwargs
 
 
 class ContractGames:

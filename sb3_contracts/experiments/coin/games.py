@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -35,7 +34,7 @@ from sb3_contracts.game.coin_agents_view import (
 from sb3_contracts.game.coin_principal_view import ContractCoinGameVecEnv
 from sb3_contracts.game.coin_vec_env import CoinGameVecEnv
 from sb3_contracts.game.contract_agents import ContractGameAgentsVecEnv
-from sb3_contracts.game.contract_game import ContractGames, ContractGameVecEnv, make_game_responder
+from sb3_contracts.game.contract_game import ContractGames, ContractGameVecEnv, make_game_responder, view_kwargs
 from sb3_contracts.game.parallel_games import build_game
 from sb3_contracts.game.responders import Responder, make_responder
 from sb3_contracts.game.settlement import DEFAULT_B_MAX
@@ -106,33 +105,6 @@ class CoinExperimentGame:
         return optimal_welfare(config.game_config()) if config.n_agents == 2 else None
 
 
-def wrapped_view_kwargs(game: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """
-    The arguments of a wrapped game's principal's view (``ContractGameEnv``): a registered contract-game id's (its
-    registered arguments name the game), or ``{"game": game}`` for ``"module:callable"``, then ``env_kwargs``.
-    The game is built once here, so that a bad name fails before anything trains.
-
-    :param game: the id or ``"module:callable"``
-    :param env_kwargs: overrides (``b_max``, ``agent_ids``, ``game_kwargs``, ...)
-    """
-    if not isinstance(game, str):
-        raise ValueError(f"game must be a registered contract-game id or 'module:callable', got {game!r}")
-    if ":" in game:
-        kwargs = {"game": game}
-    else:
-        import sb3_contracts  # noqa: F401  (registers the ids)
-
-        registered = gymnasium.registry.get(game)
-        if registered is None or "game" not in registered.kwargs:
-            ids = sorted(name for name, spec in gymnasium.registry.items() if "game" in spec.kwargs)
-            raise ValueError(f"game must be a registered contract-game id ({', '.join(ids)}) or 'module:callable' "
-                             f"of a PettingZoo ParallelEnv factory, got {game!r}")
-        kwargs = dict(registered.kwargs)
-    kwargs.update(env_kwargs or {})
-    build_game(kwargs["game"], kwargs.get("game_kwargs"))
-    return kwargs
-
-
 class WrappedExperimentGame:
     """
     Any game the contract layer wraps (``config.game``), through the layer's generic views.
@@ -142,7 +114,7 @@ class WrappedExperimentGame:
 
     def __init__(self, config: CoinSettings) -> None:
         self.config = config
-        self.view = wrapped_view_kwargs(config.game, config.env_kwargs)
+        self.view = view_kwargs(config.game, config.env_kwargs)
         self.agents_view = {key: value for key, value in self.view.items() if key != "alpha"}
         self.n_agents = len(build_game(self.view["game"], self.view.get("game_kwargs")).possible_agents)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_contracts.experiments.coin.metrics import payment_share
+from sb3_contracts.experiments.coin.metrics import payment_share, ratio
 from sb3_contracts.experiments.coin.settings import game_budgets
 from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import load_metrics
@@ -257,7 +257,7 @@ def _table_row(run: dict[str, Any]) -> str:
     welfares = [summary["welfare"], run["principal_follow"]["welfare"],
                 *(baselines[kind]["welfare"] for kind in ("selfish", "cooperative", "proportion"))]
     ppo = run["validation"].get("ppo")
-    ppo_cell = f"{ppo['welfare'] / summary['cooperative_welfare']:.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
+    ppo_cell = f"{ratio(ppo['welfare'], summary['cooperative_welfare']):.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
     seed = str(run["config"]["seed"]) + (f" {SHORT_BUDGET_MARK}" if budget_shortfalls(run["config"]) else "")
     cells = [seed, *(f"{summary[key]:.3f}" for key in _RATIO_COLUMNS),
              f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}",

@@ -39,6 +39,7 @@ from sb3_contracts.contracts import DEFAULT_ALPHA
 from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameConfig
 from sb3_contracts.experiments.coin.baselines import ALGOS
+from sb3_contracts.game.contract_game import view_kwargs
 
 #: The encoder of every learner of the experiment (the agent-centric grid re-centred on its observer) and its
 #: optimiser, the principal's (one home: :mod:`~sb3_contracts.contract_dqn_multiagent.presets`).
@@ -80,12 +81,15 @@ for _preset, _ids in PRESET_ENV_IDS.items():
 GAME_BUDGETS: dict[str, Any] = dict(principal_steps=100_000, agent_steps=100_000, baseline_steps=100_000)
 #: Per wrapped contract-game id, what differs from the defaults (``nudge``, ``principal_kwargs`` and per algorithm
 #: ``agent_kwargs``, which a config's own overrides beat): the Escape Room's are those of docs/results/escape_room.md
-#: (every recommendation followed in training, ξ = 0.25; small DQN agents that learn within 100k steps).
+#: (every recommendation followed in training, ξ = 0.25; small DQN agents that learn within 100k steps). Its DQN
+#: agents there played 4 rooms with one gradient step per step of the rooms; here they play ``n_games`` = 16, so four
+#: gradient steps keep one per as many agent-steps (one per 8 for N = 2, per 12 for N = 3).
+ESCAPE_ROOM_DQN: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
+                                       train_freq=1, target_update_interval=500, exploration_fraction=0.3,
+                                       exploration_final_eps=0.02, gamma=0.99)
 _ESCAPE_ROOM_PRESET: dict[str, Any] = dict(
     nudge=0.25, principal_kwargs=dict(follow_prob=1.0, learning_starts=500, target_update_interval=500),
-    agent_kwargs={"dqn": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
-                              train_freq=1, target_update_interval=500, exploration_fraction=0.3,
-                              exploration_final_eps=0.02, gamma=0.99)})
+    agent_kwargs={"dqn": dict(ESCAPE_ROOM_DQN, gradient_steps=4)})
 GAME_PRESETS: dict[str, dict[str, Any]] = {
     "ContractEscapeRoom-v0": _ESCAPE_ROOM_PRESET,
     "ContractEscapeRoom3-v0": _ESCAPE_ROOM_PRESET,
@@ -245,14 +249,12 @@ class CoinSettings:
 
     def _check_wrapped_game(self) -> None:
         """A wrapped game: the Coin Game's fields at their defaults, and the game's view buildable (checked once)."""
-        from sb3_contracts.experiments.coin.games import wrapped_view_kwargs
-
         defaults = CoinSettings()
         for name in COIN_FIELDS:
             if getattr(self, name) != getattr(defaults, name):
                 raise ValueError(f"{name} applies to the Coin Game only, not to game={self.game!r}: leave it at its "
                                  f"default ({getattr(defaults, name)!r}), got {getattr(self, name)!r}")
-        wrapped_view_kwargs(self.game, self.env_kwargs)
+        view_kwargs(self.game, self.env_kwargs)
 
     def game_kwargs(self) -> dict[str, Any]:
         """The Coin Game arguments of every phase (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields)."""
