@@ -63,6 +63,7 @@ def test_the_agents_view_lets_agent_zero_learn_alone_against_a_partner():
     (dict(game="ContractCoinGame-v0"), "registered contract-game id"),
     (dict(game=ROOM, reward_rule="lola"), "reward_rule applies to the Coin Game only"),
     (dict(env_kwargs={"b_max": 3.0}), "env_kwargs apply to a wrapped game"),
+    (dict(game=ROOM, env_kwargs={"alpha": 0.5}), "env_kwargs may set"),
 ])
 def test_settings_that_do_not_apply_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -132,6 +132,8 @@ def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
 _GAME = CoinGameConfig()
 #: The experiment's fields that are the game's (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields).
 GAME_FIELDS = ("preset", "reward_rule", "contested", "n_agents")
+#: What ``CoinSettings.env_kwargs`` may set of a wrapped game's views (the principal's and the agents').
+WRAPPED_VIEW_KWARGS = ("b_max", "agent_ids", "game_kwargs")
 #: The fields that apply to the Coin Game only (a wrapped game keeps them at their defaults).
 COIN_FIELDS = (*GAME_FIELDS, "encoder", "agent_encoder", "conf_file")
 
@@ -159,8 +161,8 @@ class CoinSettings:
     PettingZoo ``ParallelEnv`` factory. The Coin Game's fields then stay at their defaults; the budgets and the nudge
     default to :data:`GAME_BUDGETS` (and :data:`GAME_PRESETS` for the id)"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """with ``game``: arguments of its principal's view over the id's (``ContractGameEnv``'s ``b_max``,
-    ``agent_ids``, ``game_kwargs``)"""
+    """with ``game``: arguments of its views over the id's: ``b_max``, ``agent_ids`` or ``game_kwargs`` (of
+    ``ContractGameEnv``)"""
     alpha: float = DEFAULT_ALPHA
     """the principal's weight of welfare against payments: its utility is ``welfare / alpha - payments``"""
     n_games: int = 16
@@ -254,6 +256,9 @@ class CoinSettings:
             if getattr(self, name) != getattr(defaults, name):
                 raise ValueError(f"{name} applies to the Coin Game only, not to game={self.game!r}: leave it at its "
                                  f"default ({getattr(defaults, name)!r}), got {getattr(self, name)!r}")
+        unknown = sorted(set(self.env_kwargs) - set(WRAPPED_VIEW_KWARGS))
+        if unknown:  # the agents' views take these too; alpha is a setting of its own
+            raise ValueError(f"env_kwargs may set {WRAPPED_VIEW_KWARGS}, got {unknown}")
         view_kwargs(self.game, self.env_kwargs)
 
     def game_kwargs(self) -> dict[str, Any]:
