@@ -257,7 +257,8 @@ def _table_row(run: dict[str, Any]) -> str:
     welfares = [summary["welfare"], run["principal_follow"]["welfare"],
                 *(baselines[kind]["welfare"] for kind in ("selfish", "cooperative", "proportion"))]
     ppo = run["validation"].get("ppo")
-    ppo_cell = f"{ratio(ppo['welfare'], summary['cooperative_welfare']):.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
+    ppo_cell = (f"{ratio(ppo['welfare'], summary['cooperative_welfare']):.3f} / {ppo['follow_rate']:.3f}" if ppo
+                else "n/a")
     seed = str(run["config"]["seed"]) + (f" {SHORT_BUDGET_MARK}" if budget_shortfalls(run["config"]) else "")
     cells = [seed, *(f"{summary[key]:.3f}" for key in _RATIO_COLUMNS),
              f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}",
