@@ -11,6 +11,10 @@ Measured variants, per preset (3x3/20 steps and 7x7/50 steps):
   the core's preallocated buffer (the figure to compare with other envs).
 - ``parallel_env``: ``CoinGameParallelEnv.step`` with a dict of actions, one game; it always returns
   observations (copied out of the buffer), rewards, terminations, truncations and infos.
+- ``principal_env`` and ``principal_vec_env``: the principal's views under contracts, ``ContractCoinGameEnv.step``
+  (one game, the registered id's class) and ``ContractCoinGameVecEnv.step`` (``n_games`` of
+  :data:`PRINCIPAL_BATCH_SIZES`, what the learner trains on), with random contracts drawn beforehand and the
+  default ``"threshold"`` agents answering (the contract layer's cost: responders, settlement, infos).
 
 ``--contested`` picks who collects a coin several players reach (one ``"random"`` winner, the game's default, or
 ``"all"``; ``"random"`` costs one more gathered row and a check per step, and a draw for the contested
@@ -38,9 +42,12 @@ from collections.abc import Callable
 import numpy as np
 from sb3_contracts.envs.coin_game import CONTESTED, PRESETS, CoinGameBatch, CoinGameConfig, parallel_env
 
+from sb3_contracts import ContractCoinGameEnv, ContractCoinGameVecEnv
 from sb3_contracts.experiments.accounting import Accounting
 
 BATCH_SIZES = (1, 256, 4096)
+#: Games of the principal's batched view measured (16: the experiment's ``n_games``).
+PRINCIPAL_BATCH_SIZES = (16, 256)
 TARGETS = {"3x3 core_with_obs n=4096": 5_000_000, "3x3 parallel_env": 50_000}
 
 
@@ -95,6 +102,33 @@ def parallel_env_chunk(preset: str, contested: str, chunk: int = 1000) -> Callab
     return run
 
 
+def principal_chunk(preset: str, n_games: int | None, contested: str, chunk: int = 64) -> Callable[[], int]:
+    """Steps of the principal's view of one game (``n_games=None``: ``ContractCoinGameEnv``) or of its VecEnv."""
+    rng = np.random.default_rng(0)
+    if n_games is None:
+        env = ContractCoinGameEnv(preset=preset, contested=contested)
+        env.reset(seed=0)
+        contracts = rng.uniform(0.0, 2.0, (chunk, *env.action_space.shape)).astype(np.float32)
+
+        def run_single() -> int:
+            for contract in contracts:
+                if env.step(contract)[3]:
+                    env.reset()
+            return chunk
+
+        return run_single
+    vec_env = ContractCoinGameVecEnv(n_games, seed=0, preset=preset, contested=contested)
+    vec_env.reset()
+    contracts = rng.uniform(0.0, 2.0, (chunk, n_games, *vec_env.action_space.shape)).astype(np.float32)
+
+    def run() -> int:
+        for contract in contracts:
+            vec_env.step(contract)  # resets finished games itself
+        return chunk * n_games
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="minimum duration of one run")
@@ -114,6 +148,14 @@ def main() -> None:
         rate = best_rate(parallel_env_chunk(preset, args.contested), args.seconds, args.repeats)
         figures["parallel_env"] = round(rate)
         print(f"{preset}  parallel_env   n_games=1     {rate:>14,.0f} joint steps/s", flush=True)
+        figures["principal_env"] = round(best_rate(principal_chunk(preset, None, args.contested), args.seconds,
+                                                   args.repeats))
+        print(f"{preset}  principal_env  n_games=1     {figures['principal_env']:>14,.0f} joint steps/s", flush=True)
+        figures["principal_vec_env"] = {}
+        for n_games in PRINCIPAL_BATCH_SIZES:
+            rate = best_rate(principal_chunk(preset, n_games, args.contested), args.seconds, args.repeats)
+            figures["principal_vec_env"][str(n_games)] = round(rate)
+            print(f"{preset}  principal_vec  n_games={n_games:<5} {rate:>14,.0f} joint steps/s", flush=True)
         results[preset] = figures
     measured = {
         "3x3 core_with_obs n=4096": results["3x3"]["core_with_obs"]["4096"],
@@ -123,7 +165,8 @@ def main() -> None:
         "benchmark": "coin_env",
         "unit": "joint steps per second (best of repeats)",
         "keys": "core_no_obs: CoinGameBatch.step only; core_with_obs: step + observe(); "
-        "parallel_env: PettingZoo ParallelEnv.step (observations included); inner keys: n_games",
+        "parallel_env: PettingZoo ParallelEnv.step (observations included); principal_env / principal_vec_env: "
+        "the principal's views under random contracts, threshold agents; inner keys: n_games",
         "contested": args.contested,
         **results,
         "targets": TARGETS,

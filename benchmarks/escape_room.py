@@ -29,13 +29,15 @@ from stable_baselines3.common.utils import set_random_seed
 
 import sb3_contracts
 from sb3_contracts import ContractAgentsParallelEnv, ContractGameVecEnv, MultiAgentContractDQN
+from sb3_contracts.experiments.coin.settings import ESCAPE_ROOM_DQN, GAME_PRESETS
 
 IDS = {2: "ContractEscapeRoom-v0", 3: "ContractEscapeRoom3-v0"}
-#: The principal's learner settings besides the command's (the learner's defaults otherwise).
-PRINCIPAL = dict(n_envs=16, learning_starts=500, target_update_interval=500)
-#: The validation agents' (and the selfish baseline's) DQN settings.
-AGENTS = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64, train_freq=1,
-              target_update_interval=500, exploration_fraction=0.3, exploration_final_eps=0.02, gamma=0.99)
+#: The principal's learner settings besides the command's (the learner's defaults otherwise): the experiment's preset
+#: for the Escape Room ids (its one home), but for the options below.
+PRINCIPAL = {"n_envs": 16, **{key: value for key, value in GAME_PRESETS[IDS[2]]["principal_kwargs"].items()
+                              if key != "follow_prob"}}
+#: The validation agents' (and the selfish baseline's) DQN settings (one gradient step per step of the 4 rooms).
+AGENTS = ESCAPE_ROOM_DQN
 
 
 def train_agents(env_kwargs: dict[str, Any], principal: Any, steps: int, seed: int, copies: int) -> DQN:

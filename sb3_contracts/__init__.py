@@ -76,6 +76,7 @@ _EXPORTS = {
     "ContractCoinGameEnv": "sb3_contracts.game",
     "ContractCoinGameVecEnv": "sb3_contracts.game",
     "ContractDQN": "sb3_contracts.contract_dqn",
+    "ContractGameAgentsVecEnv": "sb3_contracts.game",
     "ContractGameEnv": "sb3_contracts.game",
     "ContractGameVecEnv": "sb3_contracts.game",
     "ExactBestResponder": "sb3_contracts.solvers",

@@ -63,7 +63,74 @@ from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 from ..rendering import render_text
 from .core import N_ACTIONS, N_OBS_CHANNELS, OBS_FORMATS, CoinGameBatch, CoinGameConfig
 
-__all__ = ["CoinGameParallelEnv", "env", "parallel_env", "raw_env"]
+__all__ = ["CoinGameContractBatch", "CoinGameParallelEnv", "env", "parallel_env", "raw_env"]
+
+
+class CoinGameContractBatch:
+    """
+    A :class:`CoinGameBatch` as the contract layer steps a game batch (its fast path, see
+    ``sb3_contracts.game.parallel_games``): every player's flat agent-centric view as its row, terminations that never
+    happen, and the Coin Game's own episode statistics. Everything else is the wrapped batch's (``self.core``):
+    positions, ``rng`` (whose draws the scripted players share), ``t``, ``render_ansi``...
+
+    :param core: the batch of games
+    :param possible_agents: the players' names, in row order
+    """
+
+    def __init__(self, core: CoinGameBatch, possible_agents: list[str]) -> None:
+        self.core = core
+        self.possible_agents = list(possible_agents)
+        self.n_actions = N_ACTIONS
+        g, n = core.grid_size, core.n_agents
+        self.observation_space = spaces.Box(0.0, 1.0, (n, N_OBS_CHANNELS * g * g), dtype=np.float32)
+        self.state_space = spaces.Box(0.0, 1.0, (2 * n, g, g), dtype=np.float32)
+        self._never = np.zeros(core.n_games, dtype=bool)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "core":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.core, name)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The batch's random generator (the contract layer's responders draw from it too)."""
+        return self.core.rng
+
+    def reset(self, seed: int | None = None, mask: np.ndarray | None = None) -> None:
+        """Start new episodes in every game, or in those of ``mask`` (``seed`` reseeds the batch's generator)."""
+        self.core.reset(seed=seed, mask=mask)
+
+    def observe(self, flat: bool = True) -> np.ndarray:
+        """
+        Every player's agent-centric view: a buffer the next call overwrites.
+
+        :param flat: ``[n_games, n_agents, 4 G G]`` (the layer's rows, the default) or ``[n_games, n_agents, 4, G, G]``
+        """
+        return self.core.observe(flat=flat)
+
+    def global_state(self) -> np.ndarray:
+        """Every game's global state ``[n_games, 2 n_agents, G, G]``: a buffer the next call overwrites."""
+        return self.core.global_state()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step of every game: rewards ``[n_games, n_agents]``, terminations (never) and truncations."""
+        rewards, truncated = self.core.step(actions)
+        return rewards, self._never, truncated
+
+    def episode_infos(self, games: list[int]) -> list[dict[str, float]]:
+        """
+        The finished episodes' statistics, one dict per game of ``games``: ``episode_welfare`` (as the core counts
+        it), ``pick_speed`` (coins per step, mean over players) and ``pick_own_color`` (mean over the players that
+        picked a coin; NaN if none did).
+        """
+        stats = self.core.episode_stats()
+        infos = []
+        for game in games:
+            own = stats["pick_own_color"][game]
+            infos.append({"episode_welfare": float(stats["social_welfare"][game]),
+                          "pick_speed": float(stats["pick_speed"][game].mean()),
+                          "pick_own_color": float(np.nanmean(own)) if np.isfinite(own).any() else float("nan")})
+        return infos
 
 
 class CoinGameParallelEnv(ParallelEnv):
@@ -101,6 +168,15 @@ class CoinGameParallelEnv(ParallelEnv):
 
     def observation_space(self, agent: str) -> spaces.Box:
         return self._observation_spaces[agent]
+
+    def make_batch(self, n_games: int, seed: int | None = None) -> CoinGameContractBatch:
+        """
+        ``n_games`` games of this env's rules stepped together: the contract layer's batched fast path.
+
+        :param n_games: number of games
+        :param seed: seed of the batch's random generator
+        """
+        return CoinGameContractBatch(CoinGameBatch(n_games, self.core.config, seed=seed), self.possible_agents)
 
     def action_space(self, agent: str) -> spaces.Discrete:
         return self._action_spaces[agent]

@@ -91,6 +91,11 @@ class EscapeRoomParallelEnv(ParallelEnv):
     def action_space(self, agent: str) -> spaces.Discrete:
         return self._action_space
 
+    @property
+    def optimal_welfare(self) -> float:
+        """The most welfare an episode can give, ``10 (N - M) - M`` (what experiments compare the welfare with)."""
+        return self.config.optimal_welfare
+
     def make_batch(self, n_games: int, seed: int | None = None) -> EscapeRoomBatch:
         """
         ``n_games`` rooms with this env's rules, stepped together (the contract layer's batched fast path).

@@ -2,7 +2,8 @@
 runner (:func:`~sb3_contracts.experiments.runner.run_experiment`).
 
 * :mod:`~sb3_contracts.experiments.runner`: the interface, the runner, the phase DAG in sequence or as Ray tasks.
-* :mod:`~sb3_contracts.experiments.coin`: the Coin Game under a principal (the paper's Figure 2).
+* :mod:`~sb3_contracts.experiments.coin`: the Coin Game under a principal (the paper's Figure 2), or any game the
+  contract layer wraps (``game=``, e.g. Escape Room).
 * :mod:`~sb3_contracts.experiments.tree`: ContractDQN on a random binary tree, scored against the SPE (Figure 3).
 * :mod:`~sb3_contracts.experiments.two_phase`: the second system, transfers for a learning firm (pollution).
 * :mod:`~sb3_contracts.experiments.bandit`: its one-state case against Scheid et al.'s algorithm.

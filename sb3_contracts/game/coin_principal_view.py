@@ -5,10 +5,13 @@ being observed); the agents (a :mod:`~sb3_contracts.game.responders` responder) 
 ``contract[i, a_i]`` (:func:`~sb3_contracts.game.settlement.settle`). The principal's reward is
 ``welfare / alpha - sum of payments``, welfare being the sum of the agents' game rewards this step.
 
-:class:`PrincipalCoinGames` is the batch (``n`` games stepped together); :class:`ContractCoinGameEnv` (the
-registered id, one game) and :class:`ContractCoinGameVecEnv` (an SB3 ``VecEnv`` of ``n`` games, what
-:class:`~sb3_contracts.contract_dqn_multiagent.MultiAgentContractDQN` builds from the id) are views over it, so
-both give identical trajectories for the same seed, contracts and responder.
+:class:`ContractCoinGameEnv` (the registered id, one game) and :class:`ContractCoinGameVecEnv` (an SB3 ``VecEnv`` of
+``n`` games, what :class:`~sb3_contracts.contract_dqn_multiagent.MultiAgentContractDQN` builds from the id) are the
+generic contract layer's views (:class:`~sb3_contracts.game.contract_game.ContractGameEnv`,
+:class:`~sb3_contracts.game.contract_game.ContractGameVecEnv`) over the Coin Game's PettingZoo env, whose batched core
+is their fast path (``make_batch``): the step is written once, in :mod:`~sb3_contracts.game.contract_game`. What is
+the Coin Game's own: its agents by name (the ``"threshold"`` responder by default), ``b_max = 2``, the seed of a single
+game drawn from the env's generator, the end-of-episode pick statistics and the text rendering.
 
 Example::
 
@@ -22,124 +25,21 @@ Example::
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
-
-from sb3_contracts.contracts import DEFAULT_ALPHA, check_b_max, check_contract
-from sb3_contracts.envs.checks import check_real
-from sb3_contracts.envs.coin_game import N_ACTIONS, N_OBS_CHANNELS, CoinGameBatch
-from sb3_contracts.game.contract_game import ContractGamesView
+from sb3_contracts.contracts import DEFAULT_ALPHA
+from sb3_contracts.game.contract_game import PRINCIPAL_OBS_FORMATS, ContractGameEnv, ContractGameVecEnv
 from sb3_contracts.game.responders import DEFAULT_FOLLOW_PRICE, Responder, make_responder
-from sb3_contracts.game.settlement import DEFAULT_B_MAX, settle
-from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
+from sb3_contracts.game.settlement import DEFAULT_B_MAX
+from sb3_contracts.game.single import render_text
 
-#: What the principal observes: every agent's agent-centric view stacked ``[n, 4 G G]`` (the input of a
-#: parameter-sharing principal), or the global state flat ``[2 n G G]`` or as a grid ``[2 n, G, G]``.
-PRINCIPAL_OBS_FORMATS = ("agents", "flat", "grid")
+#: The Coin Game's PettingZoo env, whose ``make_batch`` is the batched core the views step.
+COIN_GAME = "sb3_contracts.envs.coin_game.coin_game_v0:parallel_env"
 
-
-class PrincipalCoinGames:
-    """
-    ``n_games`` Coin Games under a principal's contracts, stepped together (the batch both views share).
-
-    :param n_games: number of games
-    :param agents: the responder, see :func:`~sb3_contracts.game.responders.make_responder`
-    :param alpha: weight of welfare against payments (the principal values welfare at ``1/alpha``)
-    :param b_max: the largest payment per action
-    :param follow_price: the ``"threshold"`` responder's price of following
-    :param obs_format: ``"agents"``, ``"flat"`` or ``"grid"`` (:data:`PRINCIPAL_OBS_FORMATS`)
-    :param seed: seed of the games (and of the scripted responders' tie-breaks)
-    :param game_kwargs: Coin Game arguments (``preset``, ``grid_size``, ``max_steps``, ``reward_rule``, ``n_agents``)
-    """
-
-    def __init__(self, n_games: int = 1, agents: str | Responder | Any = "threshold", alpha: float = DEFAULT_ALPHA,
-                 b_max: float = DEFAULT_B_MAX, follow_price: float = DEFAULT_FOLLOW_PRICE, obs_format: str = "agents",
-                 seed: int | None = None, **game_kwargs: Any) -> None:
-        if obs_format not in PRINCIPAL_OBS_FORMATS:
-            raise ValueError(f"obs_format must be one of {PRINCIPAL_OBS_FORMATS}, got {obs_format!r}")
-        check_real("alpha", alpha, 0.0, low_open=True)
-        self.core = CoinGameBatch(n_games=n_games, seed=seed, **game_kwargs)
-        self.responder = make_responder(agents, follow_price)
-        self.alpha, self.b_max, self.obs_format = float(alpha), check_b_max(b_max), obs_format
-        n, g = self.core.n_agents, self.core.grid_size
-        shape = {"agents": (n, N_OBS_CHANNELS * g * g), "flat": (2 * n * g * g,), "grid": (2 * n, g, g)}[obs_format]
-        self.observation_space = spaces.Box(0.0, 1.0, shape, dtype=np.float32)
-        self.action_space = spaces.Box(0.0, self.b_max, (n, N_ACTIONS), dtype=np.float32)
-        self.episode_payments = np.zeros(self.core.n_games)
-
-    def observe(self) -> np.ndarray:
-        """The principal's observation of every game ``[N, *obs_shape]`` (a copy)."""
-        core = self.core
-        view = core.observe(flat=True) if self.obs_format == "agents" else core.global_state()
-        return view.reshape(core.n_games, *self.observation_space.shape).copy()
-
-    def check_contracts(self, contracts: Any, name: str = "action") -> np.ndarray:
-        """The contracts ``[N, n, 4]`` as float64, or a ``ValueError`` naming ``name``: nothing is clipped."""
-        core = self.core
-        return check_contract(contracts, (core.n_games, core.n_agents, N_ACTIONS), self.b_max, name,
-                              "one contract (a payment per move) per game and agent")
-
-    def reset(self, mask: np.ndarray | None = None, seed: int | None = None) -> None:
-        """Start new episodes in every game (or those in ``mask``); responders with a ``reset`` hear of it."""
-        self.core.reset(seed=seed, mask=mask)
-        games = np.ones(self.core.n_games, dtype=bool) if mask is None else mask
-        self.episode_payments[games] = 0.0
-        if hasattr(self.responder, "reset"):
-            self.responder.reset(self.core, games)
-
-    def play(self, contracts: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]], np.ndarray]:
-        """
-        One step of every game under checked ``contracts [N, n, 4]``: the agents answer, the step is settled.
-
-        :return: the principal's rewards ``[N]``, one ``info`` per game (see :class:`ContractCoinGameEnv`) and the
-            truncations ``[N]``
-        """
-        core = self.core
-        actions = np.asarray(self.responder(core.observe(flat=True), contracts, core))
-        if actions.shape != (core.n_games, core.n_agents):
-            raise ValueError(f"the responder must return actions of shape {(core.n_games, core.n_agents)}, "
-                             f"got {actions.shape}")
-        step = settle(core, contracts, actions)
-        welfare = step.rewards.sum(axis=1)
-        paid = step.payments.sum(axis=1)
-        self.episode_payments += paid
-        extras = self.responder.info(core) if hasattr(self.responder, "info") else {}
-        infos = [{"agent_rewards": r, "payments": p, "actions": a, "recommended": rec, "followed": f, "welfare": w}
-                 for r, p, a, rec, f, w in zip(step.rewards, step.payments, actions, step.recommended, step.followed,
-                                               welfare.tolist(), strict=True)]
-        for key, values in extras.items():
-            for info, value in zip(infos, values, strict=True):
-                info[key] = value
-        if step.truncated.any():
-            self._end_episodes(step.truncated, infos)
-        return welfare / self.alpha - paid, infos, step.truncated
-
-    def _end_episodes(self, ended: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        stats = self.core.episode_stats()
-        for game in np.flatnonzero(ended).tolist():
-            own = stats["pick_own_color"][game]
-            infos[game].update(
-                episode_welfare=float(stats["social_welfare"][game]),
-                episode_payments=float(self.episode_payments[game]),
-                pick_speed=float(stats["pick_speed"][game].mean()),
-                pick_own_color=float(np.nanmean(own)) if np.isfinite(own).any() else float("nan"),
-            )
+__all__ = ["COIN_GAME", "PRINCIPAL_OBS_FORMATS", "ContractCoinGameEnv", "ContractCoinGameVecEnv"]
 
 
-class PrincipalCoinGamesView(ContractGamesView):
-    """What both views over :class:`PrincipalCoinGames` (``self.games``) expose of it; agents by the Coin Game's names
-    (:func:`~sb3_contracts.game.responders.make_responder`)."""
-
-    games: PrincipalCoinGames
-    make_agents = staticmethod(make_responder)
-
-
-class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):
+class ContractCoinGameEnv(ContractGameEnv):
     """
     The principal's view of one Coin Game (``ContractCoinGame-v0``).
 
@@ -167,35 +67,24 @@ class ContractCoinGameEnv(PrincipalCoinGamesView, gym.Env):
         ``n_agents``
     """
 
-    metadata = render_metadata()
+    make_agents = staticmethod(make_responder)
 
     def __init__(self, agents: str | Responder | Any = "threshold", alpha: float = DEFAULT_ALPHA,
                  b_max: float = DEFAULT_B_MAX, follow_price: float = DEFAULT_FOLLOW_PRICE, obs_format: str = "agents",
                  render_mode: str | None = None, **game_kwargs: Any) -> None:
-        check_render_mode(render_mode)
-        self.games = PrincipalCoinGames(1, agents, alpha, b_max, follow_price, obs_format, **game_kwargs)
-        self.render_mode = render_mode
-        self.observation_space = self.games.observation_space
-        self.action_space = self.games.action_space
+        super().__init__(COIN_GAME, alpha, b_max, make_responder(agents, follow_price), game_kwargs=game_kwargs,
+                         render_mode=render_mode, obs_format=obs_format)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        # the core's generator also breaks the scripted responders' ties: one seed fixes the whole episode
-        self.games.reset(seed=None if seed is None else int(self.np_random.integers(2**31)))
-        return self.games.observe()[0], {}
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        n = self.core.n_agents
-        contracts = check_contract(action, (n, N_ACTIONS), self.games.b_max, "action",
-                                   "one contract (a payment per move) per agent")
-        rewards, infos, truncated = self.games.play(contracts[None])
-        return self.games.observe()[0], float(rewards[0]), False, bool(truncated[0]), infos[0]
+    def game_seed(self, seed: int | None) -> int | None:
+        """A seed drawn from the env's generator: the core's generator also breaks the scripted responders' ties, so
+        one seed fixes the whole episode."""
+        return None if seed is None else int(self.np_random.integers(2**31))
 
     def render(self) -> str | None:
         return render_text(self.render_mode, self.core.render_ansi(0))
 
 
-class ContractCoinGameVecEnv(PrincipalCoinGamesView, VecEnv):
+class ContractCoinGameVecEnv(ContractGameVecEnv):
     """
     ``n_games`` principal's views of the Coin Game as one SB3 ``VecEnv`` (one slot per game), stepped together
     with no Python loop over games but the ``info`` dicts SB3 needs. Observations, actions, rewards and ``info``
@@ -204,60 +93,19 @@ class ContractCoinGameVecEnv(PrincipalCoinGamesView, VecEnv):
 
     :param n_games: number of games (``num_envs``)
     :param seed: seed of the games (``seed()`` then ``reset()`` reseeds them)
-    :param kwargs: the arguments of :class:`ContractCoinGameEnv` (``agents``, ``alpha``, ``b_max``, ``preset``...)
+    :param agents: the responder, see :func:`~sb3_contracts.game.responders.make_responder`
+    :param alpha: weight of welfare against payments
+    :param b_max: the largest payment per action
+    :param follow_price: the ``"threshold"`` responder's price of following
+    :param obs_format: ``"agents"`` (default), ``"flat"`` or ``"grid"``
+    :param game_kwargs: Coin Game arguments (``preset``, ``reward_rule``, ``n_agents``...)
     """
 
-    def __init__(self, n_games: int = 16, seed: int | None = None, **kwargs: Any) -> None:
-        check_render_mode(kwargs.pop("render_mode", None))
-        self.games = PrincipalCoinGames(n_games, seed=seed, **kwargs)
-        self.render_mode = None
-        super().__init__(self.games.core.n_games, self.games.observation_space, self.games.action_space)
-        self._actions: np.ndarray | None = None
-        self._returns = np.zeros(self.num_envs)
-        self._start = time.time()
+    make_agents = staticmethod(make_responder)
 
-    def reset(self) -> VecEnvObs:
-        self.games.reset(seed=self._seeds[0])
-        self._reset_seeds()
-        self._reset_options()
-        self._returns[:] = 0.0
-        self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self.games.observe()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
-
-    def step_wait(self) -> VecEnvStepReturn:
-        if self._actions is None:
-            raise RuntimeError("call step_async() before step_wait()")
-        contracts, self._actions = self.games.check_contracts(self._actions, "actions"), None
-        rewards, infos, truncated = self.games.play(contracts)
-        self._returns += rewards
-        observations = self.games.observe()
-        if truncated.any():
-            for game in np.flatnonzero(truncated).tolist():
-                infos[game].update({"terminal_observation": observations[game], "TimeLimit.truncated": True,
-                                    "episode": {"r": float(self._returns[game]), "l": int(self.core.t[game]),
-                                                "t": round(time.time() - self._start, 6)}})
-            self._returns[truncated] = 0.0
-            self.games.reset(mask=truncated)
-            observations = self.games.observe()
-        return observations, rewards.astype(np.float32), truncated.copy(), infos
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        """Call a method of this batch once; its result is repeated for every selected slot."""
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
+    def __init__(self, n_games: int = 16, seed: int | None = None, agents: str | Responder | Any = "threshold",
+                 alpha: float = DEFAULT_ALPHA, b_max: float = DEFAULT_B_MAX,
+                 follow_price: float = DEFAULT_FOLLOW_PRICE, obs_format: str = "agents",
+                 render_mode: str | None = None, **game_kwargs: Any) -> None:
+        super().__init__(COIN_GAME, n_games, seed, agents=make_responder(agents, follow_price), alpha=alpha,
+                         b_max=b_max, obs_format=obs_format, game_kwargs=game_kwargs, render_mode=render_mode)

@@ -1,4 +1,6 @@
-"""The agents' view of any PettingZoo game under a fixed principal, itself a PettingZoo ``ParallelEnv``.
+"""The agents' view of any PettingZoo game under a fixed principal: a PettingZoo ``ParallelEnv`` of one game
+(:class:`ContractAgentsParallelEnv`) and an SB3 ``VecEnv`` of every agent of many games
+(:class:`ContractGameAgentsVecEnv`).
 
 Each agent observes its own row of the principal's observation (its observation flattened, then its one-hot index
 with ``agent_ids``) followed by its contract (one payment per action, with the nudge on the recommendation), acts,
@@ -18,22 +20,44 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.common.principal import frozen_principal
 from sb3_contracts.contracts import DEFAULT_ALPHA, check_contract
-from sb3_contracts.game.contract_game import DEFAULT_GAME_B_MAX, ContractGames
+from sb3_contracts.game.contract_game import DEFAULT_GAME_B_MAX, ContractGames, make_game_responder
 from sb3_contracts.game.parallel_games import GameSpec
+from sb3_contracts.game.responders import Responder
 from sb3_contracts.game.settlement import nudge_contracts
 
 #: ``principal(observation [n_agents, d]) -> contracts [n_agents, n_actions]``: the principal's observation of one
 #: game (what :class:`~sb3_contracts.game.contract_game.ContractGameEnv` shows it) to every agent's contract.
 GamePrincipal = Callable[[np.ndarray], np.ndarray]
+#: ``principal(observations [N, n_agents, d]) -> contracts [N, n_agents, n_actions]``: the same over a batch of games.
+BatchPrincipal = Callable[[np.ndarray], np.ndarray]
+
+
+def as_batch_principal(principal: Any, shape: tuple[int, int]) -> BatchPrincipal:
+    """
+    The principal as a callable of a batch of observations: a trained model (frozen, as in
+    :func:`as_game_principal`), a callable of the batch, a fixed array of contracts ``[n_agents, n_actions]`` (the same
+    in every game), or ``None`` (no contracts).
+
+    :param principal: the principal
+    :param shape: ``(n_agents, n_actions)``
+    """
+    if hasattr(principal, "policy") and hasattr(principal, "predict"):
+        return frozen_principal(principal)
+    if callable(principal):
+        return principal
+    fixed = np.zeros(shape) if principal is None else np.asarray(principal, dtype=np.float64)
+    return lambda observations: np.broadcast_to(fixed, (len(observations), *fixed.shape))
 
 
 def as_game_principal(principal: Any, shape: tuple[int, int]) -> GamePrincipal:
@@ -45,16 +69,10 @@ def as_game_principal(principal: Any, shape: tuple[int, int]) -> GamePrincipal:
     :param principal: the principal
     :param shape: ``(n_agents, n_actions)``
     """
-    if principal is None:
-        zeros = np.zeros(shape)
-        return lambda observation: zeros
-    if hasattr(principal, "policy") and hasattr(principal, "predict"):
-        offer = frozen_principal(principal)
-        return lambda observation: offer(observation[None])[0]
-    if callable(principal):
+    if callable(principal) and not hasattr(principal, "predict"):
         return principal
-    fixed = np.asarray(principal, dtype=np.float64)
-    return lambda observation: fixed
+    offer = as_batch_principal(principal, shape)
+    return lambda observation: offer(observation[None])[0]
 
 
 class ContractAgentsParallelEnv(ParallelEnv):
@@ -95,7 +113,7 @@ class ContractAgentsParallelEnv(ParallelEnv):
         self.principal = as_game_principal(principal, self._shape)
         self.possible_agents = list(games.core.possible_agents)
         self.agents: list[str] = []
-        rows = games.observation_space
+        rows = games.row_space
         low = np.concatenate([rows.low[0], np.zeros(games.n_actions, dtype=np.float32)])
         high = np.concatenate([rows.high[0], np.full(games.n_actions, games.b_max + games.nudge, dtype=np.float32)])
         self._observation_space = spaces.Box(low, high, dtype=np.float32)
@@ -123,8 +141,8 @@ class ContractAgentsParallelEnv(ParallelEnv):
 
     def _observe(self) -> dict[str, np.ndarray]:
         """Ask the principal for the contracts of the current state; observation = own row + own contract."""
-        rows = self.games.observe()[0]
-        self.contracts = check_contract(self.principal(rows.copy()), self._shape, self.games.b_max,
+        rows = self.games.rows()[0]
+        self.contracts = check_contract(self.principal(self.games.observe()[0]), self._shape, self.games.b_max,
                                         "principal's contracts", "one payment per agent and action")
         offered = nudge_contracts(self.contracts, self.games.nudge).astype(np.float32)
         return dict(zip(self.possible_agents, np.concatenate([rows, offered], axis=1), strict=True))
@@ -162,3 +180,151 @@ class ContractAgentsParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         pass
+
+
+class ContractGameAgentsVecEnv(VecEnv):
+    """
+    The agents' view of ``n_envs`` games of any PettingZoo ``ParallelEnv`` under a fixed principal, as one SB3
+    ``VecEnv`` for a shared-parameter SB3 model: slot ``g * n_agents + i`` is agent ``i`` of game ``g`` (with a
+    ``partner``, slot ``g`` is agent 0 of game ``g`` and the other agents answer with ``partner``). The games are
+    stepped as one batch (the game's own fast path wherever it has one, see
+    :mod:`~sb3_contracts.game.parallel_games`).
+
+    - Observation of a slot: its agent's row of the principal's observation (then, with ``observe_contracts``, its
+      contract, with the nudge on the recommendation), float32; action: the game's ``Discrete(n_actions)``.
+    - Reward: the agent's game reward plus its contract's payment on the action it took.
+    - ``info`` per slot: ``payment``, ``followed`` (``1``/``0``, ``-1`` without a recommendation) and
+      ``recommended_action`` (``-1`` = none); when its game's episode ends (the game is then reset) also
+      ``terminal_observation``, ``TimeLimit.truncated``, the Monitor-style ``episode`` (the agent's return with its
+      payments), ``episode_welfare`` (the game's) and ``episode_payments`` (the agent's).
+
+    :param game: a PettingZoo ``ParallelEnv``, a zero-argument callable returning one, or ``"module:callable"``
+    :param n_envs: number of games
+    :param principal: a trained principal (a model with ``predict``), a callable ``observations [N, n_agents, d] ->
+        contracts [N, n_agents, n_actions]``, a fixed array ``[n_agents, n_actions]``, or ``None`` (no contracts)
+    :param partner: ``None`` (every agent is a slot) or the other agents' responder (a name, an SB3 model or a
+        responder callable, see :func:`~sb3_contracts.game.contract_game.make_game_responder`): agent 0 learns alone
+    :param observe_contracts: whether a slot observes its contract (``False``: its row only, e.g. a baseline)
+    :param seed: seed of the games (``seed()`` then ``reset()`` reseeds them)
+    :param b_max: the largest payment per action (contracts above it raise ``ValueError``)
+    :param nudge: ``ξ``, paid on top of the contract to an agent that follows its recommendation
+    :param agent_ids: as in :class:`~sb3_contracts.game.contract_game.ContractGameEnv`: must match the principal's
+    :param game_kwargs: keyword arguments of the game factory
+    """
+
+    def __init__(self, game: GameSpec, n_envs: int = 16, principal: Any = None, partner: str | Responder | Any = None,
+                 observe_contracts: bool = True, seed: int | None = None, b_max: float = DEFAULT_GAME_B_MAX,
+                 nudge: float = 0.0, agent_ids: bool = False, game_kwargs: dict[str, Any] | None = None) -> None:
+        self.games = ContractGames(game, n_envs, "random", DEFAULT_ALPHA, b_max, nudge, agent_ids, seed, game_kwargs)
+        games = self.games
+        self.core = games.core
+        self.n_agents = games.n_agents
+        self.principal = as_batch_principal(principal, (games.n_agents, games.n_actions))
+        self.partner = None if partner is None else make_game_responder(partner)
+        self.observe_contracts = bool(observe_contracts)
+        self.render_mode = None
+        self._slots = self.n_agents if self.partner is None else 1
+        rows = games.row_space
+        low, high = rows.low[0], rows.high[0]
+        if self.observe_contracts:
+            low = np.concatenate([low, np.zeros(games.n_actions, dtype=np.float32)])
+            high = np.concatenate([high, np.full(games.n_actions, games.b_max + games.nudge, dtype=np.float32)])
+        super().__init__(games.n_games * self._slots, spaces.Box(low, high, dtype=np.float32),
+                         spaces.Discrete(games.n_actions))
+        self.contracts = np.zeros((games.n_games, games.n_agents, games.n_actions))
+        self._offered = self.contracts
+        self._returns = np.zeros((games.n_games, games.n_agents))
+        self._payments = np.zeros((games.n_games, games.n_agents))
+        self._actions: np.ndarray | None = None
+        self._start = time.time()
+
+    def _observe(self) -> np.ndarray:
+        """Ask the principal for the contracts of the current states; a slot's observation: its row (+ contract)."""
+        games = self.games
+        rows = games.rows()
+        shape = (games.n_games, games.n_agents, games.n_actions)
+        self.contracts = check_contract(self.principal(games.observe()), shape, games.b_max, "principal's contracts",
+                                        "one payment per game, agent and action")
+        self._offered = nudge_contracts(self.contracts, games.nudge)
+        if self.observe_contracts:
+            rows = np.concatenate([rows, self._offered.astype(np.float32)], axis=2)
+        return rows[:, : self._slots].reshape(self.num_envs, -1)
+
+    def reset(self) -> VecEnvObs:
+        self.games.reset(seed=self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        self._returns[:] = 0.0
+        self._payments[:] = 0.0
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return self._observe()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions)
+        if actions.size != self.num_envs:
+            raise ValueError(f"actions must hold one action per slot ({self.num_envs}), got shape {actions.shape}")
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise RuntimeError("call step_async() before step_wait()")
+        games = self.games
+        actions, self._actions = self._actions.reshape(games.n_games, self._slots), None
+        if self.partner is not None:
+            others = np.asarray(self.partner(games.rows(), self._offered, games)).reshape(games.n_games, -1)
+            actions = np.concatenate([actions, others[:, 1:]], axis=1)
+        lengths = games.t + 1
+        # the contracts were offered in the state the actions were taken in
+        _, infos, terminated, truncated = games.settle(self.contracts, actions.astype(np.int64))
+        rewards = np.stack([info["agent_rewards"] + info["payments"] for info in infos])
+        payments = np.stack([info["payments"] for info in infos])
+        self._returns += rewards
+        self._payments += payments
+        slot_infos = [{"payment": paid, "followed": flag, "recommended_action": action}
+                      for paid, flag, action in zip(
+                          payments[:, : self._slots].reshape(-1).tolist(),
+                          np.stack([info["followed"] for info in infos])[:, : self._slots].reshape(-1).tolist(),
+                          np.stack([info["recommended"] for info in infos])[:, : self._slots].reshape(-1).tolist(),
+                          strict=True)]
+        observations = self._observe()
+        dones = terminated | truncated
+        if dones.any():
+            self._end_episodes(dones, terminated, lengths, infos, slot_infos, observations)
+            games.reset(mask=dones)
+            observations = self._observe()
+        return observations, rewards[:, : self._slots].reshape(-1).astype(np.float32), \
+            np.repeat(dones, self._slots), slot_infos
+
+    def _end_episodes(self, dones: np.ndarray, terminated: np.ndarray, lengths: np.ndarray,
+                      infos: list[dict[str, Any]], slot_infos: list[dict[str, Any]], observations: np.ndarray) -> None:
+        elapsed = round(time.time() - self._start, 6)
+        for game in np.flatnonzero(dones).tolist():
+            for agent in range(self._slots):
+                slot = game * self._slots + agent
+                slot_infos[slot].update({
+                    "terminal_observation": observations[slot],
+                    "TimeLimit.truncated": not bool(terminated[game]),
+                    "episode": {"r": float(self._returns[game, agent]), "l": int(lengths[game]), "t": elapsed},
+                    "episode_welfare": infos[game]["episode_welfare"],
+                    "episode_payments": float(self._payments[game, agent]),
+                })
+        self._returns[dones] = 0.0
+        self._payments[dones] = 0.0
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        """Call a method of this batch once; its result is repeated for every selected slot."""
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]

@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from sb3_contracts.contracts import DEFAULT_ALPHA, check_b_max, check_contract
 from sb3_contracts.envs.checks import check_real
-from sb3_contracts.game.parallel_games import GameSpec, make_game_batch
+from sb3_contracts.game.parallel_games import GameSpec, build_game, make_game_batch
 from sb3_contracts.game.responders import Responder, ThresholdResponder, make_responder, random_responder
 from sb3_contracts.game.settlement import nudge_contracts, settle_actions
 from sb3_contracts.game.single import check_render_mode, render_metadata, render_text
@@ -43,6 +43,8 @@ from sb3_contracts.game.single import check_render_mode, render_metadata, render
 GAME_RESPONDERS = ("follow", "random")
 #: Default largest payment per action.
 DEFAULT_GAME_B_MAX = 1.0
+#: What the principal observes: every agent's row ``[n, d]``, or the game's global state flat or shaped.
+PRINCIPAL_OBS_FORMATS = ("agents", "flat", "grid")
 
 
 def make_game_responder(agents: str | Responder | Any) -> Responder:
@@ -61,6 +63,32 @@ def make_game_responder(agents: str | Responder | Any) -> Responder:
     return make_responder(agents)
 
 
+def view_kwargs(game: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """
+    The arguments of a game's principal's view (:class:`ContractGameEnv`) from its name: a registered contract-game
+    id's (an id whose registered arguments name a ``game``, e.g. ``ContractEscapeRoom-v0``), or ``{"game": game}`` for
+    ``"module:callable"``; then ``env_kwargs``.
+    The game is built once here, so that a bad name fails before anything trains.
+
+    :param game: the id or ``"module:callable"``
+    :param env_kwargs: overrides (``b_max``, ``agent_ids``, ``game_kwargs``, ...)
+    """
+    if not isinstance(game, str):
+        raise ValueError(f"game must be a registered contract-game id or 'module:callable', got {game!r}")
+    if ":" in game:
+        kwargs = {"game": game}
+    else:  # importing this package registered the ids (sb3_contracts/__init__.py)
+        registered = gym.registry.get(game)
+        if registered is None or "game" not in registered.kwargs:
+            ids = sorted(name for name, spec in gym.registry.items() if "game" in spec.kwargs)
+            raise ValueError(f"game must be a registered contract-game id ({', '.join(ids)}) or 'module:callable' "
+                             f"of a PettingZoo ParallelEnv factory, got {game!r}")
+        kwargs = dict(registered.kwargs)
+    kwargs.update(env_kwargs or {})
+    build_game(kwargs["game"], kwargs.get("game_kwargs"))
+    return kwargs
+
+
 class ContractGames:
     """
     ``n_games`` games under a principal's contracts, stepped together (the batch both views share).
@@ -74,20 +102,32 @@ class ContractGames:
     :param agent_ids: append a one-hot of the agent's index to its row (agents of a symmetric game then differ)
     :param seed: seed of the games and of the responders' random draws
     :param game_kwargs: keyword arguments of the game factory
+    :param obs_format: what the principal observes: ``"agents"`` (every agent's row, ``[n, d]``), or the game's global
+        state (a game batch with ``global_state()`` and ``state_space``, as the Coin Game's) flat (``"flat"``) or as
+        the game shapes it (``"grid"``)
+
+    The responders are handed this batch: its ``rng`` (the game batch's own generator if it has one, so that one seed
+    fixes the game and the agents' draws, else one seeded here) and its ``world``, the world's own batch under the
+    game batch (the game batch's ``core`` if it wraps one, as the Coin Game's does: its scripted players read the
+    positions there; else the game batch itself).
     """
 
     def __init__(self, game: GameSpec, n_games: int = 1, agents: str | Responder | Any = "follow",
                  alpha: float = DEFAULT_ALPHA, b_max: float = DEFAULT_GAME_B_MAX, nudge: float = 0.0,
-                 agent_ids: bool = False, seed: int | None = None, game_kwargs: dict[str, Any] | None = None) -> None:
+                 agent_ids: bool = False, seed: int | None = None, game_kwargs: dict[str, Any] | None = None,
+                 obs_format: str = "agents") -> None:
         self.alpha = check_real("alpha", alpha, 0.0, low_open=True)
         self.b_max = check_b_max(b_max)
         self.nudge = check_real("nudge", nudge, 0.0)
         if not isinstance(agent_ids, bool):
             raise TypeError(f"agent_ids must be a bool, got {type(agent_ids).__name__}")
+        if obs_format not in PRINCIPAL_OBS_FORMATS:
+            raise ValueError(f"obs_format must be one of {PRINCIPAL_OBS_FORMATS}, got {obs_format!r}")
         self.core = make_game_batch(game, n_games, seed, game_kwargs)
+        self.world = getattr(self.core, "core", self.core)
         self.responder = make_game_responder(agents)
-        self.agent_ids = agent_ids
-        self.rng = np.random.default_rng(seed)
+        self.agent_ids, self.obs_format = agent_ids, obs_format
+        self._rng = np.random.default_rng(seed)
         core = self.core
         self.n_games, self.n_agents, self.n_actions = core.n_games, core.n_agents, core.n_actions
         rows = core.observation_space
@@ -95,19 +135,44 @@ class ContractGames:
         if agent_ids:
             ids = np.eye(self.n_agents, dtype=np.float32)
             low, high = np.concatenate([low, np.zeros_like(ids)], 1), np.concatenate([high, np.ones_like(ids)], 1)
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.row_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_space = self.row_space if obs_format == "agents" else self._state_space(obs_format)
         self.action_space = spaces.Box(0.0, self.b_max, (self.n_agents, self.n_actions), dtype=np.float32)
         self.t = np.zeros(self.n_games, dtype=np.int64)
         self.episode_welfare = np.zeros(self.n_games)
         self.episode_payments = np.zeros(self.n_games)
 
-    def observe(self) -> np.ndarray:
-        """Every agent's row ``[N, n, d]`` (its observation, then its one-hot index with ``agent_ids``)."""
+    def _state_space(self, obs_format: str) -> spaces.Box:
+        """The principal's observation space of the game's global state, flat or as the game shapes it."""
+        state = getattr(self.core, "state_space", None)
+        if state is None or not callable(getattr(self.core, "global_state", None)):
+            raise ValueError(f"obs_format={obs_format!r} needs a game batch with a global state (global_state() and "
+                             f"state_space, as the Coin Game's): use 'agents'")
+        if obs_format == "grid":
+            return state
+        return spaces.Box(state.low.reshape(-1), state.high.reshape(-1), dtype=np.float32)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator of the responders' random draws: the game batch's own if it has one, else this batch's."""
+        own = getattr(self.core, "rng", None)
+        return self._rng if own is None else own
+
+    def rows(self) -> np.ndarray:
+        """Every agent's row ``[N, n, d]`` (its observation, then its one-hot index with ``agent_ids``): what the
+        agents see; it may be a buffer the next call overwrites."""
         rows = self.core.observe()
         if self.agent_ids:
             ids = np.broadcast_to(np.eye(self.n_agents, dtype=np.float32), (self.n_games, self.n_agents, self.n_agents))
             rows = np.concatenate([rows, ids], axis=2)
         return np.asarray(rows, dtype=np.float32)
+
+    def observe(self) -> np.ndarray:
+        """The principal's observation of every game ``[N, *obs_shape]`` (a new array): the agents' rows
+        (``obs_format="agents"``) or the game's global state."""
+        if self.obs_format == "agents":
+            return self.rows().copy()
+        return self.core.global_state().reshape(self.n_games, *self.observation_space.shape).copy()
 
     def check_contracts(self, contracts: Any, name: str = "action") -> np.ndarray:
         """The contracts ``[N, n, A]`` as float64, or a ``ValueError`` naming ``name``: nothing is clipped."""
@@ -117,7 +182,7 @@ class ContractGames:
     def reset(self, mask: np.ndarray | None = None, seed: int | None = None) -> None:
         """Start new episodes in every game (or those in ``mask``); responders with a ``reset`` hear of it."""
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
+            self._rng = np.random.default_rng(seed)
         self.core.reset(seed=seed, mask=mask)
         games = np.ones(self.n_games, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
         self.t[games] = 0
@@ -134,7 +199,7 @@ class ContractGames:
             terminations and the truncations ``[N]``
         """
         # the agents answer what they are offered: the contracts with the nudge
-        actions = np.asarray(self.responder(self.observe(), nudge_contracts(contracts, self.nudge), self))
+        actions = np.asarray(self.responder(self.rows(), nudge_contracts(contracts, self.nudge), self))
         if actions.shape != (self.n_games, self.n_agents):
             raise ValueError(f"the responder must return actions of shape {(self.n_games, self.n_agents)}, "
                              f"got {actions.shape}")
@@ -162,11 +227,20 @@ class ContractGames:
         infos = [{"agent_rewards": r, "payments": p, "actions": a, "recommended": rec, "followed": f, "welfare": w}
                  for r, p, a, rec, f, w in zip(rewards, settled.payments, actions, settled.recommended,
                                                settled.followed, welfare.tolist(), strict=True)]
-        for game in np.flatnonzero(terminated | truncated).tolist():
-            infos[game].update(episode_welfare=float(self.episode_welfare[game]),
-                               episode_payments=float(self.episode_payments[game]),
-                               episode_length=int(self.t[game]))
+        ended = np.flatnonzero(terminated | truncated).tolist()
+        if ended:
+            self._end_episodes(ended, infos)
         return welfare / self.alpha - paid, infos, terminated, truncated
+
+    def _end_episodes(self, ended: list[int], infos: list[dict[str, Any]]) -> None:
+        """The finished episodes' welfare, payments and length in their last ``info``; a game batch with statistics of
+        its own (``episode_infos(games)``, e.g. the Coin Game's) reports those instead of the welfare and length."""
+        own = getattr(self.core, "episode_infos", None)
+        stats = own(ended) if callable(own) else [
+            {"episode_welfare": float(self.episode_welfare[game]), "episode_length": int(self.t[game])}
+            for game in ended]
+        for game, extra in zip(ended, stats, strict=True):
+            infos[game].update(extra, episode_payments=float(self.episode_payments[game]))
 
 
 class ContractGamesView:
@@ -227,15 +301,19 @@ class ContractGameEnv(ContractGamesView, gym.Env):
     :param game_kwargs: keyword arguments of the game factory
     :param render_mode: ``None``, ``"ansi"`` (``render()`` returns the step, the agents' rows and the last
         contracts as text) or ``"human"`` (prints it)
+    :param obs_format: ``"agents"`` (the rows above), or for a game with a global state ``"flat"`` or ``"grid"``, see
+        :class:`ContractGames`
     """
 
     metadata = render_metadata()
 
     def __init__(self, game: GameSpec, alpha: float = DEFAULT_ALPHA, b_max: float = DEFAULT_GAME_B_MAX,
                  agents: str | Responder | Any = "follow", nudge: float = 0.0, agent_ids: bool = False,
-                 game_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> None:
+                 game_kwargs: dict[str, Any] | None = None, render_mode: str | None = None,
+                 obs_format: str = "agents") -> None:
         check_render_mode(render_mode)
-        self.games = ContractGames(game, 1, agents, alpha, b_max, nudge, agent_ids, game_kwargs=game_kwargs)
+        self.games = ContractGames(game, 1, agents, alpha, b_max, nudge, agent_ids, game_kwargs=game_kwargs,
+                                   obs_format=obs_format)
         self.render_mode = render_mode
         self._last_contracts: np.ndarray | None = None
         self.observation_space = self.games.observation_space
@@ -243,8 +321,12 @@ class ContractGameEnv(ContractGamesView, gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self.games.reset(seed=seed)
+        self.games.reset(seed=self.game_seed(seed))
         return self.games.observe()[0], {}
+
+    def game_seed(self, seed: int | None) -> int | None:
+        """The seed the game is reset with for ``reset(seed=seed)``: ``seed`` itself (as game 0 of the VecEnv)."""
+        return seed
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         contracts = check_contract(action, self.action_space.shape, self.games.b_max, "action",

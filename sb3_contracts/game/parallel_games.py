@@ -13,7 +13,10 @@ The views of :mod:`~sb3_contracts.game.contract_game` and :mod:`~sb3_contracts.g
 
 :class:`ParallelEnvBatch` is this batch for any ``ParallelEnv`` (one copy per game, stepped in a Python loop).
 A game that has a faster batch of its own (NumPy over games) provides it as a method of its env,
-``make_batch(n_games, seed=None)``, and :func:`make_game_batch` then uses it: the Escape Room does.
+``make_batch(n_games, seed=None)``, and :func:`make_game_batch` then uses it: the Escape Room and the Coin Game do.
+Such a batch may also have ``rng`` (its generator, which the responders then share), ``global_state()`` with
+``state_space`` (what a principal with ``obs_format="flat"``/``"grid"`` observes), ``episode_infos(games)`` (its own
+end-of-episode statistics, one dict per game) and ``core`` (the world's batch it wraps, which scripted agents read).
 """
 
 from __future__ import annotations

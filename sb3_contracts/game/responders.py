@@ -35,16 +35,18 @@ RESPONDERS = ("selfish", "follow", "threshold")
 DEFAULT_FOLLOW_PRICE = 0.1
 
 
-def selfish_responder(agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch) -> np.ndarray:
+def selfish_responder(agent_obs: np.ndarray, contracts: np.ndarray, core: CoinGameBatch | Any) -> np.ndarray:
     """
     Greedy-selfish moves; contracts are ignored.
 
     :param agent_obs: ``[N, n, D]`` agent observations (unused)
     :param contracts: ``[N, n, 4]`` contracts (unused)
-    :param core: the batch of games (positions, and the random generator for tie-breaks)
+    :param core: the batch of games (positions, and the random generator for tie-breaks), or the contract layer's
+        games over it (:class:`~sb3_contracts.game.contract_game.ContractGames`, whose ``world`` it is)
     :return: actions ``[N, n]``
     """
-    return greedy_selfish_policy(core, core.rng)
+    world = getattr(core, "world", core)
+    return greedy_selfish_policy(world, world.rng)
 
 
 def random_responder(agent_obs: np.ndarray, contracts: np.ndarray, core: Any) -> np.ndarray:

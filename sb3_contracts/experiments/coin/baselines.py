@@ -34,7 +34,7 @@ import numpy as np
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.envs.coin_game import CoinGameBatch
@@ -55,21 +55,25 @@ DEBT_GAIN = 1.0
 
 class RewardShapingVecEnv(VecEnvWrapper):
     """
-    Replace each slot's reward of a :class:`~sb3_contracts.game.coin_vec_env.CoinGameVecEnv` by a shaped one.
+    Replace each slot's reward of a game's VecEnv of one slot per player (slot ``g * n_agents + i``: the
+    :class:`~sb3_contracts.game.coin_vec_env.CoinGameVecEnv`, or the bare
+    :class:`~sb3_contracts.game.contract_agents.ContractGameAgentsVecEnv` of any wrapped game) by a shaped one.
 
     Episode infos keep the game's own ``episode`` return (the player's unshaped return) and gain
     ``shaping_spend`` (the game's spend in the episode) and ``shaping_p``.
 
-    :param venv: the Coin Game VecEnv (one slot per player per game)
+    :param venv: the game's VecEnv (one slot per player per game; its ``core`` has ``n_games`` and ``n_agents``)
     :param kind: ``"selfish"``, ``"cooperative"`` or ``"proportion"``
     :param p: the proportion shared (``"proportion"`` only; the start value when budget-matched)
     :param target_budget: spend per episode to match by adapting ``p`` (``"proportion"`` only)
     """
 
-    def __init__(self, venv: CoinGameVecEnv, kind: str, p: float | None = None,
+    def __init__(self, venv: VecEnv, kind: str, p: float | None = None,
                  target_budget: float | None = None) -> None:
-        if not isinstance(venv, CoinGameVecEnv):
-            raise TypeError(f"venv must be a CoinGameVecEnv, got {type(venv).__name__}")
+        core = getattr(venv, "core", None)
+        if not isinstance(venv, VecEnv) or core is None or venv.num_envs != core.n_games * core.n_agents:
+            raise TypeError(f"venv must be a game's VecEnv with one slot per player (a CoinGameVecEnv, say), "
+                            f"got {type(venv).__name__}")
         if kind not in BASELINES:
             raise ValueError(f"kind must be one of {BASELINES}, got {kind!r}")
         if kind != "proportion" and (p is not None or target_budget is not None):
@@ -183,6 +187,7 @@ def train_baseline(
     p: float | None = None,
     game_kwargs: dict[str, Any] | None = None,
     progress_bar: bool = False,
+    venv: VecEnv | None = None,
     **hyperparams: Any,
 ) -> tuple[BaseAlgorithm, dict[str, Any]]:
     """
@@ -198,6 +203,8 @@ def train_baseline(
     :param p: fixed proportion for ``"proportion"`` without a target (the start value with one)
     :param game_kwargs: Coin Game arguments (``preset``, ``reward_rule``, ``n_agents``, ...)
     :param progress_bar: show SB3's progress bar
+    :param venv: the game to shape, one slot per player (any game's, see :class:`RewardShapingVecEnv`); by default
+        the Coin Game of ``n_games``, ``seed`` and ``game_kwargs``
     :param hyperparams: arguments of the SB3 algorithm (DQN's ``buffer_size`` defaults to 100k here)
     :return: the model and ``stats``: ``kind``, ``p`` (final), ``target_budget``, ``spend_per_episode``
         (see :meth:`RewardShapingVecEnv.spend_per_episode`; NaN unless ``"proportion"``) and ``history``
@@ -205,8 +212,11 @@ def train_baseline(
     """
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
-    env = RewardShapingVecEnv(CoinGameVecEnv(n_games, obs_format="flat", seed=seed, **(game_kwargs or {})),
-                              kind, p=p, target_budget=target_budget)
+    if venv is not None and game_kwargs:
+        raise ValueError("give venv or game_kwargs (the Coin Game's), not both")
+    if venv is None:
+        venv = CoinGameVecEnv(n_games, obs_format="flat", seed=seed, **(game_kwargs or {}))
+    env = RewardShapingVecEnv(venv, kind, p=p, target_budget=target_budget)
     if algo == "dqn":
         hyperparams.setdefault("buffer_size", 100_000)  # SB3's 1M default is far more than 3x3 games need
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log, **hyperparams)

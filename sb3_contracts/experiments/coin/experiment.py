@@ -1,4 +1,7 @@
-"""The Coin Game experiment end to end (the paper's Figure 2): training, validation, baselines, metrics.
+"""The Coin Game experiment end to end (the paper's Figure 2): training, validation, baselines, metrics, on the Coin
+Game or on any game the contract layer wraps (``CoinSettings.game``, e.g. ``ContractEscapeRoom-v0``: each phase then
+runs on the layer's generic views, :mod:`~sb3_contracts.experiments.coin.games`; the Coin Game's views are named
+below).
 
 Phases of :data:`EXPERIMENT` (:func:`coin_phases`), each logged as its own TensorBoard run under ``<out>/tb``:
 
@@ -53,14 +56,12 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_contracts.contract_dqn_multiagent import MultiAgentContractDQN
 from sb3_contracts.coordinator import Coordinator
-from sb3_contracts.envs.coin_game import CoinGameBatch
-from sb3_contracts.envs.coin_game.optimum import optimal_welfare
-from sb3_contracts.experiments.coin.baselines import ALGOS, BASELINES, collect_rollouts, evaluate_agents, train_baseline
-from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, rollout_metrics, spe_ratio
+from sb3_contracts.experiments.coin.baselines import ALGOS, BASELINES, train_baseline
+from sb3_contracts.experiments.coin.games import experiment_game
+from sb3_contracts.experiments.coin.metrics import CoinMetricsCallback, ic_ratio, ratio, rollout_metrics, spe_ratio
 from sb3_contracts.experiments.coin.plots import plot_figure2, results_table
 from sb3_contracts.experiments.coin.settings import CoinSettings
 from sb3_contracts.experiments.progress import PhaseProgress
@@ -68,13 +69,10 @@ from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, Run
 from sb3_contracts.game.coin_agents_view import (
     ContractAgentsVecEnv,
     Principal,
-    SoloContractVecEnv,
     coin_principal,
-    make_principal,
 )
 from sb3_contracts.game.coin_principal_view import ContractCoinGameVecEnv
-from sb3_contracts.game.responders import Responder, make_responder, mixed_responder
-from sb3_contracts.game.settlement import DEFAULT_B_MAX
+from sb3_contracts.game.responders import Responder, mixed_responder
 
 
 def principal_kwargs(config: CoinSettings) -> dict[str, Any]:
@@ -92,7 +90,7 @@ def train_principal(config: CoinSettings, tensorboard_log: str | None = None,
     :param tensorboard_log: TensorBoard folder (run ``principal``)
     :param progress_bar: show SB3's progress bar
     """
-    env = ContractCoinGameVecEnv(config.n_games, seed=config.seed, alpha=config.alpha, **config.game_kwargs())
+    env = experiment_game(config).principal_env()
     model = MultiAgentContractDQN("MlpPolicy", env, seed=config.seed, tensorboard_log=tensorboard_log,
                                   **principal_kwargs(config))
     return model.learn(config.principal_steps, callback=[CoinMetricsCallback(), PhaseProgress()],
@@ -108,7 +106,7 @@ def train_agents(principal: Principal, config: CoinSettings, algo: str = "dqn", 
     The agents' env holds only ``principal``, a callable of observations: the agents' model gets no reference
     to the principal's networks.
 
-    :param principal: the contracts, a callable ``(global_state, agent_obs) -> [N, n, 4]``
+    :param principal: the contracts, the game's frozen principal (``experiment_game(config).offer(model)``)
     :param config: the experiment
     :param algo: ``"dqn"`` or ``"ppo"``
     :param seed_offset: added to ``config.seed`` (distinct phases see distinct games)
@@ -119,36 +117,26 @@ def train_agents(principal: Principal, config: CoinSettings, algo: str = "dqn", 
     :param progress_bar: show SB3's progress bar
     """
     seed = config.seed + seed_offset
-    if partner is None:
-        env: VecEnv = ContractAgentsVecEnv(config.n_games, principal=principal, seed=seed, **config.game_kwargs())
-        slots_per_game = config.n_agents
-    else:
-        # one learner per game: n_agents times the games for the same number of learner slots per step
-        env = SoloContractVecEnv(config.n_agents * config.n_games, principal, partner, seed=seed,
-                                 **config.game_kwargs())
-        slots_per_game = 1
+    game = experiment_game(config)
+    # with a partner, one learner per game: n_agents times the games for the same number of learner slots per step
+    env = game.agents_env(principal, seed, partner)
+    slots_per_game = game.n_agents if partner is None else 1
     model = ALGOS[algo]("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log,
                         **config.agent_hyperparams(algo))
     return model.learn(config.agent_steps, callback=[CoinMetricsCallback(slots_per_game), PhaseProgress()],
                        tb_log_name=tb_log_name or f"validation_{algo}", progress_bar=progress_bar)
 
 
-def _rollouts(responder: Responder, principal: Principal | None, config: CoinSettings) -> dict[str, np.ndarray]:
-    core = CoinGameBatch(config.eval_games, seed=10_000 + config.seed, **config.game_kwargs())
-    offer = make_principal(principal, core.n_games, core.n_agents, DEFAULT_B_MAX)
-    return collect_rollouts(responder, offer, core, config.eval_episodes)
-
-
 def player_return(responder: Responder, principal: Principal, config: CoinSettings) -> float:
     """Player 0's mean episode return, game reward plus payments, under ``principal``'s contracts."""
-    rollouts = _rollouts(responder, principal, config)
+    rollouts = experiment_game(config).rollouts(responder, principal)
     return float((rollouts["rewards"] + rollouts["payments"])[:, :, 0].sum(axis=0).mean())
 
 
 def evaluate_under_contracts(responder: Responder, principal: Principal,
                              config: CoinSettings) -> dict[str, float]:
     """Welfare, payments, payment share, follow rate and pick metrics of agents facing ``principal``."""
-    return rollout_metrics(**_rollouts(responder, principal, config))
+    return rollout_metrics(**experiment_game(config).rollouts(responder, principal))
 
 
 #: Seed offsets of the phases (added to ``config.seed``), so that distinct phases see distinct games; the validation
@@ -174,10 +162,11 @@ def best_response_ratio(kind: str, principal: Principal, partner: Responder, con
     """
     deviator = train_agents(principal, config, "dqn", RATIO_OFFSETS[kind], tensorboard_log, f"best_response_{kind}",
                             partner=partner, progress_bar=progress_bar)
-    deviating = player_return(mixed_responder(make_responder(deviator), partner), principal, config)
-    following = player_return(mixed_responder(make_responder("follow"), partner), principal, config)
-    ratio = spe_ratio if kind == "spe" else ic_ratio
-    return {f"{kind}_ratio": ratio(deviating, following), f"{kind}_deviating_return": deviating,
+    respond = experiment_game(config).responder
+    deviating = player_return(mixed_responder(respond(deviator), partner), principal, config)
+    following = player_return(mixed_responder(respond("follow"), partner), principal, config)
+    measure = spe_ratio if kind == "spe" else ic_ratio
+    return {f"{kind}_ratio": measure(deviating, following), f"{kind}_deviating_return": deviating,
             f"{kind}_following_return": following}
 
 
@@ -194,14 +183,14 @@ def run_baseline(kind: str, config: CoinSettings, budget: float | None = None,
     :return: the evaluation's metrics with ``spend_per_episode`` and the final ``p``
     """
     hyperparams = config.agent_hyperparams("dqn")
-    hyperparams["policy_kwargs"].get("features_extractor_kwargs", {}).pop("contract_dims", None)  # no contract here
-    model, stats = train_baseline(kind, config.baseline_steps, n_games=config.n_games,
-                                  seed=config.seed + BASELINE_OFFSETS[kind],
+    hyperparams.get("policy_kwargs", {}).get("features_extractor_kwargs", {}).pop("contract_dims", None)  # no contract
+    game = experiment_game(config)
+    seed = config.seed + BASELINE_OFFSETS[kind]
+    model, stats = train_baseline(kind, config.baseline_steps, seed=seed,
                                   target_budget=budget if kind == "proportion" else None,
-                                  tensorboard_log=tensorboard_log, game_kwargs=config.game_kwargs(),
-                                  progress_bar=progress_bar, **hyperparams)
-    metrics = evaluate_agents(model, n_games=config.eval_games, n_episodes=config.eval_episodes,
-                              seed=10_000 + config.seed, **config.game_kwargs())
+                                  tensorboard_log=tensorboard_log, progress_bar=progress_bar,
+                                  venv=game.baseline_env(seed), **hyperparams)
+    metrics = rollout_metrics(**game.rollouts(game.responder(model), None))
     return {**metrics, "spend_per_episode": stats["spend_per_episode"], "p": stats["p"]}
 
 
@@ -212,9 +201,9 @@ def _model_bytes(model: BaseAlgorithm) -> bytes:
     return buffer.getvalue()
 
 
-def _offer(principal: dict[str, Any]) -> Principal:
+def _offer(principal: dict[str, Any], config: CoinSettings) -> Principal:
     """The contracts of the principal phase's saved model (every later phase faces exactly ``principal.zip``)."""
-    return coin_principal(MultiAgentContractDQN.load(io.BytesIO(principal["model"]), device="cpu"))
+    return experiment_game(config).offer(MultiAgentContractDQN.load(io.BytesIO(principal["model"]), device="cpu"))
 
 
 def principal_phase(config: CoinSettings, tensorboard_log: str | None = None,
@@ -225,7 +214,8 @@ def principal_phase(config: CoinSettings, tensorboard_log: str | None = None,
     :return: ``model`` (the principal's ``.zip`` bytes) and ``follow`` (metrics of agents that follow exactly)
     """
     principal = {"model": _model_bytes(train_principal(config, tensorboard_log, progress_bar))}
-    return {**principal, "follow": evaluate_under_contracts(make_responder("follow"), _offer(principal), config)}
+    follow = experiment_game(config).responder("follow")
+    return {**principal, "follow": evaluate_under_contracts(follow, _offer(principal, config), config)}
 
 
 def validation_phase(principal: dict[str, Any], config: CoinSettings, algo: str,
@@ -236,9 +226,9 @@ def validation_phase(principal: dict[str, Any], config: CoinSettings, algo: str,
     :param principal: the output of :func:`principal_phase`
     :return: ``algo``, ``metrics`` and ``model`` (the agents' ``.zip`` bytes)
     """
-    offer = _offer(principal)
+    offer = _offer(principal, config)
     model = train_agents(offer, config, algo, tensorboard_log=tensorboard_log, progress_bar=progress_bar)
-    metrics = evaluate_under_contracts(make_responder(model), offer, config)
+    metrics = evaluate_under_contracts(experiment_game(config).responder(model), offer, config)
     return {"algo": algo, "metrics": metrics, "model": _model_bytes(model)}
 
 
@@ -250,11 +240,12 @@ def best_response_phase(principal: dict[str, Any], *validated: dict[str, Any], c
     :param principal: the output of :func:`principal_phase`
     :param validated: for ``kind="ic"``, the output of the first algorithm's :func:`validation_phase`
     """
-    partner = make_responder("follow")
+    respond = experiment_game(config).responder
+    partner = respond("follow")
     if kind == "ic":
         (agents,) = validated
-        partner = make_responder(ALGOS[agents["algo"]].load(io.BytesIO(agents["model"]), device="cpu"))
-    return best_response_ratio(kind, _offer(principal), partner, config, tensorboard_log, progress_bar)
+        partner = respond(ALGOS[agents["algo"]].load(io.BytesIO(agents["model"]), device="cpu"))
+    return best_response_ratio(kind, _offer(principal, config), partner, config, tensorboard_log, progress_bar)
 
 
 def baseline_phase(*validated: dict[str, Any], config: CoinSettings, kind: str,
@@ -328,8 +319,9 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     :param baselines: metrics per baseline
     :param optimum: the game's optimal welfare per episode; adds ``optimal_welfare`` and every welfare over it
         (``*_optimal_ratio``)
-    :return: the figures of the benchmark, with ``constant_proportion_margin`` (validated welfare minus the
-        budget-matched constant-proportion baseline's, per episode) and its standard error
+    :return: the figures of the benchmark (a ratio to a welfare of 0 is NaN), with ``constant_proportion_margin``
+        (validated welfare minus the budget-matched constant-proportion baseline's, per episode) and its standard
+        error
     """
     headline = next(iter(validation.values()))
     cooperative, proportion = baselines["cooperative"]["welfare"], baselines["proportion"]
@@ -337,29 +329,30 @@ def summarize(validation: dict[str, dict[str, float]], ratios: dict[str, float],
     margin_se = float(np.hypot(headline["welfare_se"], proportion["welfare_se"]))
     extra = {}
     if optimum is not None:
-        extra = {"optimal_welfare": optimum, "optimal_ratio": headline["welfare"] / optimum,
-                 **{f"{kind}_optimal_ratio": baselines[kind]["welfare"] / optimum for kind in baselines}}
+        extra = {"optimal_welfare": optimum, "optimal_ratio": ratio(headline["welfare"], optimum),
+                 **{f"{kind}_optimal_ratio": ratio(baselines[kind]["welfare"], optimum) for kind in baselines}}
     return {
         "welfare": headline["welfare"],
-        "welfare_ratio": headline["welfare"] / cooperative,
+        "welfare_ratio": ratio(headline["welfare"], cooperative),
         "payment_share": headline["payment_share"],
         "follow_rate": headline["follow_rate"],
         "spe_ratio": ratios["spe_ratio"],
         "ic_ratio": ratios["ic_ratio"],
-        "constant_proportion_welfare_ratio": proportion["welfare"] / cooperative,
+        "constant_proportion_welfare_ratio": ratio(proportion["welfare"], cooperative),
         "constant_proportion_margin": headline["welfare"] - proportion["welfare"],
         "constant_proportion_margin_se": margin_se,
-        "selfish_welfare_ratio": baselines["selfish"]["welfare"] / cooperative,
+        "selfish_welfare_ratio": ratio(baselines["selfish"]["welfare"], cooperative),
         "cooperative_welfare": cooperative,
         **extra,
     }
 
 
 def describe(config: CoinSettings) -> str:
-    """The line the runner logs at the start: budgets, rule and what runs."""
-    return (f"principal: {config.principal_steps:,} game steps on {config.preset} ({config.reward_rule} rule, "
-            f"contested: {config.contested}); validation ({', '.join(config.algos)}), best responses and baselines: "
-            f"{config.agent_steps:,} / {config.baseline_steps:,} agent-steps each")
+    """The line logged at the start: budgets, game and what runs."""
+    game = (f"on {config.preset} ({config.reward_rule} rule, contested: {config.contested})" if config.game is None
+            else f"on {config.game}")
+    return (f"principal: {config.principal_steps:,} game steps {game}; validation ({', '.join(config.algos)}), best "
+            f"responses and baselines: {config.agent_steps:,} / {config.baseline_steps:,} agent-steps each")
 
 
 def write_files(folder: Path, config: CoinSettings, records: Mapping[str, PhaseRecord],
@@ -374,10 +367,8 @@ def write_files(folder: Path, config: CoinSettings, records: Mapping[str, PhaseR
 
 
 def exact_optimum(config: CoinSettings) -> float | None:
-    """The exact cooperative optimum (known for two players only)."""
-    if config.n_agents != 2:
-        return None
-    return optimal_welfare(config.game_config())
+    """The game's exact cooperative optimum per episode, if known (the Coin Game's for two players only)."""
+    return experiment_game(config).optimum()
 
 
 def log_summary(results: dict[str, Any], tensorboard_log: str) -> None:

@@ -34,11 +34,17 @@ def payment_share(total_payments: float, total_welfare: float) -> float:
     :param total_welfare: the agents' summed game rewards over the same episodes
     :return: ``total_payments / total_welfare``; NaN when the welfare is zero
     """
-    return float(total_payments / total_welfare) if total_welfare != 0 else float("nan")
+    return ratio(total_payments, total_welfare)
 
 
-def _return_ratio(deviating_return: float, following_return: float) -> float:
-    return float(deviating_return / following_return) if following_return != 0 else float("nan")
+def ratio(value: float, reference: float) -> float:
+    """
+    ``value / reference``, NaN when ``reference`` is zero (e.g. a game whose cooperative baseline earns nothing).
+
+    :param value: the numerator
+    :param reference: the denominator
+    """
+    return float(value / reference) if reference != 0 else float("nan")
 
 
 def spe_ratio(deviating_return: float, following_return: float) -> float:
@@ -50,7 +56,7 @@ def spe_ratio(deviating_return: float, following_return: float) -> float:
     :param following_return: its mean return when it follows (others following)
     :return: the ratio; NaN when ``following_return`` is zero
     """
-    return _return_ratio(deviating_return, following_return)
+    return ratio(deviating_return, following_return)
 
 
 def ic_ratio(deviating_return: float, following_return: float) -> float:
@@ -62,7 +68,7 @@ def ic_ratio(deviating_return: float, following_return: float) -> float:
     :param following_return: its mean return when it follows (others on their own policy)
     :return: the ratio; NaN when ``following_return`` is zero
     """
-    return _return_ratio(deviating_return, following_return)
+    return ratio(deviating_return, following_return)
 
 
 def rollout_metrics(

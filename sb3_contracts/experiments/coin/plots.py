@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_contracts.experiments.coin.settings import BUDGETS
+from sb3_contracts.experiments.coin.metrics import payment_share, ratio
+from sb3_contracts.experiments.coin.settings import game_budgets
 from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import load_metrics
 
@@ -41,7 +42,7 @@ def _bars(runs: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
         for kind, metrics in run["baselines"].items():
             add("welfare", kind if kind != "proportion" else "constant\nproportion", metrics["welfare"])
         proportion = run["baselines"]["proportion"]
-        add("paid", "constant\nproportion", proportion["spend_per_episode"] / proportion["welfare"])
+        add("paid", "constant\nproportion", payment_share(proportion["spend_per_episode"], proportion["welfare"]))
         add("spe", "validation\nagent", run["ratios"]["spe_ratio"])
         add("ic", "validation\nagent", run["ratios"]["ic_ratio"])
     return panels
@@ -105,7 +106,9 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
                        label=f"exact optimum {references[0]:.2f}")
         elif references:
             ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label=UNIT_REFERENCES[key])
-        values = [m - e for m, e in stats] + [m + e for m, e in stats] + references
+        # a ratio is NaN when its denominator is 0 (e.g. no welfare, no recommendation): its dot is left out
+        values = [v for v in [m - e for m, e in stats] + [m + e for m, e in stats] + references if np.isfinite(v)]
+        values = values or [0.0, 1.0]
         span = max(values) - min(values) or 1.0
         low, high = min(values) - 0.15 * span, max(values) + 0.15 * span
         if key in UNIT_REFERENCES:
@@ -130,7 +133,10 @@ def plot_figure2(runs: Sequence[str | Path | dict[str, Any]], out: str | Path) -
 
 
 def game_title(config: dict[str, Any]) -> str:
-    """The game a figure shows, from a run's settings: grid, players when not two, reward rule and contested rule."""
+    """The game a figure shows, from a run's settings: a wrapped game's name (and arguments), or the Coin Game's grid,
+    players when not two, reward rule and contested rule."""
+    if config.get("game") is not None:
+        return config["game"] + (f" {config['env_kwargs']}" if config.get("env_kwargs") else "")
     players = f", {config['n_agents']} players" if config.get("n_agents", 2) != 2 else ""
     return (f"Coin Game {config.get('preset', '')}{players}, reward rule {config.get('reward_rule', 'parl')}, "
             f"contested coins: {config.get('contested', 'all')}")
@@ -235,13 +241,13 @@ _BUDGET_FIELDS = ("principal_steps", "agent_steps", "baseline_steps")
 
 def budget_shortfalls(config: dict[str, Any]) -> list[str]:
     """
-    The step budgets of a run below its preset's (:data:`~sb3_contracts.experiments.coin.settings.BUDGETS`), e.g.
+    The step budgets of a run below its game's (:func:`~sb3_contracts.experiments.coin.settings.game_budgets`), e.g.
     ``"principal_steps 640 < 150,000"``: such a run's ratios do not measure the experiment (a selfish or
     untrained method can then score a welfare ratio above 1).
 
     :param config: the run's settings (``metrics["config"]``)
     """
-    preset = BUDGETS.get(config.get("preset"), {})
+    preset = game_budgets(config)
     return [f"{name} {config[name]:,} < {preset[name]:,}" for name in _BUDGET_FIELDS
             if name in preset and isinstance(config.get(name), int) and config[name] < preset[name]]
 
@@ -251,7 +257,8 @@ def _table_row(run: dict[str, Any]) -> str:
     welfares = [summary["welfare"], run["principal_follow"]["welfare"],
                 *(baselines[kind]["welfare"] for kind in ("selfish", "cooperative", "proportion"))]
     ppo = run["validation"].get("ppo")
-    ppo_cell = f"{ppo['welfare'] / summary['cooperative_welfare']:.3f} / {ppo['follow_rate']:.3f}" if ppo else "n/a"
+    ppo_cell = (f"{ratio(ppo['welfare'], summary['cooperative_welfare']):.3f} / {ppo['follow_rate']:.3f}" if ppo
+                else "n/a")
     seed = str(run["config"]["seed"]) + (f" {SHORT_BUDGET_MARK}" if budget_shortfalls(run["config"]) else "")
     cells = [seed, *(f"{summary[key]:.3f}" for key in _RATIO_COLUMNS),
              f"{summary['constant_proportion_margin']:+.2f} ± {summary['constant_proportion_margin_se']:.2f}",

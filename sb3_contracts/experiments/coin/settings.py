@@ -1,5 +1,9 @@
 """The Coin Game experiment's settings, in one home: the pipeline, the CLI, the benchmarks and ``zoo_configs/``.
 
+The experiment runs the Coin Game by default, and any game the contract layer wraps with ``game`` (a registered
+contract-game id such as ``ContractEscapeRoom-v0``, or a PettingZoo factory's ``"module:callable"``): its learners
+then read the agents' rows with SB3's plain MLPs, and :data:`GAME_PRESETS` holds what was tuned per wrapped id.
+
 :class:`CoinSettings` (one docstring per field, as CleanRL's ``Args``) says what an experiment runs; the
 module-level tables hold the learners' hyperparameters. ``zoo_configs/contract_dqn_multiagent.yml``,
 ``zoo_configs/dqn.yml`` and ``zoo_configs/ppo.yml`` are generated from them (:func:`write_zoo_configs`; a test keeps
@@ -13,7 +17,7 @@ agents move); the agents (validation, best responses, baselines) learn with one 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +29,18 @@ from sb3_contracts.common.prioritized import PAPER_PER_KWARGS
 from sb3_contracts.contract_dqn_multiagent import MultiAgentPrioritizedReplayBuffer
 from sb3_contracts.contract_dqn_multiagent.encoders import CenteredCoinExtractor, CoinConvExtractor
 from sb3_contracts.contract_dqn_multiagent.policies import CONTRACT_FORMS
-from sb3_contracts.contract_dqn_multiagent.presets import COIN_POLICY_KWARGS, ENV_PRESETS, PRINCIPAL_HYPERPARAMS
+from sb3_contracts.contract_dqn_multiagent.presets import (
+    COIN_POLICY_KWARGS,
+    DEFAULT_NUDGE,
+    ENV_PRESETS,
+    PRINCIPAL_HYPERPARAMS,
+)
 from sb3_contracts.contracts import DEFAULT_ALPHA
 from sb3_contracts.envs.checks import check_int
 from sb3_contracts.envs.coin_game import N_ACTIONS, CoinGameConfig
 from sb3_contracts.experiments.coin.baselines import ALGOS
 from sb3_contracts.experiments.zoo_files import write_zoo_file, zoo_entry
+from sb3_contracts.game.contract_game import view_kwargs
 
 #: The encoder of every learner of the experiment (the agent-centric grid re-centred on its observer) and its
 #: optimiser, the principal's (one home: :mod:`~sb3_contracts.contract_dqn_multiagent.presets`).
@@ -68,6 +78,36 @@ PRESET_ENV_IDS: dict[str, dict[str, str]] = {
 }
 for _preset, _ids in PRESET_ENV_IDS.items():
     BUDGETS[_preset]["nudge"] = ENV_PRESETS[_ids["principal"]]["nudge"]
+#: Step budgets of a wrapped game (``CoinSettings.game``), with :data:`DEFAULT_NUDGE` unless its preset says.
+GAME_BUDGETS: dict[str, Any] = dict(principal_steps=100_000, agent_steps=100_000, baseline_steps=100_000)
+#: Per wrapped contract-game id, what differs from the defaults (``nudge``, ``principal_kwargs`` and per algorithm
+#: ``agent_kwargs``, which a config's own overrides beat): the Escape Room's are those of docs/results/escape_room.md
+#: (every recommendation followed in training, ξ = 0.25; small DQN agents that learn within 100k steps). Its DQN
+#: agents there played 4 rooms with one gradient step per step of the rooms; here they play ``n_games`` = 16, so four
+#: gradient steps keep one per as many agent-steps (one per 8 for N = 2, per 12 for N = 3).
+ESCAPE_ROOM_DQN: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
+                                       train_freq=1, target_update_interval=500, exploration_fraction=0.3,
+                                       exploration_final_eps=0.02, gamma=0.99)
+_ESCAPE_ROOM_PRESET: dict[str, Any] = dict(
+    nudge=0.25, principal_kwargs=dict(follow_prob=1.0, learning_starts=500, target_update_interval=500),
+    agent_kwargs={"dqn": dict(ESCAPE_ROOM_DQN, gradient_steps=4)})
+GAME_PRESETS: dict[str, dict[str, Any]] = {
+    "ContractEscapeRoom-v0": _ESCAPE_ROOM_PRESET,
+    "ContractEscapeRoom3-v0": _ESCAPE_ROOM_PRESET,
+}
+
+
+def game_budgets(config: dict[str, Any]) -> dict[str, Any]:
+    """
+    The default budgets and nudge of a run's game: its Coin Game preset's (:data:`BUDGETS`), or a wrapped game's
+    (:data:`GAME_BUDGETS`, :data:`GAME_PRESETS`).
+
+    :param config: the settings as a dict (``asdict`` of :class:`CoinSettings`, or a run's ``metrics["config"]``)
+    """
+    game = config.get("game")
+    if game is None:
+        return dict(BUDGETS.get(config.get("preset"), {}))
+    return {**GAME_BUDGETS, "nudge": GAME_PRESETS.get(game, {}).get("nudge", DEFAULT_NUDGE)}
 
 
 def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
@@ -93,6 +133,10 @@ def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
 _GAME = CoinGameConfig()
 #: The experiment's fields that are the game's (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields).
 GAME_FIELDS = ("preset", "reward_rule", "contested", "n_agents")
+#: What ``CoinSettings.env_kwargs`` may set of a wrapped game's views (the principal's and the agents').
+WRAPPED_VIEW_KWARGS = ("b_max", "agent_ids", "game_kwargs")
+#: The fields that apply to the Coin Game only (a wrapped game keeps them at their defaults).
+COIN_FIELDS = (*GAME_FIELDS, "encoder", "agent_encoder", "conf_file")
 
 
 @dataclass(frozen=True)
@@ -112,6 +156,14 @@ class CoinSettings:
     nearly optimal)"""
     n_agents: int = _GAME.n_agents
     """players (2 to 4); the exact optimum exists for 2 only"""
+    game: str | None = None
+    """the game: ``None`` for the Coin Game of the fields above, or any game the contract layer wraps: a registered
+    contract-game id (``"ContractEscapeRoom-v0"``, ``"ContractEscapeRoom3-v0"``) or ``"module:callable"`` of a
+    PettingZoo ``ParallelEnv`` factory. The Coin Game's fields then stay at their defaults; the budgets and the nudge
+    default to :data:`GAME_BUDGETS` (and :data:`GAME_PRESETS` for the id)"""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """with ``game``: arguments of its views over the id's: ``b_max``, ``agent_ids`` or ``game_kwargs`` (of
+    ``ContractGameEnv``)"""
     alpha: float = DEFAULT_ALPHA
     """the principal's weight of welfare against payments: its utility is ``welfare / alpha - payments``"""
     n_games: int = 16
@@ -158,6 +210,11 @@ class CoinSettings:
     def __post_init__(self) -> None:
         self.game_config()  # the game's own checks (its one home), before any phase runs
         check_int("seed", self.seed, 0)
+        if self.game is not None:
+            self._check_wrapped_game()
+        elif self.env_kwargs:
+            raise ValueError(f"env_kwargs apply to a wrapped game (game=...), not the Coin Game, got "
+                             f"{self.env_kwargs!r}")
         if self.conf_file:
             object.__setattr__(self, "conf_file", tuple(map(str, self.conf_file)))
             zoo = read_zoo_overrides(list(self.conf_file), self.preset)
@@ -165,9 +222,10 @@ class CoinSettings:
             object.__setattr__(self, "agent_kwargs", {algo: {**zoo["agent_kwargs"].get(algo, {}),
                                                              **self.agent_kwargs.get(algo, {})}
                                                       for algo in {*zoo["agent_kwargs"], *self.agent_kwargs}})
+        defaults = game_budgets(asdict(self))
         for name in ("principal_steps", "agent_steps", "baseline_steps", "nudge"):
             if getattr(self, name) is None:
-                object.__setattr__(self, name, BUDGETS[self.preset][name])
+                object.__setattr__(self, name, defaults[name])
         for name in ("n_games", "principal_steps", "agent_steps", "baseline_steps", "eval_games", "eval_episodes",
                      "threads"):
             value = getattr(self, name)
@@ -192,6 +250,18 @@ class CoinSettings:
         for algo in ALGOS:
             self.agent_hyperparams(algo)  # a bad learning rate fails here, not after the principal's training
 
+    def _check_wrapped_game(self) -> None:
+        """A wrapped game: the Coin Game's fields at their defaults, and the game's view buildable (checked once)."""
+        defaults = CoinSettings()
+        for name in COIN_FIELDS:
+            if getattr(self, name) != getattr(defaults, name):
+                raise ValueError(f"{name} applies to the Coin Game only, not to game={self.game!r}: leave it at its "
+                                 f"default ({getattr(defaults, name)!r}), got {getattr(self, name)!r}")
+        unknown = sorted(set(self.env_kwargs) - set(WRAPPED_VIEW_KWARGS))
+        if unknown:  # the agents' views take these too; alpha is a setting of its own
+            raise ValueError(f"env_kwargs may set {WRAPPED_VIEW_KWARGS}, got {unknown}")
+        view_kwargs(self.game, self.env_kwargs)
+
     def game_kwargs(self) -> dict[str, Any]:
         """The Coin Game arguments of every phase (:class:`~sb3_contracts.envs.coin_game.CoinGameConfig` fields)."""
         return {name: getattr(self, name) for name in GAME_FIELDS}
@@ -208,16 +278,24 @@ class CoinSettings:
         :param algo: ``"dqn"`` or ``"ppo"``
         :param schedules: turn a ``"lin_<x>"`` learning rate into its schedule (else keep the zoo's string)
         """
-        rule_kwargs = RULE_AGENT_KWARGS.get(self.reward_rule, {}).get(algo, {})
-        hyperparams = copy.deepcopy({**_with_encoder(AGENT_HYPERPARAMS[algo], self.agent_encoder), **rule_kwargs,
-                                     **self.agent_kwargs.get(algo, {})})
+        if self.game is None:
+            base = {**_with_encoder(AGENT_HYPERPARAMS[algo], self.agent_encoder),
+                    **RULE_AGENT_KWARGS.get(self.reward_rule, {}).get(algo, {})}
+        else:  # SB3's own MLP over a row (and its contract): the Coin Game's encoders read its grid
+            base = {key: value for key, value in AGENT_HYPERPARAMS[algo].items() if key != "policy_kwargs"}
+            base.update(GAME_PRESETS.get(self.game, {}).get("agent_kwargs", {}).get(algo, {}))
+        hyperparams = copy.deepcopy({**base, **self.agent_kwargs.get(algo, {})})
         if schedules and "learning_rate" in hyperparams:
             hyperparams["learning_rate"] = learning_rate_schedule(hyperparams["learning_rate"])
         return hyperparams
 
     def principal_hyperparams(self) -> dict[str, Any]:
         """The principal's hyperparameters with the preset's nudge, the encoder, the replay and the overrides."""
-        base = _with_encoder(PRINCIPAL_HYPERPARAMS, self.encoder)
+        if self.game is None:
+            base = _with_encoder(PRINCIPAL_HYPERPARAMS, self.encoder)
+        else:  # the learner's own MLP over the agents' rows
+            preset = GAME_PRESETS.get(self.game, {}).get("principal_kwargs", {})
+            base = {**copy.deepcopy(PRINCIPAL_HYPERPARAMS), **preset}
         base["policy_kwargs"]["contract_form"] = self.contract_form
         if self.replay == "prioritized":
             base.update(replay_buffer_class=MultiAgentPrioritizedReplayBuffer, replay_buffer_kwargs=PAPER_PER_KWARGS)
