@@ -33,6 +33,7 @@ from sb3_contracts.envs.binary_tree import random_binary_tree
 from sb3_contracts.contract_dqn import ContractDQN
 from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.game import PrincipalVecEnv
 
 N_EVALUATIONS = 50
@@ -254,22 +255,24 @@ def main() -> None:
     parser.add_argument("--ceiling", nargs=2, type=int, default=None, metavar=("FIRST", "END"),
                         help="no training: the exact ceilings of the stake nudge on trees FIRST..END-1")
     args = parser.parse_args()
+    cost = Accounting()
     if args.ceiling:
         for scale in (0.0, 0.002, 0.003, 0.004):
             trees = range(*args.ceiling)
             ratios = [stake_ceiling(random_binary_tree(args.depth, tree), 0.005, scale) for tree in trees]
             print(json.dumps({"nudge": 0.005, "nudge_error_scale": scale, "ceiling_mean": float(np.mean(ratios)),
                               "ceiling_min": float(np.min(ratios))}))
+        print(json.dumps(cost.figures()))
         return
     if args.summarize:
-        print(json.dumps(summarize(args.summarize)))
+        print(json.dumps(summarize(args.summarize) | cost.figures()))
         return
     th.set_num_threads(1)
     result = run(args.tree, args.seed, json.loads(args.overrides), args.depth, args.iterations)
     if args.out:
         with open(args.out, "w") as file:
             json.dump(result, file)
-    print(json.dumps(brief(result)), flush=True)
+    print(json.dumps(brief(result) | cost.figures()), flush=True)
 
 
 if __name__ == "__main__":
