@@ -1,6 +1,8 @@
 """The contract layer over any PettingZoo ParallelEnv (issue 24): the principal's view, the batched VecEnv, the
 agents' view, Escape Room, and a prisoner's dilemma written here that the learner solves with nothing game-specific."""
 
+import itertools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -109,6 +111,47 @@ def test_escape_room_names_bad_rules(kwargs, name):
 
 
 # -- the principal's view ---------------------------------------------------------------------------------------
+
+
+def agent_0_return(pull_after_start, lever_pay, plan=None):
+    """
+    Agent 0's return (reward plus payments) in Escape Room N = 2 / M = 1 under a scripted principal that asks
+    agent 0 to pull in the first state and ``pull_after_start`` in every later one (paying ``lever_pay`` on its
+    lever and 0.01 on the other's door, nudge 0.25, b_max 2 or the lever payment), agent 1 following, agent 0
+    playing ``plan`` (actions, the last repeated) or following (None).
+    """
+    steps = []
+
+    def responder(rows, contracts, games):
+        recommended = contracts.argmax(axis=-1)[0]
+        own = recommended[0] if plan is None else plan[min(len(steps), len(plan) - 1)]
+        steps.append(own)
+        return np.array([[own, recommended[1]]])
+
+    env = ContractGameEnv(room, agents=responder, agent_ids=True, b_max=max(2.0, lever_pay), nudge=0.25)
+    env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        puller = 0 if (env.games.core.positions[0] == 1).all() else pull_after_start
+        contracts = np.zeros((2, 3), dtype=np.float32)
+        contracts[puller, 0], contracts[1 - puller, 2] = lever_pay, 0.01
+        _, _, terminated, truncated, info = env.step(contracts)
+        total += float(info["agent_rewards"][0] + info["payments"][0])
+        done = terminated or truncated
+    return total
+
+
+def test_escape_room_two_agents_lever_payment_depends_on_who_pulls_after_a_deviation():
+    plans = [list(plan) for n in range(1, 6) for plan in itertools.product(range(3), repeat=n)]
+    # asked again to pull after it deviates, the lever agent is implemented with 1 <= b_max: following (-1 + 1 +
+    # 0.25) earns at least as much as any of its 363 plans (staying throughout earns 0)
+    assert agent_0_return(0, 1.0) == pytest.approx(0.25)
+    assert max(agent_0_return(0, 1.0, plan) for plan in plans) == pytest.approx(0.25)
+    # if the partner is asked to pull after a deviation, staying then walking out earns the door: 10 + 0.25 + 0.01,
+    # more than following (-1 + 2 + 0.25) at b_max; it takes a lever payment above 11 to implement
+    assert agent_0_return(1, 2.0, [1, 2]) == pytest.approx(10.26)
+    assert agent_0_return(1, 2.0) == pytest.approx(1.25)
+    assert agent_0_return(1, 11.0) < agent_0_return(1, 11.0, [1, 2]) < agent_0_return(1, 11.1)
 
 
 def test_the_principal_view_passes_gymnasiums_checker_on_any_game():
