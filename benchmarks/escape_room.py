@@ -29,6 +29,7 @@ from stable_baselines3.common.utils import set_random_seed
 
 import sb3_contracts
 from sb3_contracts import ContractAgentsParallelEnv, ContractGameVecEnv, MultiAgentContractDQN
+from sb3_contracts.experiments.accounting import Accounting
 from sb3_contracts.experiments.coin.settings import ESCAPE_ROOM_DQN, GAME_PRESETS
 
 IDS = {2: "ContractEscapeRoom-v0", 3: "ContractEscapeRoom3-v0"}
@@ -127,7 +128,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="games the validation agents play together")
     parser.add_argument("--eval-episodes", type=int, default=200)
     args = parser.parse_args()
-    start, cpu_start = time.perf_counter(), time.process_time()
+    cost = Accounting()
     runs = []
     for seed in args.seeds:
         seed_start = time.perf_counter()
@@ -138,7 +139,7 @@ def main() -> None:
                **{f"mean_{key}": float(np.mean([run[key] for run in runs])) for key in keys},
                "min_optimal_ratio": float(min(run["optimal_ratio"] for run in runs)),
                **{key: value for key, value in vars(args).items() if key not in ("agents", "seeds")}, "runs": runs,
-               "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1)}
+               **cost.figures()}
     print(json.dumps(figures))
 
 
