@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.common.principal import frozen_principal
 from sb3_contracts.contracts import DEFAULT_ALPHA, check_contract
 from sb3_contracts.game.contract_game import DEFAULT_GAME_B_MAX, ContractGames, make_game_responder
+from sb3_contracts.game.one_batch import OneBatchVecEnvMethods
 from sb3_contracts.game.parallel_games import GameSpec
 from sb3_contracts.game.responders import Responder
 from sb3_contracts.game.settlement import nudge_contracts
@@ -182,7 +183,7 @@ class ContractAgentsParallelEnv(ParallelEnv):
         pass
 
 
-class ContractGameAgentsVecEnv(VecEnv):
+class ContractGameAgentsVecEnv(OneBatchVecEnvMethods, VecEnv):
     """
     The agents' view of ``n_envs`` games of any PettingZoo ``ParallelEnv`` under a fixed principal, as one SB3
     ``VecEnv`` for a shared-parameter SB3 model: slot ``g * n_agents + i`` is agent ``i`` of game ``g`` (with a
@@ -310,21 +311,3 @@ class ContractGameAgentsVecEnv(VecEnv):
                 })
         self._returns[dones] = 0.0
         self._payments[dones] = 0.0
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        """Call a method of this batch once; its result is repeated for every selected slot."""
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]

@@ -29,10 +29,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 from sb3_contracts.contracts import DEFAULT_ALPHA, check_b_max, check_contract
 from sb3_contracts.envs.checks import check_real
+from sb3_contracts.game.one_batch import OneBatchVecEnvMethods
 from sb3_contracts.game.parallel_games import GameSpec, build_game, make_game_batch
 from sb3_contracts.game.responders import Responder, ThresholdResponder, make_responder, random_responder
 from sb3_contracts.game.settlement import nudge_contracts, settle_actions
@@ -341,7 +342,7 @@ class ContractGameEnv(ContractGamesView, gym.Env):
                                              f"last contracts:\n{self._last_contracts}")
 
 
-class ContractGameVecEnv(ContractGamesView, VecEnv):
+class ContractGameVecEnv(ContractGamesView, OneBatchVecEnvMethods, VecEnv):
     """
     ``n_envs`` principal's views of a game as one SB3 ``VecEnv`` (one slot per game, game ``g`` seeded
     ``seed + g``). Observations, actions, rewards and ``info`` are those of :class:`ContractGameEnv`; a game whose
@@ -393,24 +394,6 @@ class ContractGameVecEnv(ContractGamesView, VecEnv):
             self.games.reset(mask=dones)
             observations = self.games.observe()
         return observations, rewards.astype(np.float32), dones, infos
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        """Call a method of this batch once; its result is repeated for every selected slot."""
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
 
 
 def make_contract_game_vec_env(n_envs: int, seed: int | None = None, **kwargs: Any) -> ContractGameVecEnv:

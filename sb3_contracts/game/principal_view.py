@@ -33,6 +33,7 @@ from sb3_contracts.game.batch import (
     resolve_b_max,
 )
 from sb3_contracts.game.encoding import StateEncoder
+from sb3_contracts.game.one_batch import OneBatchVecEnvMethods
 from sb3_contracts.game.single import SingleGameEnv
 from sb3_contracts.solvers import ExactBestResponder
 
@@ -182,7 +183,7 @@ class PrincipalEnv(TrainingAgents, SingleGameEnv):
                 step_infos(self.mdp, step)[0])
 
 
-class PrincipalVecEnv(TrainingAgents, GameBatchView, VecEnv):
+class PrincipalVecEnv(TrainingAgents, GameBatchView, OneBatchVecEnvMethods, VecEnv):
     """
     ``n_envs`` episodes of :class:`PrincipalEnv` stepped together: an SB3 ``VecEnv`` that is the game's batch
     itself (outcomes, payments, transitions and the exact agent's replies are all batched).
@@ -275,23 +276,6 @@ class PrincipalVecEnv(TrainingAgents, GameBatchView, VecEnv):
             self.reset_infos[i] = info
         self._returns[dones] = 0.0
         self._starts[dones] = now
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
-        # Every index is this one batch: call the method once (not once per game) and hand its result to each index.
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
 
 
 def make_binary_tree_principal_env(depth: int = 10, seed: int = 0, agent: Any = "best_response",
