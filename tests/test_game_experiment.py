@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from sb3_contracts import MultiAgentContractDQN
 from sb3_contracts.cli import main
 from sb3_contracts.experiments.coin.games import WrappedExperimentGame
 from sb3_contracts.experiments.coin.settings import CoinSettings
@@ -73,6 +74,8 @@ def test_settings_that_do_not_apply_are_refused(kwargs, message):
 def test_a_wrapped_game_takes_its_presets_and_plain_networks():
     room = CoinSettings(game=ROOM)
     assert (room.principal_steps, room.nudge) == (100_000, 0.25)
+    # the nudge's one home is the id's preset: the learner built from the id alone pays the experiment's
+    assert MultiAgentContractDQN("MlpPolicy", ROOM, n_envs=2).nudge == room.nudge
     assert "features_extractor_class" not in room.principal_hyperparams()["policy_kwargs"]
     assert room.principal_hyperparams()["follow_prob"] == 1.0
     assert "policy_kwargs" not in room.agent_hyperparams("dqn")

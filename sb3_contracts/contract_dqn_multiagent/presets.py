@@ -33,6 +33,9 @@ COIN_POLICY_KWARGS: dict[str, Any] = dict(POLICY_KWARGS, features_extractor_clas
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "ContractCoinGame-v0": dict(nudge=0.05, policy_kwargs=COIN_POLICY_KWARGS),
     "ContractCoinGame7x7-v0": dict(nudge=0.035, policy_kwargs=COIN_POLICY_KWARGS),
+    # Escape Room: the generic MLP; the nudge measured in docs/results/escape_room.md
+    "ContractEscapeRoom-v0": dict(nudge=0.25),
+    "ContractEscapeRoom3-v0": dict(nudge=0.25),
 }
 
 

@@ -80,16 +80,17 @@ for _preset, _ids in PRESET_ENV_IDS.items():
     BUDGETS[_preset]["nudge"] = ENV_PRESETS[_ids["principal"]]["nudge"]
 #: Step budgets of a wrapped game (``CoinSettings.game``), with :data:`DEFAULT_NUDGE` unless its preset says.
 GAME_BUDGETS: dict[str, Any] = dict(principal_steps=100_000, agent_steps=100_000, baseline_steps=100_000)
-#: Per wrapped contract-game id, what differs from the defaults (``nudge``, ``principal_kwargs`` and per algorithm
-#: ``agent_kwargs``, which a config's own overrides beat): the Escape Room's are those of docs/results/escape_room.md
-#: (every recommendation followed in training, ξ = 0.25; small DQN agents that learn within 100k steps). Its DQN
+#: Per wrapped contract-game id, what differs from the defaults (``principal_kwargs`` and per algorithm
+#: ``agent_kwargs``, which a config's own overrides beat; the id's nudge has its one home in ``ENV_PRESETS``, which
+#: the learner built from the id reads too): the Escape Room's are those of docs/results/escape_room.md (every
+#: recommendation followed in training, ξ = 0.25; small DQN agents that learn within 100k steps). Its DQN
 #: agents there played 4 rooms with one gradient step per step of the rooms; here they play ``n_games`` = 16, so four
 #: gradient steps keep one per as many agent-steps (one per 8 for N = 2, per 12 for N = 3).
 ESCAPE_ROOM_DQN: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
                                        train_freq=1, target_update_interval=500, exploration_fraction=0.3,
                                        exploration_final_eps=0.02, gamma=0.99)
 _ESCAPE_ROOM_PRESET: dict[str, Any] = dict(
-    nudge=0.25, principal_kwargs=dict(follow_prob=1.0, learning_starts=500, target_update_interval=500),
+    principal_kwargs=dict(follow_prob=1.0, learning_starts=500, target_update_interval=500),
     agent_kwargs={"dqn": dict(ESCAPE_ROOM_DQN, gradient_steps=4)})
 GAME_PRESETS: dict[str, dict[str, Any]] = {
     "ContractEscapeRoom-v0": _ESCAPE_ROOM_PRESET,
@@ -107,7 +108,7 @@ def game_budgets(config: dict[str, Any]) -> dict[str, Any]:
     game = config.get("game")
     if game is None:
         return dict(BUDGETS.get(config.get("preset"), {}))
-    return {**GAME_BUDGETS, "nudge": GAME_PRESETS.get(game, {}).get("nudge", DEFAULT_NUDGE)}
+    return {**GAME_BUDGETS, "nudge": ENV_PRESETS.get(game, {}).get("nudge", DEFAULT_NUDGE)}
 
 
 def learning_rate_schedule(value: float | str | Schedule) -> float | Schedule:
