@@ -116,7 +116,8 @@ class WrappedExperimentGame:
         self.config = config
         self.view = view_kwargs(config.game, config.env_kwargs)
         self.agents_view = {key: value for key, value in self.view.items() if key != "alpha"}
-        self.n_agents = len(build_game(self.view["game"], self.view.get("game_kwargs")).possible_agents)
+        self.game = build_game(self.view["game"], self.view.get("game_kwargs"))
+        self.n_agents = len(self.game.possible_agents)
 
     def principal_env(self) -> VecEnv:
         """The principal's :class:`~sb3_contracts.ContractGameVecEnv`, seeded with the settings' seed."""
@@ -180,7 +181,7 @@ class WrappedExperimentGame:
 
     def optimum(self) -> float | None:
         """The game's ``optimal_welfare`` per episode, if its env has one."""
-        value = getattr(build_game(self.view["game"], self.view.get("game_kwargs")), "optimal_welfare", None)
+        value = getattr(self.game, "optimal_welfare", None)
         return None if value is None else float(value)
 
 
