@@ -10,12 +10,16 @@ batched forward pass over all states, is paired with the *exact* best-responding
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game import StateEncoder
@@ -139,3 +143,118 @@ class ExactEvaluationCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if not self.history or self.history[-1][0] != self.num_timesteps:
             self.evaluate()
+
+
+class _StepCounter(VecEnvWrapper):
+    """Counts the env steps taken through it (every env of every vec step), for an evaluation's budget."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.steps = 0
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        self.steps += self.num_envs
+        return self.venv.step_wait()
+
+
+class BestPolicyCallback(BaseCallback):
+    """
+    Keep the best policy by periodic evaluation in rollouts, as SB3's ``EvalCallback`` keeps ``best_model``, made for
+    contract learners (a learner's device: one run's result should not depend on where training happens to stop).
+
+    Every ``eval_freq`` env steps from ``start`` on, the current deterministic policy plays ``n_eval_episodes`` episodes
+    of ``eval_env``; if its mean return beats every earlier evaluation's, its weights are kept (in memory, and as
+    ``best_model.zip`` with ``best_model_save_path``). At the end of training the kept weights are put back into the
+    model (``restore_best``), so the model ``learn`` returns is the best evaluated one.
+
+    Two choices make the comparisons between evaluations sharp:
+
+    * **The agent answers the policy being evaluated.** A principal's view that offers ``respond_to_principal`` (the
+      tabular views) gets, before each evaluation, the exact agent best-responding to the current policy: the agent
+      the learned contracts will face, who deviates wherever they underpay. Any other env keeps its own agents.
+    * **Common random numbers.** The env is reseeded with ``eval_seed`` before each evaluation, so every evaluation
+      plays the same draws: two policies that act alike on an episode's path score alike on it, and the differences
+      between evaluations come from where the policies differ, not from the draws (``None``: fresh draws).
+
+    The evaluation's env steps are counted (``eval_steps``, logged as ``eval/env_steps``): they are part of the run's
+    budget. Logged at each evaluation: ``eval/mean_reward``, ``eval/best_mean_reward``, ``eval/kept_at`` (the training
+    step of the kept policy).
+
+    :param eval_env: the env of the evaluation episodes (a ``VecEnv``; its episodes must end).
+    :param n_eval_episodes: episodes per evaluation.
+    :param eval_freq: env steps of training between evaluations.
+    :param start: no evaluation before this many env steps of training.
+    :param eval_seed: seed of the env before each evaluation (common random numbers); ``None`` leaves it running.
+    :param respond: re-base the env's agent on the current policy before each evaluation (``None``: when the env
+        offers ``respond_to_principal``; ``True`` requires it).
+    :param restore_best: put the kept weights back into the model at the end of training.
+    :param best_model_save_path: folder to save ``best_model.zip`` in at each new best (``None``: memory only).
+    :param on_new_best: called with the training step after each new best is kept (the model then holds its weights).
+    :param verbose: verbosity.
+    """
+
+    def __init__(self, eval_env: VecEnv, n_eval_episodes: int = 128, eval_freq: int = 10_000, start: int = 0,
+                 eval_seed: int | None = 0, respond: bool | None = None, restore_best: bool = True,
+                 best_model_save_path: str | None = None, on_new_best: Callable[[int], None] | None = None,
+                 verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if not isinstance(eval_env, VecEnv):
+            raise ValueError(f"eval_env must be an SB3 VecEnv, got {type(eval_env).__name__}")
+        for name, value, low in (("n_eval_episodes", n_eval_episodes, 1), ("eval_freq", eval_freq, 1),
+                                 ("start", start, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        offers = hasattr(eval_env.unwrapped, "respond_to_principal")
+        if respond and not offers:
+            raise ValueError("respond=True needs an eval_env that offers respond_to_principal (a tabular principal's "
+                             f"view such as PrincipalVecEnv); {type(eval_env).__name__} does not")
+        self.eval_env = _StepCounter(eval_env)
+        self.n_eval_episodes, self.eval_freq, self.start = int(n_eval_episodes), int(eval_freq), int(start)
+        self.eval_seed, self.respond = eval_seed, offers if respond is None else respond
+        self.restore_best, self.best_model_save_path, self.on_new_best = restore_best, best_model_save_path, on_new_best
+        self.best_mean_reward = -np.inf
+        self.best_state: dict[str, Any] | None = None
+        self.kept_at: int | None = None
+        self.history: list[tuple[int, float]] = []
+        self._next = max(self.start, self.eval_freq)
+
+    @property
+    def eval_steps(self) -> int:
+        """Env steps the evaluations have taken so far."""
+        return self.eval_env.steps
+
+    def evaluate(self) -> float:
+        """One evaluation of the current policy; keeps it if it is the best so far. :return: its mean return."""
+        if self.respond:
+            self.eval_env.env_method("respond_to_principal", self.model.predict_with_recommendation)
+        if self.eval_seed is not None:
+            self.eval_env.seed(self.eval_seed)
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes,
+                                     deterministic=True, return_episode_rewards=True, warn=False)
+        mean = float(np.mean(returns))
+        self.history.append((self.num_timesteps, mean))
+        if mean > self.best_mean_reward:
+            self.best_mean_reward, self.kept_at = mean, self.num_timesteps
+            self.best_state = copy.deepcopy(self.model.policy.state_dict())
+            if self.best_model_save_path is not None:
+                self.model.save(os.path.join(self.best_model_save_path, "best_model"))
+            if self.on_new_best is not None:
+                self.on_new_best(self.num_timesteps)
+        for name, value in (("mean_reward", mean), ("best_mean_reward", self.best_mean_reward),
+                            ("kept_at", self.kept_at), ("env_steps", self.eval_steps)):
+            self.logger.record(f"eval/{name}", value)
+        return mean
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            while self._next <= self.num_timesteps:
+                self._next += self.eval_freq
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.restore_best and self.best_state is not None:
+            self.model.policy.load_state_dict(self.best_state)

@@ -19,6 +19,9 @@ TREE_ITERATIONS = 3_000
 #: every state is learned, however unlikely its path from the root, and so are the few states near the root
 #: that every evaluation passes through (uniform starts alone start at the root once in a thousand episodes).
 TREE_START_STATES = 0.1
+#: Keeping the best policy (:class:`~sb3_contracts.evaluation.BestPolicyCallback`): ``evaluations`` rollout
+#: evaluations of ``episodes`` episodes each, evenly spaced over the training after its first ``start`` share.
+TREE_KEEP_BEST = {"evaluations": 20, "episodes": 128, "start": 0.5}
 
 
 def binary_tree_hyperparams(n_envs: int = TREE_N_ENVS) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES
+from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_KEEP_BEST, TREE_N_ENVS, TREE_START_STATES
 from sb3_contracts.experiments.figures import pyplot, save_figure
 from sb3_contracts.experiments.runner import Experiment, Phase, PhaseRecord, RunContext, load_metrics
 from sb3_contracts.game.batch import StartStates, check_start_states
@@ -55,6 +55,10 @@ class TreeSettings:
     """overrides of :func:`~sb3_contracts.contract_dqn.presets.binary_tree_hyperparams`"""
     threads: int = 1
     """torch threads (1 is fastest for these small networks)"""
+    keep_best: dict[str, Any] | None = field(default_factory=lambda: dict(TREE_KEEP_BEST))
+    """keeping the best policy by evaluation in rollouts (:class:`~sb3_contracts.evaluation.BestPolicyCallback`):
+    ``evaluations`` (how many, evenly spaced from ``start``), ``episodes`` (per evaluation) and ``start`` (the share of
+    training before the first); ``None``: the trained policy is the result"""
 
     def __post_init__(self) -> None:
         for name in ("depth", "iterations", "n_envs", "n_evaluations", "threads"):
@@ -68,20 +72,58 @@ class TreeSettings:
         check_start_states(self.start_states)
         if not isinstance(self.hyperparams, dict):
             raise ValueError(f"hyperparams must be a dict of ContractDQN arguments, got {self.hyperparams!r}")
+        if self.keep_best is not None:
+            check_keep_best(self.keep_best)
+
+
+def check_keep_best(keep_best: Mapping[str, Any]) -> None:
+    """A ``ValueError`` naming the entry unless ``keep_best`` is ``{"evaluations": int >= 1, "episodes": int >= 1,
+    "start": share in [0, 1)}``."""
+    if not isinstance(keep_best, Mapping) or set(keep_best) != {"evaluations", "episodes", "start"}:
+        raise ValueError(f"keep_best must be None or a dict with exactly the keys evaluations, episodes and start, got "
+                         f"{keep_best!r}")
+    for name in ("evaluations", "episodes"):
+        value = keep_best[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"keep_best[{name!r}] must be a positive integer, got {value!r}")
+    start = keep_best["start"]
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1:
+        raise ValueError(f"keep_best['start'] must be a share of training in [0, 1), got {start!r}")
+
+
+def keeper_for(settings: TreeSettings, mdp: Any, on_new_best: Any) -> Any:
+    """The :class:`~sb3_contracts.evaluation.BestPolicyCallback` of ``settings.keep_best`` (``None`` when off): its
+    episodes start at the root and are played against the exact agent best-responding to the evaluated policy, on
+    seeds of their own (``seed + 10_000``: not the training env's)."""
+    if settings.keep_best is None:
+        return None
+    from sb3_contracts.evaluation import BestPolicyCallback
+    from sb3_contracts.game import PrincipalVecEnv
+
+    keep = settings.keep_best
+    total = settings.iterations * settings.n_envs
+    start = int(keep["start"] * total)
+    freq = max((total - start) // keep["evaluations"], 1)
+    # one episode per env: every evaluation is one batch of 10 steps
+    eval_env = PrincipalVecEnv(mdp, n_envs=keep["episodes"], seed=settings.seed + 10_000)
+    return BestPolicyCallback(eval_env, n_eval_episodes=keep["episodes"], eval_freq=freq, start=start + freq,
+                              eval_seed=settings.seed + 10_000, respond=True, on_new_best=on_new_best)
 
 
 def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
     """
     The experiment's one phase: train ContractDQN on the tree, evaluating it against the exact best-responding
-    agent ``n_evaluations`` times.
+    agent ``n_evaluations`` times; with ``keep_best``, the best policy by rollout evaluation is kept and returned.
 
-    :return: ``model`` (the trained model's ``.zip`` bytes), ``history`` (every evaluation with its ``steps``)
-        and ``train_s`` (training time)
+    :return: ``model`` (the returned model's ``.zip`` bytes: the kept policy with ``keep_best``), ``history`` (every
+        exact evaluation of the trained policy with its ``steps``), ``kept`` (the exact evaluation of each kept
+        policy with the step it was kept at), ``final`` (the exact evaluation of the returned model),
+        ``eval_env_steps`` (env steps of the rollout evaluations) and ``train_s`` (training time, evaluations included)
     """
     from sb3_contracts.contract_dqn import ContractDQN
     from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
     from sb3_contracts.envs.binary_tree import random_binary_tree
-    from sb3_contracts.evaluation import ExactEvaluationCallback
+    from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_principal
     from sb3_contracts.experiments.progress import PhaseProgress
     from sb3_contracts.game import PrincipalVecEnv
 
@@ -93,14 +135,22 @@ def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
     model = ContractDQN("MlpPolicy", env, seed=settings.seed, tensorboard_log=context.tensorboard_log, **hyperparams)
     total = settings.iterations * settings.n_envs
     callback = ExactEvaluationCallback(mdp, eval_freq=max(total // settings.n_evaluations, 1))
+    kept: list[dict[str, Any]] = []
+    keeper = keeper_for(settings, mdp, lambda steps: kept.append(
+        {"steps": steps, **evaluate_principal(model, mdp, callback.spe, callback.observations).as_dict()}))
+    # the keeper first: at a step where both evaluate, the exact history sees the policy kept there
+    callbacks = [c for c in (keeper, callback, PhaseProgress()) if c is not None]
     start = time.perf_counter()
-    model.learn(total, callback=[callback, PhaseProgress()], progress_bar=context.progress_bar,
+    model.learn(total, callback=callbacks, progress_bar=context.progress_bar,
                 tb_log_name=f"tree_d{settings.depth}_s{settings.tree_seed}_t{settings.seed}")
     train_s = time.perf_counter() - start
+    final = evaluate_principal(model, mdp, callback.spe, callback.observations).as_dict()
     buffer = io.BytesIO()
     model.save(buffer)
     return {"model": buffer.getvalue(), "history": [{"steps": steps, **evaluation.as_dict()}
-                                                    for steps, evaluation in callback.history], "train_s": train_s}
+                                                    for steps, evaluation in callback.history],
+            "kept": kept, "final": final, "eval_env_steps": 0 if keeper is None else keeper.eval_steps,
+            "train_s": train_s}
 
 
 def tree_phases(settings: TreeSettings, context: RunContext) -> list[Phase]:
@@ -108,19 +158,46 @@ def tree_phases(settings: TreeSettings, context: RunContext) -> list[Phase]:
     return [Phase("principal", lambda: train_phase(settings, context))]
 
 
+def delivered_history(history: Sequence[Mapping[str, Any]], kept: Sequence[Mapping[str, Any]]) -> list[float]:
+    """
+    The utility ratio of the policy a run would return at each exact evaluation of ``history``: the policy kept last
+    at or before that step, or the trained one while none is kept.
+
+    :param history: exact evaluations of the trained policy (``steps``, ``utility_ratio``), in order.
+    :param kept: exact evaluations of the kept policies with the steps they were kept at, in order.
+    """
+    ratios, position = [], -1
+    for row in history:
+        while position + 1 < len(kept) and kept[position + 1]["steps"] <= row["steps"]:
+            position += 1
+        ratios.append(row["utility_ratio"] if position < 0 else kept[position]["utility_ratio"])
+    return ratios
+
+
 def tree_results(settings: TreeSettings, records: Mapping[str, PhaseRecord]) -> dict[str, Any]:
     """
-    The results: ``config``, ``final`` (the last evaluation), ``history``, ``utility_ratio_min_last10`` (the minimum
-    over the last 10% of training), ``train_s`` and ``summary`` (the final figures and the late minimum).
+    The results: ``config``, ``final`` (the returned model: the kept policy with ``keep_best``), ``final_trained``
+    (the last evaluation of the trained policy), ``history`` (the trained policy's evaluations, each with
+    ``delivered_utility_ratio``: the ratio of the policy the run would return at that step), ``kept``,
+    ``utility_ratio_min_last10`` (the minimum of the returned policy over the last 10% of training; ``_trained``:
+    the trained policy's), ``eval_env_steps``, ``train_s`` and ``summary``.
     """
     output = records["principal"].output
     history, total = output["history"], settings.iterations * settings.n_envs
-    last = [row["utility_ratio"] for row in history if row["steps"] >= (1 - LAST_SHARE) * total]
-    final = history[-1]
-    minimum = float(min(last))
+    kept = output.get("kept", [])
+    delivered = delivered_history(history, kept)
+    history = [{**row, "delivered_utility_ratio": ratio} for row, ratio in zip(history, delivered, strict=True)]
+    late = [row for row in history if row["steps"] >= (1 - LAST_SHARE) * total]
+    minimum = float(min(row["delivered_utility_ratio"] for row in late))
+    minimum_trained = float(min(row["utility_ratio"] for row in late))
+    final = {"steps": total, **output.get("final", history[-1])}
     summary = {key: value for key, value in final.items() if key != "steps"}
-    return {"config": asdict(settings), "final": final, "history": history, "utility_ratio_min_last10": minimum,
-            "train_s": output["train_s"], "summary": {**summary, "utility_ratio_min_last10": minimum}}
+    return {"config": asdict(settings), "final": final, "final_trained": history[-1], "history": history,
+            "kept": kept, "utility_ratio_min_last10": minimum, "utility_ratio_min_last10_trained": minimum_trained,
+            "eval_env_steps": output.get("eval_env_steps", 0), "train_s": output["train_s"],
+            "summary": {**summary, "utility_ratio_min_last10": minimum,
+                        "utility_ratio_trained": history[-1]["utility_ratio"],
+                        "utility_ratio_min_last10_trained": minimum_trained}}
 
 
 def write_model(folder: Path, settings: TreeSettings, records: Mapping[str, PhaseRecord],
