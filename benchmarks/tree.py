@@ -13,17 +13,21 @@ Protocols: ``one`` (tree ``--seed``, training seed ``--trial``); ``sweep`` (``--
 ``--trials`` seeds from ``--trial``); ``heldout`` (the first ``--trees`` of :data:`HELDOUT_TREES`, trees the tree
 presets were never tuned on, x ``--trials`` seeds from ``--trial``).
 
-Figures per run: ``utility_ratio`` and ``accuracy`` at the end, ``utility_ratio_min_last10`` (minimum over the
-evaluations in the last 10% of training), ``utility_ratio_best`` (the best evaluation: where keeping the best
-evaluated policy would have ended), ``utility_ratio_ceiling`` (the exact SPE paying the same nudge: the most a
-learner with that nudge can reach), ``wall_s`` (ContractDQN training time), ``load`` (the 1-minute load
-average after the run: wall times are only comparable at similar load), and the same with the prefix
-``direct_`` for the PPO baseline that outputs raw contracts. Dips the end and the last 10% can miss show in
-``utility_ratio_min_last25`` and ``evaluations_below_098_last25`` (the minimum over the last quarter of training and
-how many of its evaluations fall below 0.98 of the optimum), and the same over the second half (``_last50``), the
-signal for screening on a few runs; ``cpu_s`` is the run's CPU time (SPE solves and exact
-evaluations included). The summary holds each figure's mean and std, the worst of every utility ratio, the number
-of runs below the targets' thresholds and, as every benchmark's last line, the whole script's cost
+Figures per run: ``utility_ratio`` and ``accuracy`` of the policy the run returns (with ``--keep-best``, the default,
+the best policy by rollout evaluation, :class:`~sb3_contracts.evaluation.BestPolicyCallback`; else the trained one),
+``utility_ratio_min_last10`` (the minimum over the exact evaluations in the last 10% of training of the policy the run
+would have returned at each: the one kept by then), ``utility_ratio_trained`` and ``utility_ratio_min_last10_trained``
+(the same for the policy being trained), ``kept_at`` (the training step of the returned policy), ``eval_env_steps`` (the
+rollout evaluations' env steps, on top of training's), ``utility_ratio_best`` (the best exact evaluation of the trained
+policy: where keeping the best by exact evaluation would have ended), ``utility_ratio_ceiling`` (the exact SPE paying
+the same nudge: the most a learner with that nudge can reach), ``wall_s`` (ContractDQN training time), ``load`` (the
+1-minute load average after the run: wall times are only comparable at similar load), and the same with the prefix
+``direct_`` for the PPO baseline that outputs raw contracts. Dips of the trained policy the end and the last 10% can
+miss show in ``utility_ratio_min_last25`` and ``evaluations_below_098_last25`` (the minimum over the last quarter of
+training and how many of its evaluations fall below 0.98 of the optimum), and the same over the second half
+(``_last50``), the signal for screening on a few runs; ``cpu_s`` is the run's CPU time (SPE solves and exact evaluations
+included). The summary holds each figure's mean and std, the worst of every utility ratio, the number of runs below the
+targets' thresholds and, as every benchmark's last line, the whole script's cost
 (:class:`~sb3_contracts.experiments.accounting.Accounting`: ``wall_s``, ``cpu_s``, ``load_1m_at_start``).
 
 With ``--out FOLDER`` a protocol is resumable: each run writes its JSON line to its own file there as it ends, and a
@@ -46,12 +50,18 @@ from sb3_contracts.envs.binary_tree import random_binary_tree
 
 from sb3_contracts import PrincipalVecEnv
 from sb3_contracts.contract_dqn import OneHotEmbedding
-from sb3_contracts.contract_dqn.presets import TREE_ITERATIONS, TREE_N_ENVS, TREE_START_STATES, binary_tree_hyperparams
+from sb3_contracts.contract_dqn.presets import (
+    TREE_ITERATIONS,
+    TREE_KEEP_BEST,
+    TREE_N_ENVS,
+    TREE_START_STATES,
+    binary_tree_hyperparams,
+)
 from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_table
 from sb3_contracts.experiments import run_experiment
 from sb3_contracts.experiments.accounting import Accounting, cpu_seconds
 from sb3_contracts.experiments.direct_baseline import make_direct_baseline
-from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings
+from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings, check_keep_best
 from sb3_contracts.game.batch import StartStates, parse_start_states
 from sb3_contracts.solvers import solve_spe
 
@@ -79,8 +89,8 @@ def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
                      overrides: dict[str, Any]) -> dict[str, Any]:
     """One ContractDQN run: the tree experiment (:data:`~sb3_contracts.experiments.tree.EXPERIMENT`)."""
     config = TreeSettings(depth=args.depth, tree_seed=tree, seed=trial, iterations=args.iterations,
-                                  n_envs=args.n_envs, start_states=args.start_states, n_evaluations=N_EVALUATIONS,
-                                  hyperparams=overrides, threads=args.threads)
+                          n_envs=args.n_envs, start_states=args.start_states, n_evaluations=N_EVALUATIONS,
+                          hyperparams=overrides, threads=args.threads, keep_best=args.keep_best)
     results = run_experiment(EXPERIMENT, config)
     final, history = results["final"], results["history"]
     total = args.iterations * args.n_envs
@@ -89,15 +99,20 @@ def run_contract_dqn(args: argparse.Namespace, mdp: Any, tree: int, trial: int,
     hyperparams = {**binary_tree_hyperparams(args.n_envs), **overrides}
     # the SPE pays one nudge everywhere: no ceiling for a nudge that varies over training or by state
     nudge = hyperparams.get("nudge", 0.0) if not hyperparams.get("nudge_error_scale") else None
+    kept = results["kept"]
     return {"utility_ratio": final["utility_ratio"], "accuracy": final["accuracy"],
             "utility_ratio_min_last10": results["utility_ratio_min_last10"],
+            "utility_ratio_trained": results["final_trained"]["utility_ratio"],
+            "utility_ratio_min_last10_trained": results["utility_ratio_min_last10_trained"],
             "utility_ratio_min_last25": float(min(last25)),
             "evaluations_below_098_last25": int(sum(r < DIP_LEVEL for r in last25)),
             "utility_ratio_min_last50": float(min(last50)),
             "evaluations_below_098_last50": int(sum(r < DIP_LEVEL for r in last50)),
             "utility_ratio_best": max(row["utility_ratio"] for row in history),
+            "kept_at": kept[-1]["steps"] if kept else float("nan"), "eval_env_steps": results["eval_env_steps"],
             **nudge_ceiling(mdp, nudge), "wall_s": results["wall_s"],
-            "history": [[row["steps"], row["utility_ratio"], row["accuracy"]] for row in history]}
+            "history": [[row["steps"], row["utility_ratio"], row["accuracy"], row["delivered_utility_ratio"]]
+                        for row in history]}
 
 
 def nudge_ceiling(mdp: Any, nudge: Any) -> dict[str, float]:
@@ -140,7 +155,7 @@ def run_one(args: argparse.Namespace, tree: int, trial: int, overrides: dict[str
 def run_settings(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
     """What a run's figures depend on besides its tree and seed: ``--out`` reads a run back only if these match."""
     return {"overrides": overrides, "iterations": args.iterations, "n_envs": args.n_envs,
-            "start_states": args.start_states, "direct_steps": args.direct_steps}
+            "start_states": args.start_states, "direct_steps": args.direct_steps, "keep_best": args.keep_best}
 
 
 def cached_run(args: argparse.Namespace, tree: int, trial: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -175,8 +190,10 @@ def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary[f"{key}_mean"], summary[f"{key}_std"] = float(values.mean()), float(values.std())
         if key.startswith(("utility_ratio", "direct_utility_ratio")):
             summary[f"{key}_worst"] = float(values.min())
-    summary["runs_end_below_097"] = int(sum(run["utility_ratio"] < END_TARGET for run in runs))
-    summary["runs_min_last10_below_095"] = int(sum(run["utility_ratio_min_last10"] < LATE_TARGET for run in runs))
+    for suffix in ("", "_trained"):
+        summary[f"runs_end_below_097{suffix}"] = int(sum(run[f"utility_ratio{suffix}"] < END_TARGET for run in runs))
+        summary[f"runs_min_last10_below_095{suffix}"] = int(sum(run[f"utility_ratio_min_last10{suffix}"] < LATE_TARGET
+                                                                for run in runs))
     return summary
 
 
@@ -189,6 +206,17 @@ def parse_overrides(text: str) -> dict[str, Any]:
     if not isinstance(overrides, dict):
         raise SystemExit(f"--overrides must be a JSON object of ContractDQN keyword arguments, got {text!r}")
     return overrides
+
+
+def parse_keep_best(text: str) -> dict[str, Any] | None:
+    """The ``--keep-best`` JSON (an object, or ``null``), or an ``argparse`` error naming the argument."""
+    try:
+        keep_best = json.loads(text)
+        if keep_best is not None:
+            check_keep_best(keep_best)
+    except (json.JSONDecodeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"--keep-best: {error}") from error
+    return keep_best
 
 
 def tree_seeds(args: argparse.Namespace) -> list[int]:
@@ -227,6 +255,9 @@ def main() -> None:
                         help="where training episodes start: uniform (anywhere), initial (the root), or the share of "
                              "episodes that start at the root, the others anywhere")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small MLPs: 1 is fastest)")
+    parser.add_argument("--keep-best", type=parse_keep_best, default=dict(TREE_KEEP_BEST),
+                        help="keeping the best policy by rollout evaluation: a JSON object with evaluations, episodes "
+                             f"and start (default {json.dumps(TREE_KEEP_BEST)}), or null for the trained policy")
     parser.add_argument("--out", default=None,
                         help="folder of one JSON file per run: runs already there are read back, not rerun (resume)")
     args = parser.parse_args()

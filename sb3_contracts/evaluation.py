@@ -160,6 +160,30 @@ class _StepCounter(VecEnvWrapper):
         return self.venv.step_wait()
 
 
+def make_eval_env(env_id: str, n_envs: int, env_kwargs: dict[str, Any] | None = None) -> VecEnv:
+    """
+    An evaluation ``VecEnv`` of ``n_envs`` copies of a registered env: for a tabular principal's view (such as
+    ``ContractBinaryTree-v0``) its batched :class:`~sb3_contracts.game.PrincipalVecEnv` over the same MDP, payment cap,
+    encoding and episode limit (one NumPy batch, and one exact agent for all copies); for any other env SB3's
+    ``make_vec_env``.
+
+    :param env_id: the registered id.
+    :param n_envs: number of copies.
+    :param env_kwargs: the id's keyword arguments.
+    """
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_contracts.game import PrincipalEnv, PrincipalVecEnv
+
+    probe = gym.make(env_id, **(env_kwargs or {})).unwrapped
+    if isinstance(probe, PrincipalEnv):
+        return PrincipalVecEnv(probe.mdp, n_envs=n_envs, b_max=probe.b_max, encoding=probe.encoder.encoding,
+                               max_episode_steps=probe.game.max_episode_steps)
+    probe.close()
+    return make_vec_env(env_id, n_envs=n_envs, env_kwargs=env_kwargs)
+
+
 class BestPolicyCallback(BaseCallback):
     """
     Keep the best policy by periodic evaluation in rollouts, as SB3's ``EvalCallback`` keeps ``best_model``, made for
@@ -183,7 +207,9 @@ class BestPolicyCallback(BaseCallback):
     budget. Logged at each evaluation: ``eval/mean_reward``, ``eval/best_mean_reward``, ``eval/kept_at`` (the training
     step of the kept policy).
 
-    :param eval_env: the env of the evaluation episodes (a ``VecEnv``; its episodes must end).
+    :param eval_env: the env of the evaluation episodes (its episodes must end): a ``VecEnv``, or a registered id made
+        into ``n_eval_episodes`` copies by :func:`make_eval_env` (so that rl-zoo3's ``callback:`` entry can name it).
+    :param env_kwargs: the id's keyword arguments (with an id only).
     :param n_eval_episodes: episodes per evaluation.
     :param eval_freq: env steps of training between evaluations.
     :param start: no evaluation before this many env steps of training.
@@ -196,17 +222,21 @@ class BestPolicyCallback(BaseCallback):
     :param verbose: verbosity.
     """
 
-    def __init__(self, eval_env: VecEnv, n_eval_episodes: int = 128, eval_freq: int = 10_000, start: int = 0,
+    def __init__(self, eval_env: VecEnv | str, n_eval_episodes: int = 128, eval_freq: int = 10_000, start: int = 0,
                  eval_seed: int | None = 0, respond: bool | None = None, restore_best: bool = True,
                  best_model_save_path: str | None = None, on_new_best: Callable[[int], None] | None = None,
-                 verbose: int = 0) -> None:
+                 env_kwargs: dict[str, Any] | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if not isinstance(eval_env, VecEnv):
-            raise ValueError(f"eval_env must be an SB3 VecEnv, got {type(eval_env).__name__}")
         for name, value, low in (("n_eval_episodes", n_eval_episodes, 1), ("eval_freq", eval_freq, 1),
                                  ("start", start, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(eval_env, str):
+            eval_env = make_eval_env(eval_env, n_eval_episodes, env_kwargs)
+        elif env_kwargs is not None:
+            raise ValueError("env_kwargs goes with an eval_env given as a registered id, not with a VecEnv")
+        if not isinstance(eval_env, VecEnv):
+            raise ValueError(f"eval_env must be an SB3 VecEnv or a registered env id, got {type(eval_env).__name__}")
         offers = hasattr(eval_env.unwrapped, "respond_to_principal")
         if respond and not offers:
             raise ValueError("respond=True needs an eval_env that offers respond_to_principal (a tabular principal's "

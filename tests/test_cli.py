@@ -44,6 +44,7 @@ def test_zoo_config_matches_the_tree_presets():
     from sb3_contracts.contract_dqn import OneHotEmbedding  # noqa: F401  (named in the YAML's policy_kwargs)
     from sb3_contracts.contract_dqn.presets import (
         TREE_ITERATIONS,
+        TREE_KEEP_BEST,
         TREE_N_ENVS,
         TREE_START_STATES,
         binary_tree_hyperparams,
@@ -55,6 +56,14 @@ def test_zoo_config_matches_the_tree_presets():
     # start states are the learner's (training env only): rl-zoo3's evaluation and enjoy start at the root
     assert "start_states" not in entry["env_kwargs"] and entry["training_start_states"] == TREE_START_STATES
     assert "agent" not in entry["env_kwargs"]  # the training agent is the learner's too (training_agent)
+    # the kept policy (issue 26): rl-zoo3 builds the callback from this entry and saves the kept model at the end
+    (keeper,) = entry["callback"]
+    arguments = keeper["sb3_contracts.evaluation.BestPolicyCallback"]
+    assert arguments["eval_env"] == "ContractBinaryTree-v0" and arguments["env_kwargs"] == entry["env_kwargs"]
+    assert arguments["n_eval_episodes"] == TREE_KEEP_BEST["episodes"]
+    first = TREE_KEEP_BEST["start"] * entry["n_timesteps"] + arguments["eval_freq"]
+    assert arguments["start"] == first and arguments["eval_freq"] * TREE_KEEP_BEST["evaluations"] == pytest.approx(
+        entry["n_timesteps"] * (1 - TREE_KEEP_BEST["start"]))
     for key, value in binary_tree_hyperparams(TREE_N_ENVS).items():
         if key == "policy_kwargs":
             assert eval(entry[key]) == value  # noqa: S307  (rl-zoo3 evaluates this string the same way)

@@ -30,6 +30,8 @@ from sb3_contracts.game.batch import StartStates, check_start_states
 
 #: Share of training at the end over which ``utility_ratio_min_last10`` takes the minimum.
 LAST_SHARE = 0.1
+#: The rollout evaluations' seed is the training seed plus this (draws of their own, not the training env's).
+EVAL_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,20 +96,26 @@ def check_keep_best(keep_best: Mapping[str, Any]) -> None:
 def keeper_for(settings: TreeSettings, mdp: Any, on_new_best: Any) -> Any:
     """The :class:`~sb3_contracts.evaluation.BestPolicyCallback` of ``settings.keep_best`` (``None`` when off): its
     episodes start at the root and are played against the exact agent best-responding to the evaluated policy, on
-    seeds of their own (``seed + 10_000``: not the training env's)."""
+    seeds of their own (:data:`EVAL_SEED_OFFSET`)."""
     if settings.keep_best is None:
         return None
     from sb3_contracts.evaluation import BestPolicyCallback
     from sb3_contracts.game import PrincipalVecEnv
 
     keep = settings.keep_best
-    total = settings.iterations * settings.n_envs
-    start = int(keep["start"] * total)
-    freq = max((total - start) // keep["evaluations"], 1)
-    # one episode per env: every evaluation is one batch of 10 steps
-    eval_env = PrincipalVecEnv(mdp, n_envs=keep["episodes"], seed=settings.seed + 10_000)
-    return BestPolicyCallback(eval_env, n_eval_episodes=keep["episodes"], eval_freq=freq, start=start + freq,
-                              eval_seed=settings.seed + 10_000, respond=True, on_new_best=on_new_best)
+    # one episode per env: every evaluation is one batch of `depth` steps
+    eval_env = PrincipalVecEnv(mdp, n_envs=keep["episodes"], seed=settings.seed + EVAL_SEED_OFFSET)
+    return BestPolicyCallback(eval_env, n_eval_episodes=keep["episodes"],
+                              **keep_best_schedule(keep, settings.iterations * settings.n_envs),
+                              eval_seed=settings.seed + EVAL_SEED_OFFSET, respond=True, on_new_best=on_new_best)
+
+
+def keep_best_schedule(keep_best: Mapping[str, Any], total: int) -> dict[str, int]:
+    """``eval_freq`` and ``start`` of :class:`~sb3_contracts.evaluation.BestPolicyCallback` for ``keep_best``: its
+    ``evaluations`` evenly spaced after the first ``start`` share of ``total`` env steps, the last at the end."""
+    begin = int(keep_best["start"] * total)
+    freq = max((total - begin) // keep_best["evaluations"], 1)
+    return {"eval_freq": freq, "start": begin + freq}
 
 
 def train_phase(settings: TreeSettings, context: RunContext) -> dict[str, Any]:
@@ -275,15 +283,22 @@ ZOO_FILE, ZOO_ENV_ID = "contract_dqn.yml", "ContractBinaryTree-v0"
 def zoo_hyperparams() -> dict[str, dict[str, Any]]:
     """
     The tree's rl-zoo3 entry, ``{env id: hyperparameters}``: the presets
-    (:func:`~sb3_contracts.contract_dqn.presets.binary_tree_hyperparams`) with their budget, on the depth-10 tree 0.
+    (:func:`~sb3_contracts.contract_dqn.presets.binary_tree_hyperparams`) with their budget, on the depth-10 tree 0,
+    and the policy kept by rollout evaluation (:data:`~sb3_contracts.contract_dqn.presets.TREE_KEEP_BEST`) as a
+    ``callback:``: the model rl-zoo3 saves at the end is the kept one.
     Training start states and the training agent are the learner's (hyperparameters), not the env's: rl-zoo3's
     evaluation and ``enjoy`` start at the root.
     """
     from sb3_contracts.contract_dqn.presets import binary_tree_hyperparams
     from sb3_contracts.experiments.zoo_files import zoo_entry
 
-    return {ZOO_ENV_ID: zoo_entry(binary_tree_hyperparams(TREE_N_ENVS), TREE_ITERATIONS * TREE_N_ENVS, TREE_N_ENVS,
-                                  {"depth": 10, "seed": 0})}
+    total, env_kwargs = TREE_ITERATIONS * TREE_N_ENVS, {"depth": 10, "seed": 0}
+    entry = zoo_entry(binary_tree_hyperparams(TREE_N_ENVS), total, TREE_N_ENVS, env_kwargs)
+    # rl-zoo3 builds the callbacks its `callback:` entry names from keyword arguments alone
+    entry["callback"] = [{"sb3_contracts.evaluation.BestPolicyCallback": {
+        "eval_env": ZOO_ENV_ID, "env_kwargs": dict(env_kwargs), "n_eval_episodes": TREE_KEEP_BEST["episodes"],
+        **keep_best_schedule(TREE_KEEP_BEST, total), "eval_seed": EVAL_SEED_OFFSET}}]
+    return {ZOO_ENV_ID: entry}
 
 
 def write_zoo_config(folder: str | Path) -> Path:
