@@ -61,7 +61,7 @@ from sb3_contracts.evaluation import ExactEvaluationCallback, evaluate_policy_ta
 from sb3_contracts.experiments import run_experiment
 from sb3_contracts.experiments.accounting import Accounting, cpu_seconds
 from sb3_contracts.experiments.direct_baseline import make_direct_baseline
-from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings, check_keep_best
+from sb3_contracts.experiments.tree import EXPERIMENT, TreeSettings, check_keep_best, plot_tree_runs
 from sb3_contracts.game.batch import StartStates, parse_start_states
 from sb3_contracts.solvers import solve_spe
 
@@ -208,6 +208,19 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return overrides
 
 
+def plot_runs(args: argparse.Namespace, trees: list[int], trials: list[int]) -> None:
+    """Plot the evaluations of the runs in ``--out`` into ``--plot``
+    (:func:`~sb3_contracts.experiments.tree.plot_tree_runs`)."""
+    columns = ("steps", "utility_ratio", "accuracy", "delivered_utility_ratio")
+    runs = []
+    for tree in trees:
+        for trial in trials:
+            saved = json.loads((Path(args.out) / f"depth{args.depth}_tree{tree}_trial{trial}.json").read_text())
+            runs.append({"config": {"depth": args.depth},
+                         "history": [dict(zip(columns, row, strict=False)) for row in saved["history"]]})
+    plot_tree_runs(runs, args.plot)
+
+
 def parse_keep_best(text: str) -> dict[str, Any] | None:
     """The ``--keep-best`` JSON (an object, or ``null``), or an ``argparse`` error naming the argument."""
     try:
@@ -260,6 +273,8 @@ def main() -> None:
                              f"and start (default {json.dumps(TREE_KEEP_BEST)}), or null for the trained policy")
     parser.add_argument("--out", default=None,
                         help="folder of one JSON file per run: runs already there are read back, not rerun (resume)")
+    parser.add_argument("--plot", default=None,
+                        help="a PNG of the runs' evaluations over training, trained and returned policy (needs --out)")
     args = parser.parse_args()
     cost = Accounting()
     if args.sweep:
@@ -268,6 +283,8 @@ def main() -> None:
         args.direct_steps = 0 if args.protocol == "heldout" else 200_000
     if args.trials < 1:
         raise SystemExit(f"--trials must be positive, got {args.trials}")
+    if args.plot is not None and args.out is None:
+        raise SystemExit("--plot reads the runs' evaluations from their files: it needs --out")
     overrides = parse_overrides(args.overrides)
     trees = tree_seeds(args)
     th.set_num_threads(args.threads)
@@ -278,6 +295,8 @@ def main() -> None:
             runs.append(cached_run(args, tree, trial, overrides))
             if len(trees) * len(trials) > 1:
                 print(json.dumps(runs[-1]), flush=True)
+    if args.plot is not None:
+        plot_runs(args, trees, trials)
     if len(runs) > 1:
         print(json.dumps({"protocol": args.protocol, "depth": args.depth, "overrides": overrides,
                           **summary_of(runs), **cost.figures()}))

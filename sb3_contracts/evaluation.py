@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -203,9 +204,14 @@ class BestPolicyCallback(BaseCallback):
       plays the same draws: two policies that act alike on an episode's path score alike on it, and the differences
       between evaluations come from where the policies differ, not from the draws (``None``: fresh draws).
 
+    With ``margins``, each evaluation plays the current weights once per nudge ``ξ`` listed (the margin the contracts
+    pay above the agent's indifference, the policy's ``margin``), and the best pair of weights and nudge is kept: a
+    larger nudge costs a little on every contract and protects the ones the agent model prices a few thousandths short;
+    the evaluation tells which is worth more for these weights. Training keeps its own nudge.
+
     The evaluation's env steps are counted (``eval_steps``, logged as ``eval/env_steps``): they are part of the run's
-    budget. Logged at each evaluation: ``eval/mean_reward``, ``eval/best_mean_reward``, ``eval/kept_at`` (the training
-    step of the kept policy).
+    budget. Logged at each evaluation: ``eval/mean_reward`` (the best of its nudges), ``eval/best_mean_reward``,
+    ``eval/kept_at`` (the training step of the kept policy) and, with ``margins``, ``eval/kept_margin``.
 
     :param eval_env: the env of the evaluation episodes (its episodes must end): a ``VecEnv``, or a registered id made
         into ``n_eval_episodes`` copies by :func:`make_eval_env` (so that rl-zoo3's ``callback:`` entry can name it).
@@ -218,15 +224,24 @@ class BestPolicyCallback(BaseCallback):
         offers ``respond_to_principal``; ``True`` requires it).
     :param restore_best: put the kept weights back into the model at the end of training.
     :param best_model_save_path: folder to save ``best_model.zip`` in at each new best (``None``: memory only).
-    :param on_new_best: called with the training step after each new best is kept (the model then holds its weights).
+    :param on_new_best: called with the training step after each new best is kept (the model then holds its weights
+        and nudge).
+    :param margins: nudges to evaluate the weights with (non-negative; ``None``: the policy's own); needs a policy with
+        a ``margin`` buffer (``ContractDQN``, ``MultiAgentContractDQN``).
     :param verbose: verbosity.
     """
 
     def __init__(self, eval_env: VecEnv | str, n_eval_episodes: int = 128, eval_freq: int = 10_000, start: int = 0,
                  eval_seed: int | None = 0, respond: bool | None = None, restore_best: bool = True,
                  best_model_save_path: str | None = None, on_new_best: Callable[[int], None] | None = None,
-                 env_kwargs: dict[str, Any] | None = None, verbose: int = 0) -> None:
+                 env_kwargs: dict[str, Any] | None = None, margins: Sequence[float] | None = None,
+                 verbose: int = 0) -> None:
         super().__init__(verbose)
+        if margins is not None:
+            margins = [float(value) for value in margins]
+            if not margins or not all(np.isfinite(value) and value >= 0 for value in margins):
+                raise ValueError(f"margins must be a non-empty list of finite nudges >= 0, got {margins!r}")
+        self.margins = margins
         for name, value, low in (("n_eval_episodes", n_eval_episodes, 1), ("eval_freq", eval_freq, 1),
                                  ("start", start, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -248,7 +263,8 @@ class BestPolicyCallback(BaseCallback):
         self.best_mean_reward = -np.inf
         self.best_state: dict[str, Any] | None = None
         self.kept_at: int | None = None
-        self.history: list[tuple[int, float]] = []
+        self.kept_margin: float | None = None
+        self.history: list[dict[str, float]] = []
         self._next = max(self.start, self.eval_freq)
 
     @property
@@ -256,27 +272,56 @@ class BestPolicyCallback(BaseCallback):
         """Env steps the evaluations have taken so far."""
         return self.eval_env.steps
 
+    def _init_callback(self) -> None:
+        if self.margins is not None and not isinstance(getattr(self.model.policy, "margin", None), th.Tensor):
+            raise ValueError(f"margins needs a policy with a margin buffer (the nudge); "
+                             f"{type(self.model.policy).__name__} has none")
+
     def evaluate(self) -> float:
-        """One evaluation of the current policy; keeps it if it is the best so far. :return: its mean return."""
+        """
+        One evaluation of the current weights, at each nudge of ``margins``; keeps the best pair so far.
+
+        :return: the best mean return of this evaluation
+        """
+        margin = getattr(self.model.policy, "margin", None)
+        training_margin = None if margin is None else margin.clone()
+        best = -np.inf
+        for value in self.margins or [None]:
+            if value is not None:
+                margin.fill_(value)
+            mean = self._rollouts()
+            best = max(best, mean)
+            used = float("nan") if margin is None else float(margin)
+            self.history.append({"steps": self.num_timesteps, "mean_reward": mean, "margin": used})
+            if mean > self.best_mean_reward:
+                self._keep(mean, used)
+        if training_margin is not None:
+            margin.copy_(training_margin)
+        for name, value in (("mean_reward", best), ("best_mean_reward", self.best_mean_reward),
+                            ("kept_at", self.kept_at), ("env_steps", self.eval_steps)):
+            self.logger.record(f"eval/{name}", value)
+        if self.margins is not None:
+            self.logger.record("eval/kept_margin", self.kept_margin)
+        return best
+
+    def _rollouts(self) -> float:
+        """The mean return of the current policy over the evaluation's episodes."""
         if self.respond:
             self.eval_env.env_method("respond_to_principal", self.model.predict_with_recommendation)
         if self.eval_seed is not None:
             self.eval_env.seed(self.eval_seed)
         returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes,
                                      deterministic=True, return_episode_rewards=True, warn=False)
-        mean = float(np.mean(returns))
-        self.history.append((self.num_timesteps, mean))
-        if mean > self.best_mean_reward:
-            self.best_mean_reward, self.kept_at = mean, self.num_timesteps
-            self.best_state = copy.deepcopy(self.model.policy.state_dict())
-            if self.best_model_save_path is not None:
-                self.model.save(os.path.join(self.best_model_save_path, "best_model"))
-            if self.on_new_best is not None:
-                self.on_new_best(self.num_timesteps)
-        for name, value in (("mean_reward", mean), ("best_mean_reward", self.best_mean_reward),
-                            ("kept_at", self.kept_at), ("env_steps", self.eval_steps)):
-            self.logger.record(f"eval/{name}", value)
-        return mean
+        return float(np.mean(returns))
+
+    def _keep(self, mean: float, margin: float) -> None:
+        """Keep the model's weights (and nudge) as the best."""
+        self.best_mean_reward, self.kept_at, self.kept_margin = mean, self.num_timesteps, margin
+        self.best_state = copy.deepcopy(self.model.policy.state_dict())
+        if self.best_model_save_path is not None:
+            self.model.save(os.path.join(self.best_model_save_path, "best_model"))
+        if self.on_new_best is not None:
+            self.on_new_best(self.num_timesteps)
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:

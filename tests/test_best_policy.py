@@ -30,9 +30,9 @@ def test_the_kept_policy_is_the_best_evaluated_one_and_is_returned() -> None:
                                 start=200, on_new_best=lambda steps: kept.append(
                                     evaluate_principal(model, mdp, exact.spe).utility_ratio))
     model.learn(1_600, callback=[keeper, exact])
-    means = [mean for _, mean in keeper.history]
+    means = [row["mean_reward"] for row in keeper.history]
     assert len(means) == 8 and keeper.best_mean_reward == max(means)
-    assert keeper.kept_at == keeper.history[int(np.argmax(means))][0]  # the first of equal bests stays
+    assert keeper.kept_at == keeper.history[int(np.argmax(means))]["steps"]  # the first of equal bests stays
     # the model learn returns holds the kept weights, not the last ones
     assert evaluate_principal(model, mdp, exact.spe).utility_ratio == pytest.approx(kept[-1], abs=1e-12)
     # every evaluation is one batch of 32 episodes of DEPTH steps: all counted
@@ -117,3 +117,35 @@ def test_a_registered_id_gives_the_batched_view_of_its_tree() -> None:
     view = keeper.eval_env.venv
     assert isinstance(view, PrincipalVecEnv) and view.num_envs == 8 and keeper.respond
     assert np.array_equal(view.mdp.principal_reward, random_binary_tree(3, 4).principal_reward)
+
+
+def test_margins_are_evaluated_for_each_weights_and_the_best_pair_is_kept() -> None:
+    model, mdp = tiny_learner()
+    keeper = BestPolicyCallback(PrincipalVecEnv(mdp, n_envs=16, seed=7), n_eval_episodes=16, eval_freq=400,
+                                start=400, margins=[0.005, 0.05])
+    margins_during_training = []
+
+    class Watch(ExactEvaluationCallback):
+        def _on_step(self) -> bool:
+            margins_during_training.append(float(self.model.policy.margin))
+            return True
+
+    model.learn(1_200, callback=[keeper, Watch(mdp)])
+    assert [row["margin"] for row in keeper.history] == pytest.approx([0.005, 0.05] * 3)
+    assert set(np.round(margins_during_training, 6)) == {model.nudge}  # training keeps its own nudge
+    best = max(keeper.history, key=lambda row: row["mean_reward"])
+    assert keeper.kept_margin == pytest.approx(best["margin"])
+    assert float(model.policy.margin) == pytest.approx(keeper.kept_margin)  # restored with the weights
+    assert keeper.eval_steps == 3 * 2 * 16 * DEPTH
+
+
+def test_margins_need_a_policy_with_a_nudge() -> None:
+    import gymnasium
+    from stable_baselines3 import DQN
+
+    mdp = random_binary_tree(2, 0)
+    with pytest.raises(ValueError, match="margins must be a non-empty list of finite nudges >= 0"):
+        BestPolicyCallback(PrincipalVecEnv(mdp, n_envs=2), margins=[0.01, -1.0])
+    keeper = BestPolicyCallback(DummyVecEnv([lambda: gymnasium.make("CartPole-v1")]), margins=[0.1])
+    with pytest.raises(ValueError, match="margins needs a policy with a margin buffer"):
+        keeper.init_callback(DQN("MlpPolicy", "CartPole-v1"))

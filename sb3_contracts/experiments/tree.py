@@ -231,23 +231,28 @@ def tree_table(paths: Sequence[str | Path]) -> str:
         raise ValueError("tree_table needs at least one run")
     runs = [load_metrics(path, "tree") for path in paths]
     columns = ("utility_ratio", "accuracy", "follow_rate")
-    lines = ["| depth | tree | seed | utility_ratio | accuracy | follow_rate | min utility_ratio, last 10% | wall |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| depth | tree | seed | utility_ratio | accuracy | follow_rate | min utility_ratio, last 10% | "
+             "trained policy: end / min last 10% | wall |", "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         config, final = run["config"], run["final"]
+        # runs written before the kept policy have no trained figures apart: the returned policy was the trained one
+        trained = run.get("final_trained", final)["utility_ratio"]
+        trained_min = run.get("utility_ratio_min_last10_trained", run["utility_ratio_min_last10"])
         lines.append(f"| {config['depth']} | {config['tree_seed']} | {config['seed']} | "
                      + " | ".join(f"{final[key]:.3f}" for key in columns)
-                     + f" | {run['utility_ratio_min_last10']:.3f} | {run['wall_s']:.0f} s |")
+                     + f" | {run['utility_ratio_min_last10']:.3f} | {trained:.3f} / {trained_min:.3f} "
+                       f"| {run['wall_s']:.0f} s |")
     values = {key: [run["final"][key] for run in runs] for key in columns}
     values["min"] = [run["utility_ratio_min_last10"] for run in runs]
     cells = [f"{np.mean(value):.3f} ± {np.std(value):.3f}" for value in values.values()]
-    lines.append(f"| mean ± std | | | {' | '.join(cells)} | |")
+    lines.append(f"| mean ± std | | | {' | '.join(cells)} | | |")
     return "\n".join(lines)
 
 
 def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
     """
-    Utility ratio and accuracy over training (one thin line per run, their mean in bold) into a PNG.
+    Utility ratio and accuracy over training (one thin line per run, their mean in bold) into a PNG; see
+    :func:`plot_tree_runs`.
 
     :param paths: run folders or ``metrics.json`` files
     :param out: the PNG file to write
@@ -255,21 +260,43 @@ def plot_tree_curves(paths: Sequence[str | Path], out: str | Path) -> Path:
     """
     if not paths:
         raise ValueError("plot_tree_curves needs at least one run")
+    return plot_tree_runs([load_metrics(path, "tree") for path in paths], out)
+
+
+def plot_tree_runs(runs: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
+    """
+    Utility ratio and accuracy of the trained policy over training (one thin line per run, their mean in bold), and,
+    where runs keep the best policy, the utility ratio of the policy each run would return at that step (orange).
+
+    :param runs: the runs' results (``config`` with ``depth``; ``history`` rows with ``steps``, ``utility_ratio``,
+        ``accuracy`` and, optionally, ``delivered_utility_ratio``)
+    :param out: the PNG file to write
+    :return: the path written
+    """
+    if not runs:
+        raise ValueError("plot_tree_runs needs at least one run")
     plt = pyplot()
-    runs = [load_metrics(path, "tree") for path in paths]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     titles = {"utility_ratio": "principal's utility / the SPE's", "accuracy": "recommendations equal to the SPE's"}
+    series = {"utility_ratio": [("utility_ratio", "tab:blue", "trained policy"),
+                                ("delivered_utility_ratio", "tab:orange", "returned policy (kept)")],
+              "accuracy": [("accuracy", "tab:blue", "trained policy")]}
     for ax, key in zip(axes, titles, strict=True):
-        curves = []
-        for run in runs:
-            steps = [row["steps"] for row in run["history"]]
-            curves.append([row[key] for row in run["history"]])
-            ax.plot(steps, curves[-1], color="tab:blue", alpha=0.3, linewidth=0.8)
-        length = min(len(curve) for curve in curves)
-        ax.plot(steps[:length], np.mean([curve[:length] for curve in curves], axis=0), color="tab:blue", linewidth=2)
+        for column, color, label in series[key]:
+            curves = [([row["steps"] for row in run["history"]], [row[column] for row in run["history"]])
+                      for run in runs if column in run["history"][0]]
+            if not curves:
+                continue
+            for steps, curve in curves:
+                ax.plot(steps, curve, color=color, alpha=0.3, linewidth=0.8)
+            length = min(len(curve) for _, curve in curves)
+            ax.plot(curves[0][0][:length], np.mean([curve[:length] for _, curve in curves], axis=0), color=color,
+                    linewidth=2, label=label)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
         ax.set_xlabel("training steps (all envs)")
         ax.set_title(titles[key] + " (dashed: 1)", fontsize=10)
+        if len(ax.get_legend_handles_labels()[0]) > 1:
+            ax.legend(fontsize=8, loc="lower right")
     config = runs[0]["config"]
     fig.suptitle(f"ContractDQN on depth-{config['depth']} trees ({len(runs)} run{'s' if len(runs) > 1 else ''}: "
                  "thin lines; their mean: bold)")
