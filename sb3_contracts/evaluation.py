@@ -289,7 +289,7 @@ class BestPolicyCallback(BaseCallback):
         for value in self.margins or [None]:
             if value is not None:
                 margin.fill_(value)
-            mean = self._rollouts()
+            mean = float(np.mean(self._rollouts()))
             best = max(best, mean)
             used = float("nan") if margin is None else float(margin)
             self.history.append({"steps": self.num_timesteps, "mean_reward": mean, "margin": used})
@@ -304,15 +304,15 @@ class BestPolicyCallback(BaseCallback):
             self.logger.record("eval/kept_margin", self.kept_margin)
         return best
 
-    def _rollouts(self) -> float:
-        """The mean return of the current policy over the evaluation's episodes."""
+    def _rollouts(self) -> list[float]:
+        """The returns of the current policy in the evaluation's episodes."""
         if self.respond:
             self.eval_env.env_method("respond_to_principal", self.model.predict_with_recommendation)
         if self.eval_seed is not None:
             self.eval_env.seed(self.eval_seed)
         returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes,
                                      deterministic=True, return_episode_rewards=True, warn=False)
-        return float(np.mean(returns))
+        return [float(value) for value in returns]
 
     def _keep(self, mean: float, margin: float) -> None:
         """Keep the model's weights (and nudge) as the best."""
