@@ -10,7 +10,7 @@ for every other evaluation, and for each subset of the nudges that holds the fir
 the policy it returns at the end and over the last 10% of training::
 
     python benchmarks/tree_keep_best.py --trees 20 21 --seeds 0 --out runs/keep_screen
-    python benchmarks/tree_keep_best.py --trees 27 --seeds 1 --margins 0.005 0.0075 0.01 --out runs/keep_screen_m
+    python benchmarks/tree_keep_best.py --pairs 27:1 23:0 --margins 0.005 0.0075 0.01 --out runs/keep_screen_m
 
 One JSON line per run (its trained figures and, per rule, the returned policy's end and minimum over the last 10%),
 then the summary over runs per rule (mean and worst end, worst minimum) and the script's cost. ``--out`` holds one file
@@ -102,6 +102,16 @@ def rules(args: argparse.Namespace) -> list[tuple[int, int, tuple[float, ...]]]:
             for every in (1, 2) for margins in nudges]
 
 
+def run_pairs(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """The (tree, seed) runs: ``--pairs``, or every tree with every seed; a ``SystemExit`` names a bad pair."""
+    if args.pairs is None:
+        return list(itertools.product(args.trees, args.seeds))
+    try:
+        return [(int(tree), int(seed)) for tree, seed in (pair.split(":") for pair in args.pairs)]
+    except ValueError as error:
+        raise SystemExit(f"--pairs must be tree:seed integer pairs, got {args.pairs!r}") from error
+
+
 def rule_name(episodes: int, every: int, margins: tuple[float, ...]) -> str:
     return f"E{episodes}_every{every}_xi{'-'.join(f'{m:g}' for m in margins)}"
 
@@ -110,6 +120,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trees", type=int, nargs="+", default=list(range(20, 30)), help="tree seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--pairs", nargs="+", default=None, metavar="TREE:SEED",
+                        help="the runs as tree:seed pairs, instead of every tree with every seed")
     parser.add_argument("--episodes", type=int, default=512, help="episodes recorded per evaluation and nudge")
     parser.add_argument("--subsets", type=int, nargs="+", default=[32, 64, 128, 256, 512],
                         help="episode counts the rule is replayed with (the first E recorded)")
@@ -124,7 +136,7 @@ def main() -> None:
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
-    for tree, seed in itertools.product(args.trees, args.seeds):
+    for tree, seed in run_pairs(args):
         path = folder / f"tree{tree}_seed{seed}.json"
         saved = json.loads(path.read_text()) if path.is_file() else run(tree, seed, args)
         path.write_text(json.dumps(saved))
@@ -139,7 +151,7 @@ def main() -> None:
     summary = {name: {"mean_end": float(np.mean([f["end"] for f in runs])),
                       "worst_end": float(min(f["end"] for f in runs)),
                       "worst_min_last10": float(min(f["min_last10"] for f in runs))} for name, runs in results.items()}
-    print(json.dumps({"runs": len(args.trees) * len(args.seeds), "rules": summary, **cost.figures()}))
+    print(json.dumps({"runs": len(run_pairs(args)), "rules": summary, **cost.figures()}))
 
 
 if __name__ == "__main__":

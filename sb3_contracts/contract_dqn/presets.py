@@ -20,7 +20,9 @@ TREE_ITERATIONS = 3_000
 #: that every evaluation passes through (uniform starts alone start at the root once in a thousand episodes).
 TREE_START_STATES = 0.1
 #: Keeping the best policy (:class:`~sb3_contracts.evaluation.BestPolicyCallback`): ``evaluations`` rollout
-#: evaluations of ``episodes`` episodes each, evenly spaced over the training after its first ``start`` share.
+#: evaluations of ``episodes`` episodes each, evenly spaced over the training after its first ``start`` share. On
+#: trees 20-29, 64 episodes were the fewest that matched 512 and the cadence barely mattered; 128 leaves room for
+#: noisier trees (``benchmarks/tree_keep_best.py``, docs/results/tree.md).
 TREE_KEEP_BEST = {"evaluations": 20, "episodes": 128, "start": 0.5}
 
 

@@ -278,20 +278,21 @@ def plot_tree_runs(runs: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     titles = {"utility_ratio": "principal's utility / the SPE's", "accuracy": "recommendations equal to the SPE's"}
-    series = {"utility_ratio": [("utility_ratio", "tab:blue", "trained policy"),
-                                ("delivered_utility_ratio", "tab:orange", "returned policy (kept)")],
-              "accuracy": [("accuracy", "tab:blue", "trained policy")]}
+    # the trained policy on top: until a policy is kept the returned one is the trained one
+    series = {"utility_ratio": [("utility_ratio", "tab:blue", "trained policy", 3),
+                                ("delivered_utility_ratio", "tab:orange", "returned policy (kept)", 2)],
+              "accuracy": [("accuracy", "tab:blue", "trained policy", 3)]}
     for ax, key in zip(axes, titles, strict=True):
-        for column, color, label in series[key]:
+        for column, color, label, zorder in series[key]:
             curves = [([row["steps"] for row in run["history"]], [row[column] for row in run["history"]])
                       for run in runs if column in run["history"][0]]
             if not curves:
                 continue
             for steps, curve in curves:
-                ax.plot(steps, curve, color=color, alpha=0.3, linewidth=0.8)
+                ax.plot(steps, curve, color=color, alpha=0.3, linewidth=0.8, zorder=zorder)
             length = min(len(curve) for _, curve in curves)
             ax.plot(curves[0][0][:length], np.mean([curve[:length] for _, curve in curves], axis=0), color=color,
-                    linewidth=2, label=label)
+                    linewidth=2, label=label, zorder=zorder + 2)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
         ax.set_xlabel("training steps (all envs)")
         ax.set_title(titles[key] + " (dashed: 1)", fontsize=10)
