@@ -80,10 +80,16 @@ class TreeSettings:
 
 def check_keep_best(keep_best: Mapping[str, Any]) -> None:
     """A ``ValueError`` naming the entry unless ``keep_best`` is ``{"evaluations": int >= 1, "episodes": int >= 1,
-    "start": share in [0, 1)}``."""
-    if not isinstance(keep_best, Mapping) or set(keep_best) != {"evaluations", "episodes", "start"}:
-        raise ValueError(f"keep_best must be None or a dict with exactly the keys evaluations, episodes and start, got "
-                         f"{keep_best!r}")
+    "start": share in [0, 1)}``, optionally with ``"margins"``: the nudges each evaluation plays (see
+    :class:`~sb3_contracts.evaluation.BestPolicyCallback`)."""
+    keys = {"evaluations", "episodes", "start"}
+    if not isinstance(keep_best, Mapping) or not keys <= set(keep_best) <= keys | {"margins"}:
+        raise ValueError(f"keep_best must be None or a dict with the keys evaluations, episodes and start (and "
+                         f"optionally margins), got {keep_best!r}")
+    margins = keep_best.get("margins", [0.0])
+    if (not isinstance(margins, (list, tuple)) or not margins
+            or not all(isinstance(m, (int, float)) and not isinstance(m, bool) and m >= 0 for m in margins)):
+        raise ValueError(f"keep_best['margins'] must be a non-empty list of nudges >= 0, got {margins!r}")
     for name in ("evaluations", "episodes"):
         value = keep_best[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -107,7 +113,8 @@ def keeper_for(settings: TreeSettings, mdp: Any, on_new_best: Any) -> Any:
     eval_env = PrincipalVecEnv(mdp, n_envs=keep["episodes"], seed=settings.seed + EVAL_SEED_OFFSET)
     return BestPolicyCallback(eval_env, n_eval_episodes=keep["episodes"],
                               **keep_best_schedule(keep, settings.iterations * settings.n_envs),
-                              eval_seed=settings.seed + EVAL_SEED_OFFSET, respond=True, on_new_best=on_new_best)
+                              eval_seed=settings.seed + EVAL_SEED_OFFSET, respond=True, on_new_best=on_new_best,
+                              margins=keep.get("margins"))
 
 
 def keep_best_schedule(keep_best: Mapping[str, Any], total: int) -> dict[str, int]:
@@ -325,7 +332,8 @@ def zoo_hyperparams() -> dict[str, dict[str, Any]]:
     # rl-zoo3 builds the callbacks its `callback:` entry names from keyword arguments alone
     entry["callback"] = [{"sb3_contracts.evaluation.BestPolicyCallback": {
         "eval_env": ZOO_ENV_ID, "env_kwargs": dict(env_kwargs), "n_eval_episodes": TREE_KEEP_BEST["episodes"],
-        **keep_best_schedule(TREE_KEEP_BEST, total), "eval_seed": EVAL_SEED_OFFSET}}]
+        **keep_best_schedule(TREE_KEEP_BEST, total), "eval_seed": EVAL_SEED_OFFSET,
+        **({"margins": list(TREE_KEEP_BEST["margins"])} if "margins" in TREE_KEEP_BEST else {})}}]
     return {ZOO_ENV_ID: entry}
 
 
