@@ -14,7 +14,13 @@ from pettingzoo.utils.conversions import aec_to_parallel
 from sb3_contracts.envs.escape_room import EscapeRoomBatch, EscapeRoomConfig, escape_room_v0
 
 import sb3_contracts
-from sb3_contracts import ContractAgentsParallelEnv, ContractGameEnv, ContractGameVecEnv, MultiAgentContractDQN
+from sb3_contracts import (
+    ContractAgentsParallelEnv,
+    ContractGameAgentsVecEnv,
+    ContractGameEnv,
+    ContractGameVecEnv,
+    MultiAgentContractDQN,
+)
 from sb3_contracts.game.parallel_games import ParallelEnvBatch, make_game_batch
 
 #: Row player's and column player's payoffs; cooperate = 0, defect = 1. Defecting gains 1 whatever the other does.
@@ -80,13 +86,35 @@ def test_escape_room_rules():
     rewards, terminated, _ = core.step(np.array([[0, 1, 2], [1, 1, 1], [1, 1, 1], [0, 0, 2]]))
     np.testing.assert_array_equal(rewards[3], [0, 0, 10])
     assert terminated[3] and not terminated[0]
-    # staying put for the time limit: truncation after 5 steps, nobody earns anything
+    # staying put for the step limit: the 5th step terminates the episode (LIO's done), nobody earns anything
     env = room()
     env.reset()
     for step in range(5):
         _, rewards, terminations, truncations, _ = env.step(dict.fromkeys(env.possible_agents, 1))
-        assert sum(rewards.values()) == 0 and not any(terminations.values())
-        assert all(truncations.values()) == (step == 4)
+        assert sum(rewards.values()) == 0 and not any(truncations.values())
+        assert all(terminations.values()) == (step == 4)
+
+
+def test_escape_room_step_limit_is_terminal_for_the_learners():
+    """
+    The step limit is part of the game and nobody observes the clock, so no view may mark it as a time limit
+    (``TimeLimit.truncated``): SB3 learners would bootstrap through it and value an agent paid each step on the lever
+    over an endless game (docs/results/escape_room.md, "the validation's door-goer").
+    """
+    core = EscapeRoomBatch(1)
+    for _ in range(5):
+        _, terminated, truncated = core.step(np.array([[1, 1]]))
+    assert terminated[0] and not truncated[0]
+    stay = lambda rows, contracts, games: np.ones((games.n_games, games.n_agents), dtype=np.int64)  # noqa: E731
+    agents = ContractGameAgentsVecEnv(room, n_envs=2, principal=np.array([[2.0, 0, 0], [0, 0, 0.25]]),
+                                      b_max=2.0, agent_ids=True, seed=0)
+    principal = ContractGameVecEnv(room, n_envs=2, seed=0, agents=stay, agent_ids=True)
+    for view, action in ((agents, np.ones(4, dtype=np.int64)), (principal, np.zeros((2, 2, 3), dtype=np.float32))):
+        view.reset()
+        for step in range(5):
+            _, _, dones, infos = view.step(action)
+            assert dones.all() == (step == 4) and dones.any() == (step == 4)
+        assert not any(info["TimeLimit.truncated"] for info in infos)
 
 
 def test_escape_room_observations_list_self_first():
@@ -230,7 +258,7 @@ def test_the_vec_env_resets_ended_games_and_matches_the_single_view():
         for game in np.flatnonzero(dones):
             info = infos[game]
             ended += 1
-            assert info["TimeLimit.truncated"] == (info["episode"]["l"] == 5 and info["episode_welfare"] <= 0)
+            assert not info["TimeLimit.truncated"]  # Escape Room's step limit terminates
             assert info["episode"]["r"] == pytest.approx(info["episode_welfare"] / 0.1)
             np.testing.assert_array_equal(obs[game, :, 3:6], [[0, 1, 0], [0, 1, 0]])  # reset: own start
     assert ended >= 6

@@ -77,7 +77,8 @@ def test_a_wrapped_game_takes_its_presets_and_plain_networks():
     # the nudge's one home is the id's preset: the learner built from the id alone pays the experiment's
     assert MultiAgentContractDQN("MlpPolicy", ROOM, n_envs=2).nudge == room.nudge
     assert "features_extractor_class" not in room.principal_hyperparams()["policy_kwargs"]
-    assert room.principal_hyperparams()["follow_prob"] == 1.0
+    assert room.principal_hyperparams()["follow_prob"] == 0.75  # N = 2 meets deviators in training; N = 3 does not
+    assert CoinSettings(game="ContractEscapeRoom3-v0").principal_hyperparams()["follow_prob"] == 1.0
     assert "policy_kwargs" not in room.agent_hyperparams("dqn")
     assert room.agent_hyperparams("dqn")["batch_size"] == 64
     factory = CoinSettings(game="sb3_contracts.envs.escape_room.escape_room_v0:parallel_env",

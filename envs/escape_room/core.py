@@ -4,8 +4,14 @@ The rules follow the public LIO code (``lio/env/room_symmetric.py``, without its
 parts): three positions, lever (0), start (1) and door (2); every agent starts at the start; an action is the
 position to go to. The door is open in a step when at least ``min_at_lever`` agents choose the lever in that step.
 An agent earns +10 for choosing the door while it is open, 0 for choosing its current position (staying), and -1
-for any other move. An episode terminates when the door is open and some agent ends the step at the door, and is
-truncated after ``max_steps`` steps otherwise (a step that ends both terminates).
+for any other move. An episode terminates when the door is open and some agent ends the step at the door, or after
+``max_steps`` steps (LIO's ``done``).
+
+The step limit ends the game by **termination**, not by a time-limit truncation: the game is ``max_steps`` steps long
+(its welfare per episode is what a principal is judged on) and nobody observes the clock. A learner bootstraps
+through a truncation (SB3 does, from ``TimeLimit.truncated``), and without a clock that turns the game into an
+endless one: an agent paid ``b`` each step on the lever values staying there at ``b / (1 - gamma)``, 200 for
+``b = 2`` and ``gamma = 0.99``, where the game pays at most ``max_steps * b``.
 
 The cooperative optimum is reached in the first step: ``min_at_lever`` agents pull the lever (-1 each) while the
 others walk out (+10 each), ``10 (N - M) - M`` per episode (9 for N = 2 / M = 1, 8 for N = 3 / M = 2). Nobody
@@ -36,7 +42,7 @@ class EscapeRoomConfig:
 
     :param n_agents: number of agents ``N`` (at least 2)
     :param min_at_lever: agents ``M`` that must choose the lever in a step to open the door (``1 <= M < N``)
-    :param max_steps: steps before truncation (LIO's 5)
+    :param max_steps: steps of an episode at most (LIO's 5); the last one terminates it
     """
 
     n_agents: int = 2
@@ -104,7 +110,8 @@ class EscapeRoomBatch:
         One step of every room.
 
         :param actions: ``[n_games, N]`` positions to go to, in ``0..2``
-        :return: rewards ``[n_games, N]``, terminations ``[n_games]`` and truncations ``[n_games]``
+        :return: rewards ``[n_games, N]``, terminations ``[n_games]`` and truncations ``[n_games]`` (always
+            ``False``: the step limit terminates, see the module's docstring)
         """
         actions = np.asarray(actions)
         if actions.shape != self.positions.shape or not np.issubdtype(actions.dtype, np.integer) \
@@ -116,6 +123,5 @@ class EscapeRoomBatch:
         rewards = np.where(door_open[:, None] & (actions == DOOR), DOOR_REWARD, rewards)
         self.positions = actions.astype(np.int64)
         self.t += 1
-        terminated = door_open & (self.positions == DOOR).any(axis=1)
-        truncated = ~terminated & (self.t >= self.config.max_steps)
-        return rewards, terminated, truncated
+        terminated = (door_open & (self.positions == DOOR).any(axis=1)) | (self.t >= self.config.max_steps)
+        return rewards, terminated, np.zeros_like(terminated)

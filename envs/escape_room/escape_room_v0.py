@@ -30,11 +30,14 @@ gives the batched core the contract layer steps as its fast path.
 escape_room_v0.parallel_env(n_agents=2, min_at_lever=1, max_steps=5)
 ```
 
-`n_agents`: `N >= 2`. `min_at_lever`: `M`, with `1 <= M < N`. `max_steps`: the time limit (LIO's 5). These are the
-fields of `EscapeRoomConfig`, which `config=` takes whole. `render_mode`: `None`, `"ansi"` or `"human"`.
+`n_agents`: `N >= 2`. `min_at_lever`: `M`, with `1 <= M < N`. `max_steps`: the length of an episode at most
+(LIO's 5). These are the fields of `EscapeRoomConfig`, which `config=` takes whole. `render_mode`: `None`, `"ansi"`
+or `"human"`.
 
-**Episode end**: termination when the door is open and some agent ends the step at the door, truncation after
-`max_steps` steps otherwise. At the last step every agent's `info` holds `episode_welfare` and `episode_length`.
+**Episode end**: termination when the door is open and some agent ends the step at the door, or after
+`max_steps` steps (as LIO's `done`; never truncation: the step limit is part of the game and no agent observes the
+clock, so a learner must not bootstrap through it). At the last step every agent's `info` holds `episode_welfare`
+and `episode_length`.
 The optimum is `10 (N - M) - M` per episode (9 for N = 2 / M = 1, 8 for N = 3 / M = 2).
 
 ### Version History

@@ -83,7 +83,8 @@ GAME_BUDGETS: dict[str, Any] = dict(principal_steps=100_000, agent_steps=100_000
 #: Per wrapped contract-game id, what differs from the defaults (``principal_kwargs`` and per algorithm
 #: ``agent_kwargs``, which a config's own overrides beat; the id's nudge has its one home in ``ENV_PRESETS``, which
 #: the learner built from the id reads too): the Escape Room's are those of docs/results/escape_room.md (every
-#: recommendation followed in training, ξ = 0.25; small DQN agents that learn within 100k steps). Its DQN
+#: recommendation followed in training for N = 3, three in four for N = 2, ξ = 0.25; small DQN agents that learn within
+#: 100k steps). Its DQN
 #: agents there played 4 rooms with one gradient step per step of the rooms; here they play ``n_games`` = 16, so four
 #: gradient steps keep one per as many agent-steps (one per 8 for N = 2, per 12 for N = 3).
 ESCAPE_ROOM_DQN: dict[str, Any] = dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
@@ -93,7 +94,10 @@ _ESCAPE_ROOM_PRESET: dict[str, Any] = dict(
     principal_kwargs=dict(follow_prob=1.0, learning_starts=500, target_update_interval=500),
     agent_kwargs={"dqn": dict(ESCAPE_ROOM_DQN, gradient_steps=4)})
 GAME_PRESETS: dict[str, dict[str, Any]] = {
-    "ContractEscapeRoom-v0": _ESCAPE_ROOM_PRESET,
+    # N = 2: a principal that meets agents who ignore it (follow bit 0) in training prices what follows a deviation;
+    # trained with followers only, it could send the deviator out through the door the partner then opens
+    "ContractEscapeRoom-v0": dict(_ESCAPE_ROOM_PRESET,
+                                  principal_kwargs=dict(_ESCAPE_ROOM_PRESET["principal_kwargs"], follow_prob=0.75)),
     "ContractEscapeRoom3-v0": _ESCAPE_ROOM_PRESET,
 }
 
