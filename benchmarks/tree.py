@@ -269,8 +269,9 @@ def main() -> None:
                              "episodes that start at the root, the others anywhere")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small MLPs: 1 is fastest)")
     parser.add_argument("--keep-best", type=parse_keep_best, default=dict(TREE_KEEP_BEST),
-                        help="keeping the best policy by rollout evaluation: a JSON object with evaluations, episodes "
-                             f"and start (default {json.dumps(TREE_KEEP_BEST)}), or null for the trained policy")
+                        help="keeping the best policy by rollout evaluation: a JSON object with evaluations, episodes, "
+                             f"start and optionally margins (default {json.dumps(TREE_KEEP_BEST)}), or null for the "
+                             "trained policy")
     parser.add_argument("--out", default=None,
                         help="folder of one JSON file per run: runs already there are read back, not rerun (resume)")
     parser.add_argument("--plot", default=None,

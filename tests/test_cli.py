@@ -61,6 +61,9 @@ def test_zoo_config_matches_the_tree_presets():
     arguments = keeper["sb3_contracts.evaluation.BestPolicyCallback"]
     assert arguments["eval_env"] == "ContractBinaryTree-v0" and arguments["env_kwargs"] == entry["env_kwargs"]
     assert arguments["n_eval_episodes"] == TREE_KEEP_BEST["episodes"]
+    assert arguments["margins"] == TREE_KEEP_BEST["margins"]
+    # the evaluations play the presets' own nudge first
+    assert TREE_KEEP_BEST["margins"][0] == binary_tree_hyperparams(TREE_N_ENVS)["nudge"]
     first = TREE_KEEP_BEST["start"] * entry["n_timesteps"] + arguments["eval_freq"]
     assert arguments["start"] == first and arguments["eval_freq"] * TREE_KEEP_BEST["evaluations"] == pytest.approx(
         entry["n_timesteps"] * (1 - TREE_KEEP_BEST["start"]))
