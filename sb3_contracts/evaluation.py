@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from sb3_contracts.envs.checks import check_int, check_real
 from sb3_contracts.envs.mdp import PrincipalAgentMDP
 from sb3_contracts.game import StateEncoder
 from sb3_contracts.solvers import SPESolution, best_response, solve_spe
@@ -238,14 +239,12 @@ class BestPolicyCallback(BaseCallback):
                  verbose: int = 0) -> None:
         super().__init__(verbose)
         if margins is not None:
-            margins = [float(value) for value in margins]
-            if not margins or not all(np.isfinite(value) and value >= 0 for value in margins):
-                raise ValueError(f"margins must be a non-empty list of finite nudges >= 0, got {margins!r}")
+            if len(margins) == 0:
+                raise ValueError("margins must be a non-empty list of finite nudges >= 0, got []")
+            margins = [check_real("margins", value, 0.0) for value in margins]
         self.margins = margins
-        for name, value, low in (("n_eval_episodes", n_eval_episodes, 1), ("eval_freq", eval_freq, 1),
-                                 ("start", start, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        n_eval_episodes = check_int("n_eval_episodes", n_eval_episodes, 1)
+        eval_freq, start = check_int("eval_freq", eval_freq, 1), check_int("start", start, 0)
         if isinstance(eval_env, str):
             eval_env = make_eval_env(eval_env, n_eval_episodes, env_kwargs)
         elif env_kwargs is not None:

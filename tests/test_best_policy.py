@@ -69,17 +69,18 @@ def test_keeping_the_best_leaves_training_unchanged() -> None:
     assert trained_history(True) == trained_history(False)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"eval_env": PrincipalEnv(random_binary_tree(2, 0))}, "eval_env must be an SB3 VecEnv or a registered env id"),
-    ({"env_kwargs": {"depth": 2}}, "env_kwargs goes with an eval_env given as a registered id"),
-    ({"n_eval_episodes": 0}, "n_eval_episodes must be an integer >= 1"),
-    ({"eval_freq": 2.5}, "eval_freq must be an integer >= 1"),
-    ({"start": -1}, "start must be an integer >= 0"),
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"eval_env": PrincipalEnv(random_binary_tree(2, 0))}, ValueError,
+     "eval_env must be an SB3 VecEnv or a registered env id"),
+    ({"env_kwargs": {"depth": 2}}, ValueError, "env_kwargs goes with an eval_env given as a registered id"),
+    ({"n_eval_episodes": 0}, ValueError, "n_eval_episodes must be >= 1, got 0"),
+    ({"eval_freq": 2.5}, TypeError, "eval_freq must be an integer, got float 2.5"),
+    ({"start": -1}, ValueError, "start must be >= 0, got -1"),
 ])
-def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
+def test_bad_arguments_are_named(kwargs: dict, error: type, match: str) -> None:
     mdp = random_binary_tree(2, 0)
     arguments = {"eval_env": PrincipalVecEnv(mdp, n_envs=2), **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         BestPolicyCallback(**arguments)
 
 
@@ -144,8 +145,10 @@ def test_margins_need_a_policy_with_a_nudge() -> None:
     from stable_baselines3 import DQN
 
     mdp = random_binary_tree(2, 0)
-    with pytest.raises(ValueError, match="margins must be a non-empty list of finite nudges >= 0"):
+    with pytest.raises(ValueError, match="margins must be >= 0.0, got -1.0"):
         BestPolicyCallback(PrincipalVecEnv(mdp, n_envs=2), margins=[0.01, -1.0])
+    with pytest.raises(ValueError, match="margins must be a non-empty list of finite nudges >= 0"):
+        BestPolicyCallback(PrincipalVecEnv(mdp, n_envs=2), margins=[])
     keeper = BestPolicyCallback(DummyVecEnv([lambda: gymnasium.make("CartPole-v1")]), margins=[0.1])
     with pytest.raises(ValueError, match="margins needs a policy with a margin buffer"):
         keeper.init_callback(DQN("MlpPolicy", "CartPole-v1"))
